@@ -1,0 +1,53 @@
+"""Core: configuration, errors, logging, progress and file helpers (no torch here)."""
+
+from __future__ import annotations
+
+from medseg.core._config import (
+    ConfigModel,
+    dump_config,
+    load_config,
+    look_up_option,
+    parse_config,
+    read_yaml,
+)
+from medseg.core._errors import (
+    ConfigError,
+    DeidError,
+    ExitCode,
+    ExportError,
+    GeometryError,
+    InputError,
+    IntegrityError,
+    MedsegError,
+    ModelError,
+    OutputExistsError,
+    TrackingError,
+)
+from medseg.core._files import atomic_output, compute_sha256
+from medseg.core._logging import LogLevel, configure_logging
+from medseg.core._progress import progress
+
+__all__ = [
+    "ConfigError",
+    "ConfigModel",
+    "DeidError",
+    "ExitCode",
+    "ExportError",
+    "GeometryError",
+    "InputError",
+    "IntegrityError",
+    "LogLevel",
+    "MedsegError",
+    "ModelError",
+    "OutputExistsError",
+    "TrackingError",
+    "atomic_output",
+    "compute_sha256",
+    "configure_logging",
+    "dump_config",
+    "load_config",
+    "look_up_option",
+    "parse_config",
+    "progress",
+    "read_yaml",
+]

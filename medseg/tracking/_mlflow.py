@@ -1,0 +1,93 @@
+"""MLflow tracking with an embedded SQLite store by default and a PHI guard on strings."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from medseg.core import TrackingError
+
+logger = logging.getLogger(__name__)
+
+# Values that look like DICOM person names (``FAMILY^GIVEN``), dates (``YYYYMMDD``),
+# or long digit runs (MRNs, accession numbers) are refused as params/tags.
+_PHI_LIKE = (
+    re.compile(r"\^"),
+    re.compile(r"(?<!\d)(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?!\d)"),
+    re.compile(r"(?<![\d.])\d{7,}(?![\d.])"),
+)
+
+
+def default_tracking_uri(output_dir: str | Path) -> str:
+    """Embedded MLflow store: ``sqlite:///<output_dir>/mlflow.db`` (absolute path)."""
+    return f"sqlite:///{Path(output_dir).resolve() / 'mlflow.db'}"
+
+
+def check_no_phi(values: Mapping[str, object], *, what: str) -> None:
+    """Raise TrackingError if a key or value looks like PHI; the value is never echoed."""
+    for key, value in values.items():
+        for text in (str(key), str(value)):
+            if any(pattern.search(text) for pattern in _PHI_LIKE):
+                raise TrackingError(
+                    f"{what} {key!r} looks like it carries identifying data (person name, "
+                    "date or long identifier); log a pseudonymous value instead"
+                )
+
+
+class Tracker:
+    """One active MLflow run: params, metrics and artifacts, PHI-guarded."""
+
+    def __init__(self, mlflow_module: object) -> None:
+        self._mlflow = mlflow_module
+
+    def log_params(self, params: Mapping[str, object]) -> None:
+        """Log run parameters (refused if any looks like PHI)."""
+        check_no_phi(params, what="param")
+        self._mlflow.log_params({k: str(v) for k, v in params.items()})  # type: ignore[attr-defined]
+
+    def set_tags(self, tags: Mapping[str, object]) -> None:
+        """Set run tags (refused if any looks like PHI)."""
+        check_no_phi(tags, what="tag")
+        self._mlflow.set_tags({k: str(v) for k, v in tags.items()})  # type: ignore[attr-defined]
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int | None = None) -> None:
+        """Log numeric metrics in one batch call."""
+        self._mlflow.log_metrics(dict(metrics), step=step)  # type: ignore[attr-defined]
+
+    def log_artifact(self, path: str | Path, *, artifact_path: str | None = None) -> None:
+        """Copy a file into the run's artifact store."""
+        self._mlflow.log_artifact(str(path), artifact_path=artifact_path)  # type: ignore[attr-defined]
+
+    @property
+    def run_id(self) -> str:
+        """Identifier of the active run."""
+        return str(self._mlflow.active_run().info.run_id)  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def start_tracking(
+    *,
+    tracking_uri: str,
+    experiment: str,
+    run_name: str | None = None,
+    artifact_location: str | Path | None = None,
+) -> Iterator[Tracker]:
+    """Open an MLflow run on ``tracking_uri`` and yield a :class:`Tracker` for it."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow  # imported lazily: it takes seconds
+
+    try:
+        mlflow.set_tracking_uri(tracking_uri)
+        if mlflow.get_experiment_by_name(experiment) is None:
+            location = Path(artifact_location).resolve().as_uri() if artifact_location else None
+            mlflow.create_experiment(experiment, artifact_location=location)
+        mlflow.set_experiment(experiment)
+        run = mlflow.start_run(run_name=run_name)
+    except Exception as err:
+        raise TrackingError(f"cannot open MLflow run at the tracking store ({err})") from err
+    with run:
+        yield Tracker(mlflow)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install the Debian tools that tests use as reference implementations, if missing.
+# Needs root (as on CI); otherwise prints what to install and continues.
+set -euo pipefail
+need=()
+command -v dcm2niix >/dev/null 2>&1 || need+=(dcm2niix)
+command -v dciodvfy >/dev/null 2>&1 || need+=(dicom3tools)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "system-deps: please install: ${need[*]} (apt-get install ${need[*]})" >&2
+    exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
