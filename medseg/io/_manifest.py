@@ -50,11 +50,14 @@ class ManifestFile(ConfigModel):
 
 
 class Case(ConfigModel):
-    """One case: an image (file or DICOM folder) and optional reference label."""
+    """One case: an image (file or DICOM folder), optional reference label, region mask and
+    further co-registered images (e.g. other MR sequences, keyed by channel name)."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     image: str
     label: str | None = None
+    roi: str | None = None
+    additional_images: dict[str, str] = Field(default_factory=dict)
     split: Split
     modality: str | None = None
     notes: str | None = None
@@ -119,7 +122,9 @@ def find_manifest_problems(manifest: DatasetManifest, *, root: str | Path) -> li
                 f"{entry.path}: altered (sha256 {actual[:12]}…, expected {entry.sha256[:12]}…)"
             )
     for case in manifest.cases:
-        for role, rel in (("image", case.image), ("label", case.label)):
+        roles = [("image", case.image), ("label", case.label), ("roi", case.roi)]
+        roles += [(f"image {name}", rel) for name, rel in case.additional_images.items()]
+        for role, rel in roles:
             if rel is None:
                 continue
             covered = rel in listed or any(p.startswith(rel.rstrip("/") + "/") for p in listed)
