@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from medseg.io._dicom import affine_from_sitk, list_dicom_series, read_dicom_series
+from medseg.io._dicom import (
+    affine_from_sitk,
+    dicom_series_files,
+    list_dicom_series,
+    read_dicom_series,
+)
+from medseg.io._image2d import IMAGE_2D_SUFFIXES, read_image_2d
 from medseg.io._manifest import (
     Case,
     DatasetManifest,
@@ -17,9 +23,11 @@ from medseg.io._manifest import (
 )
 from medseg.io._nifti import read_nifti, write_nifti
 from medseg.io._orientation import axis_codes, reorient, reorient_like
+from medseg.io._read import read_image
 from medseg.io._volume import LPS_TO_RAS, Volume, check_same_grid
 
 __all__ = [
+    "IMAGE_2D_SUFFIXES",
     "LPS_TO_RAS",
     "Case",
     "DatasetManifest",
@@ -31,11 +39,14 @@ __all__ = [
     "affine_from_sitk",
     "axis_codes",
     "check_same_grid",
+    "dicom_series_files",
     "find_manifest_problems",
     "list_dicom_series",
     "load_manifest",
     "manifest_root",
     "read_dicom_series",
+    "read_image",
+    "read_image_2d",
     "read_nifti",
     "reorient",
     "reorient_like",

@@ -31,6 +31,33 @@ def list_dicom_series(folder: str | Path) -> list[str]:
     return list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
 
 
+def _choose_series(folder: Path, series_uid: str | None) -> str:
+    series = list_dicom_series(folder)
+    if not series:
+        raise InputError("no DICOM series found in folder", path=folder)
+    if series_uid is None:
+        if len(series) > 1:
+            raise InputError(
+                f"folder holds {len(series)} series; choose one with --series "
+                f"({', '.join(series)})",
+                path=folder,
+            )
+        return series[0]
+    if series_uid not in series:
+        raise InputError(
+            f"series {series_uid} is not in the folder; found {', '.join(series)}", path=folder
+        )
+    return series_uid
+
+
+def dicom_series_files(folder: str | Path, *, series_uid: str | None = None) -> list[Path]:
+    """Files of one series in slice order: entry ``k`` is slice ``k`` of the Volume that
+    :func:`read_dicom_series` returns for the same arguments."""
+    folder = Path(folder)
+    uid = _choose_series(folder, series_uid)
+    return [Path(name) for name in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)]
+
+
 def read_dicom_series(folder: str | Path, *, series_uid: str | None = None) -> Volume:
     """Read one DICOM series from ``folder`` into a Volume.
 
@@ -45,22 +72,7 @@ def read_dicom_series(folder: str | Path, *, series_uid: str | None = None) -> V
         given, or the pixel data cannot be decoded.
     """
     folder = Path(folder)
-    series = list_dicom_series(folder)
-    if not series:
-        raise InputError("no DICOM series found in folder", path=folder)
-    if series_uid is None:
-        if len(series) > 1:
-            raise InputError(
-                f"folder holds {len(series)} series; choose one with --series "
-                f"({', '.join(series)})",
-                path=folder,
-            )
-        series_uid = series[0]
-    elif series_uid not in series:
-        raise InputError(
-            f"series {series_uid} is not in the folder; found {', '.join(series)}", path=folder
-        )
-    file_names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_uid)
+    file_names = [str(p) for p in dicom_series_files(folder, series_uid=series_uid)]
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(file_names)
     reader.MetaDataDictionaryArrayUpdateOn()

@@ -1,0 +1,69 @@
+"""2D images (PNG, TIFF, JPEG, GIF, BMP): fundus, microscopy and label maps as Volumes.
+
+A 2D image becomes a one-slice Volume: array axes ``(column, row, 1)`` plus a trailing
+channel axis for RGB, and affine ``diag(-sx, -sy, 1, 1)`` (axis codes ``LPS``, pixel size
+1 mm unless the file states one). This is the same layout as a DICOM slice, so
+``to_display_slice(volume.array[:, :, 0])`` gives the image as it is displayed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from medseg.core import InputError
+from medseg.io._volume import Volume
+
+IMAGE_2D_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".gif", ".bmp")
+
+
+def _read_pixels(path: Path) -> np.ndarray:
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            return np.asarray(tifffile.imread(path))
+        except Exception:  # not every TIFF is tifffile's: fall back to Pillow below
+            pass
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.seek(0)  # first frame of an animated GIF
+            if image.mode == "P":
+                image = (
+                    image.convert("RGB")
+                    if "transparency" not in image.info
+                    else image.convert("RGBA")
+                )
+            return np.asarray(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise InputError(f"cannot read 2D image ({type(err).__name__})", path=path) from err
+
+
+def read_image_2d(path: str | Path) -> Volume:
+    """Read a 2D image into a one-slice Volume (see the module docstring for the layout).
+
+    Grey images give ``(columns, rows, 1)``; RGB/RGBA give ``(columns, rows, 1, C)``. The
+    dtype is kept (uint8, uint16 …).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("image file not found", path=path)
+    pixels = _read_pixels(path)
+    if pixels.ndim == 3 and pixels.shape[-1] in (1, 3, 4):
+        array = np.swapaxes(pixels, 0, 1)[:, :, None, :]
+        if array.shape[-1] == 1:
+            array = array[..., 0]
+    elif pixels.ndim == 2:
+        array = np.swapaxes(pixels, 0, 1)[:, :, None]
+    else:
+        raise InputError(
+            f"expected a 2D grey or RGB image, found array shape {pixels.shape}", path=path
+        )
+    return Volume(
+        array=np.ascontiguousarray(array),
+        affine=np.diag([-1.0, -1.0, 1.0, 1.0]),
+        metadata={"format": path.suffix.lower().lstrip("."), "is_2d": True},
+    )
