@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medseg import __version__
 from medseg.core import (
@@ -19,13 +20,22 @@ from medseg.core import (
     parse_config,
 )
 
+if TYPE_CHECKING:
+    from medseg.runner import BatchSummary
+
 logger = logging.getLogger("medseg")
 
 _DEMO_EPILOG = """\
 examples:
   medseg demo                       # writes ./medseg-demo/
   medseg demo --out /tmp/demo --overwrite
-  medseg demo --config pipelines/demo_ct_liver.yaml
+"""
+
+_RUN_EPILOG = """\
+examples:
+  medseg run pipelines/cell_nuclei_watershed.yaml --out runs/nuclei --workers 2
+  medseg run pipelines/cell_nuclei_watershed.yaml --out runs/nuclei --resume
+  medseg run pipelines/ct_organs_sam.yaml --out runs/ct --scheduler tcp://10.0.0.5:8786
 """
 
 
@@ -35,24 +45,46 @@ def _default_root() -> Path:
     return checkout if (checkout / "data_manifests").is_dir() else Path.cwd()
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from medseg.runner import DemoConfig, run_demo
+def _print_summary(summary: BatchSummary) -> None:
+    print(f"cases: {summary.done} done, {summary.failed} failed, {summary.pending} pending")
+    for name, value in summary.mean_metrics.items():
+        print(f"  mean {name}: {value:.4f}")
+    if summary.failures:
+        print("failures:")
+        width = max(len(case_id) for case_id, _, _ in summary.failures)
+        for case_id, error_type, message in summary.failures:
+            print(f"  {case_id:<{width}}  {error_type}: {message}")
+    print(f"case outputs: {summary.out_dir / 'cases'}")
+    print(f"summary:      {summary.out_dir / 'summary.json'}")
+    if summary.run_id:
+        print(f"MLflow run {summary.run_id} at {summary.tracking_uri}")
+        print(f"  browse it with: mlflow ui --backend-store-uri {summary.tracking_uri}")
 
-    config = load_config(args.config, DemoConfig) if args.config else parse_config(DemoConfig, {})
-    result = run_demo(config, repo_root=args.root, out_dir=args.out, overwrite=args.overwrite)
-    print(
-        f"Dice ({config.structure}, LiteMedSAM, box per slice vs reference): "
-        f"{result.dice:.4f} over {result.n_prompted_slices} prompted slices "
-        f"in {result.seconds:.1f} s"
+
+def _run(args: argparse.Namespace, pipeline_path: Path) -> int:
+    from medseg.runner import PipelineConfig, run_pipeline
+
+    config = load_config(pipeline_path, PipelineConfig)
+    summary = run_pipeline(
+        config,
+        root=args.root,
+        out_dir=args.out,
+        manifest_path=getattr(args, "cases", None),
+        workers=args.workers,
+        scheduler=getattr(args, "scheduler", None),
+        resume=getattr(args, "resume", False),
+        overwrite=args.overwrite,
     )
-    print(f"image (NIfTI):   {result.image_path}")
-    print(f"mask (NIfTI):    {result.mask_path}")
-    print(f"overlay (PNG):   {result.overlay_path}")
-    print(f"metrics (JSON):  {result.metrics_path}")
-    print(f"config (YAML):   {result.config_path}")
-    print(f"MLflow run {result.run_id} at {result.tracking_uri}")
-    print(f"  browse it with: mlflow ui --backend-store-uri {result.tracking_uri}")
-    return ExitCode.OK
+    _print_summary(summary)
+    return ExitCode.OK if summary.failed == 0 and summary.pending == 0 else ExitCode.FAILURE
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    return _run(args, args.root / "pipelines" / "demo_ct_liver.yaml")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    return _run(args, args.pipeline)
 
 
 def _cmd_manifest_verify(args: argparse.Namespace) -> int:
@@ -104,10 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="segment the liver on the bundled real CT with LiteMedSAM",
-        description="Load the bundled real CT DICOM series, segment the liver with LiteMedSAM "
-        "from a reference box on each slice, score Dice against the "
-        "TotalSegmentator label, log to MLflow (SQLite in OUT) and write a NIfTI "
-        "mask and a PNG overlay.",
+        description="Run pipelines/demo_ct_liver.yaml: load the bundled real CT DICOM "
+        "series, segment the liver with LiteMedSAM from a reference box on each slice, "
+        "score Dice against the TotalSegmentator label, log to MLflow (SQLite in OUT) and "
+        "write the image and mask as NIfTI and a PNG overlay under OUT/cases/ct_dicom_01/.",
         epilog=_DEMO_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -117,19 +149,60 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("medseg-demo"),
         help="output folder (default: ./medseg-demo)",
     )
+    demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo run")
     demo.add_argument(
-        "--config",
-        type=Path,
-        help="demo config YAML (default: built-in, the same as pipelines/demo_ct_liver.yaml)",
+        "--workers",
+        type=int,
+        default=1,
+        help="local Dask worker processes (default: 1; 0 runs in this process)",
     )
     demo.add_argument(
         "--root",
         type=Path,
         default=_default_root(),
-        help="folder holding data_manifests/ and data/ (default: the checkout)",
+        help="folder holding data_manifests/, data/ and pipelines/ (default: the checkout)",
     )
-    demo.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     demo.set_defaults(handler=_cmd_demo)
+
+    run = commands.add_parser(
+        "run",
+        help="run a task pipeline over a dataset's cases (Dask, resumable)",
+        description="Run pipelines/<task>.yaml over its dataset's cases on a local Dask "
+        "cluster (or an existing scheduler). Per-case state lives in OUT/state.sqlite; each "
+        "case's outputs appear atomically in OUT/cases/<case>/; --resume skips done cases "
+        "and retries failed or interrupted ones. Exits 1 if any case failed.",
+        epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("pipeline", type=Path, metavar="PIPELINE", help="pipeline YAML file")
+    run.add_argument("--out", type=Path, required=True, help="output folder")
+    run.add_argument(
+        "--cases",
+        type=Path,
+        metavar="MANIFEST",
+        help="dataset manifest to take the cases from (default: the pipeline's dataset)",
+    )
+    where = run.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="local Dask worker processes (default: 1; 0 runs in this process)",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="address of an existing Dask scheduler, e.g. tcp://host:8786",
+    )
+    run.add_argument("--resume", action="store_true", help="continue the run in OUT")
+    run.add_argument("--overwrite", action="store_true", help="discard an earlier run in OUT")
+    run.add_argument(
+        "--root",
+        type=Path,
+        default=_default_root(),
+        help="folder that relative dataset paths start from (default: the checkout)",
+    )
+    run.set_defaults(handler=_cmd_run)
 
     manifest = commands.add_parser("manifest", help="check or build dataset manifests")
     manifest_commands = manifest.add_subparsers(
@@ -162,12 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
         "validate",
         help="validate YAML configs against their schema",
         description="Validate YAML files; the kind is taken from --kind or from the folder "
-        "(data_manifests/ → dataset, pipelines/ → demo).",
+        "(data_manifests/ → dataset, pipelines/ → pipeline).",
         epilog="example:\n  medseg config validate pipelines/demo_ct_liver.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    validate.add_argument("--kind", help="config kind (dataset, demo)")
+    validate.add_argument("--kind", help="config kind (dataset, pipeline)")
     validate.set_defaults(handler=_cmd_config_validate)
     return parser
 

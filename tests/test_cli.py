@@ -25,9 +25,9 @@ def test_help_lists_only_working_subcommands(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("demo", "manifest", "config"):
+    for command in ("demo", "run", "manifest", "config"):
         assert command in out
-    for not_yet in ("deid", "evaluate", "train", "infer", "export", "sam", "run "):
+    for not_yet in ("deid", "evaluate", "train", "infer", "export", "sam"):
         assert f"    {not_yet}" not in out
 
 
@@ -44,22 +44,26 @@ def test_config_validate_error_names_file_and_key(
 ) -> None:
     bad = tmp_path / "pipelines" / "demo.yaml"
     bad.parent.mkdir()
-    bad.write_text("sam:\n  box_margin_px: wide\n  windw: abdomen\n")
+    bad.write_text(
+        "segment:\n  method: sam_reference_box\n  sam:\n    box_margin_px: wide\n"
+        "    windw: abdomen\n"
+    )
     code = main(["config", "validate", str(bad)])
     err = capsys.readouterr().err
     assert code == ExitCode.CONFIG
     assert err.count("\n") == 1  # one line
     assert str(bad) in err
-    assert "sam.box_margin_px" in err
-    assert "sam.windw: unknown key" in err
+    assert "segment.sam.box_margin_px" in err
+    assert "segment.sam.windw: unknown key" in err
+    assert "name: required key is missing" in err
     assert "Traceback" not in err
 
 
 def test_config_kind_did_you_mean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "x.yaml"
     path.write_text("{}\n")
-    assert main(["config", "validate", "--kind", "dem", str(path)]) == ExitCode.CONFIG
-    assert "did you mean 'demo'" in capsys.readouterr().err
+    assert main(["config", "validate", "--kind", "pipelin", str(path)]) == ExitCode.CONFIG
+    assert "did you mean 'pipeline'" in capsys.readouterr().err
 
 
 def test_manifest_verify_and_tampering(
@@ -91,7 +95,7 @@ def test_manifest_hash_prints_files_section(
 def test_console_script_exit_code_and_traceback_only_in_debug(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("dataset: [unclosed\n")
-    command = [sys.executable, "-m", "medseg", "config", "validate", "--kind", "demo", str(bad)]
+    command = [sys.executable, "-m", "medseg", "config", "validate", "--kind", "pipeline", str(bad)]
     quiet = subprocess.run(command, capture_output=True, text=True, check=False)
     assert quiet.returncode == ExitCode.CONFIG
     assert "Traceback" not in quiet.stderr

@@ -25,6 +25,18 @@ def configure_logging(level: LogLevel | str = LogLevel.INFO) -> None:
         datefmt="%H:%M:%S",
         force=True,
     )
-    for noisy in ("mlflow", "alembic", "urllib3", "matplotlib", "PIL", "git", "numexpr"):
+    for noisy in (
+        "mlflow",
+        "alembic",
+        "urllib3",
+        "matplotlib",
+        "PIL",
+        "git",
+        "numexpr",
+        "distributed",
+        "tornado",
+        "bokeh",
+        "asyncio",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level.name)))
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

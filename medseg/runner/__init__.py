@@ -1,16 +1,60 @@
-"""Pipeline runner: composes the stages below it (the demo is its first pipeline)."""
+"""Pipeline runner: ``pipelines/<task>.yaml`` over a dataset's cases, resumable, on Dask."""
 
 from __future__ import annotations
 
-from medseg.runner._demo import DemoConfig, DemoResult, SamStageConfig, TrackingConfig, run_demo
+from medseg.runner._batch import (
+    BatchSummary,
+    CaseOutcome,
+    run_case,
+    run_pipeline,
+    select_cases,
+)
+from medseg.runner._pipeline import (
+    STAGE_ORDER,
+    CaseSelection,
+    EvaluateConfig,
+    EvaluationKind,
+    ExportConfig,
+    PipelineConfig,
+    PipelineTrackingConfig,
+    SamBoxConfig,
+    SegmentConfig,
+    SegmentMethod,
+    StageName,
+    WatershedConfig,
+)
 from medseg.runner._schemas import CONFIG_KINDS, config_schema
+from medseg.runner._stages import (
+    CaseContext,
+    segment_nuclei_watershed,
+    segment_with_reference_boxes,
+)
+from medseg.runner._state import CaseRecord, CaseStateStore, CaseStatus
 
 __all__ = [
     "CONFIG_KINDS",
-    "DemoConfig",
-    "DemoResult",
-    "SamStageConfig",
-    "TrackingConfig",
+    "STAGE_ORDER",
+    "BatchSummary",
+    "CaseContext",
+    "CaseOutcome",
+    "CaseRecord",
+    "CaseSelection",
+    "CaseStateStore",
+    "CaseStatus",
+    "EvaluateConfig",
+    "EvaluationKind",
+    "ExportConfig",
+    "PipelineConfig",
+    "PipelineTrackingConfig",
+    "SamBoxConfig",
+    "SegmentConfig",
+    "SegmentMethod",
+    "StageName",
+    "WatershedConfig",
     "config_schema",
-    "run_demo",
+    "run_case",
+    "run_pipeline",
+    "segment_nuclei_watershed",
+    "segment_with_reference_boxes",
+    "select_cases",
 ]

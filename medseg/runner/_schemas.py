@@ -8,15 +8,15 @@ from pydantic import BaseModel
 
 from medseg.core import ConfigError, look_up_option
 from medseg.io import DatasetManifest
-from medseg.runner._demo import DemoConfig
+from medseg.runner._pipeline import PipelineConfig
 
 CONFIG_KINDS: dict[str, type[BaseModel]] = {
     "dataset": DatasetManifest,
-    "demo": DemoConfig,
+    "pipeline": PipelineConfig,
 }
 
 # Folder a config lives in → its kind, used when --kind is not given.
-_KIND_BY_FOLDER = {"data_manifests": "dataset", "pipelines": "demo"}
+_KIND_BY_FOLDER = {"data_manifests": "dataset", "pipelines": "pipeline"}
 
 
 def config_schema(kind: str | None, path: str | Path) -> type[BaseModel]:

@@ -74,9 +74,13 @@ def start_tracking(
     tracking_uri: str,
     experiment: str,
     run_name: str | None = None,
+    run_id: str | None = None,
     artifact_location: str | Path | None = None,
 ) -> Iterator[Tracker]:
-    """Open an MLflow run on ``tracking_uri`` and yield a :class:`Tracker` for it."""
+    """Open an MLflow run on ``tracking_uri`` and yield a :class:`Tracker` for it.
+
+    ``run_id`` reopens an existing run (a resumed batch keeps logging into its run).
+    """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow  # imported lazily: it takes seconds
 
@@ -86,7 +90,7 @@ def start_tracking(
             location = Path(artifact_location).resolve().as_uri() if artifact_location else None
             mlflow.create_experiment(experiment, artifact_location=location)
         mlflow.set_experiment(experiment)
-        run = mlflow.start_run(run_name=run_name)
+        run = mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(run_name=run_name)
     except Exception as err:
         raise TrackingError(f"cannot open MLflow run at the tracking store ({err})") from err
     with run:

@@ -1,0 +1,287 @@
+"""Stage implementations run for one case: ingest, segment, evaluate, export.
+
+They work on a :class:`CaseContext` and write only inside its (temporary) case folder;
+the batch runner renames that folder into place when every stage has succeeded.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medseg.core import ConfigError, InputError, atomic_output
+from medseg.evaluation import compute_dice
+from medseg.export import write_contour_overlay
+from medseg.inference import embed_image, predict_box_logits
+from medseg.io import Case, Volume, axis_codes, read_image, reorient, reorient_like, write_nifti
+from medseg.models import SamModel, load_sam_model
+from medseg.runner._pipeline import (
+    EvaluationKind,
+    PipelineConfig,
+    SamBoxConfig,
+    SegmentMethod,
+    StageName,
+    WatershedConfig,
+)
+from medseg.transforms import apply_window, from_display_slice, scale_percentiles, to_display_slice
+
+logger = logging.getLogger(__name__)
+
+#: Working orientation for 2D work: LPS axes, so (i, j) slices transpose to the
+#: radiological display (row 0 anterior, column 0 patient right). 2D images already are.
+DISPLAY_CODES = "LPS"
+
+
+@dataclass
+class CaseContext:
+    """Everything one case accumulates while its stages run."""
+
+    case: Case
+    labels: dict[int, str]
+    root: Path
+    out_dir: Path
+    image: Volume | None = None
+    reference: Volume | None = None
+    prediction: Volume | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+
+
+def _single_channel(volume: Volume) -> Volume:
+    """Label maps stored as RGB/RGBA (e.g. GIF) become one channel (non-zero = label)."""
+    if volume.array.ndim == 4:
+        return volume.with_array(volume.array[..., 0])
+    return volume
+
+
+def ingest(context: CaseContext) -> None:
+    """Read the case's image and reference (moved onto the image grid by flips only)."""
+    context.image = read_image(context.root / context.case.image)
+    if context.case.label is not None:
+        reference = _single_channel(read_image(context.root / context.case.label))
+        context.reference = reorient_like(reference, context.image, what="reference label")
+
+
+def display_slices(volume: Volume) -> tuple[Volume, int]:
+    """The volume in the working orientation and its number of slices."""
+    working = reorient(volume, DISPLAY_CODES)
+    return working, working.spatial_shape[2]
+
+
+def _display_image(volume_lps: Volume, k: int, *, window: tuple[float, float] | None) -> np.ndarray:
+    """Slice ``k`` as a (row, column[, 3]) float image in [0, 1] for SAM and overlays."""
+    plane = to_display_slice(volume_lps.array[:, :, k])
+    if plane.ndim == 3:  # RGB: passthrough, scaled from the dtype's range
+        scale = 255.0 if plane.dtype == np.uint8 else float(max(plane.max(), 1))
+        return np.clip(plane[..., :3].astype(np.float32) / scale, 0.0, 1.0)
+    if window is not None:
+        return apply_window(plane, level_hu=window[0], width_hu=window[1])
+    return scale_percentiles(plane)
+
+
+def _box_from_mask(mask: np.ndarray, *, margin_px: int) -> tuple[float, float, float, float]:
+    rows = np.flatnonzero(mask.any(axis=1))
+    columns = np.flatnonzero(mask.any(axis=0))
+    height, width = mask.shape
+    return (
+        float(max(columns[0] - margin_px, 0)),
+        float(max(rows[0] - margin_px, 0)),
+        float(min(columns[-1] + margin_px, width - 1)),
+        float(min(rows[-1] + margin_px, height - 1)),
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def cached_sam_model(name: str, checkpoint: str | None, device: str) -> SamModel:
+    """One model load per worker process, not per case."""
+    return load_sam_model(name, checkpoint=checkpoint, device=device)
+
+
+def label_ids_for(structures: list[str], labels: dict[int, str]) -> dict[str, int]:
+    """Map structure names to the dataset's label ids; ConfigError naming unknown ones."""
+    by_name = {name: label_id for label_id, name in labels.items()}
+    unknown = [name for name in structures if name not in by_name]
+    if unknown:
+        raise ConfigError(f"structures not in the dataset's labels: {', '.join(unknown)}")
+    return {name: by_name[name] for name in structures}
+
+
+def segment_with_reference_boxes(
+    image: Volume, reference: Volume, *, structure_ids: dict[str, int], config: SamBoxConfig
+) -> Volume:
+    """LiteMedSAM with one reference-derived box per structure and slice (MedSAM protocol).
+
+    Each slice is encoded once and prompted once per structure present on it. Returns a
+    label map (uint8/uint16 ids of ``structure_ids``) on ``image``'s grid; where prompted
+    structures overlap, the later one wins.
+    """
+    model = cached_sam_model(config.model, config.checkpoint, config.device)
+    image_lps, n_slices = display_slices(image)
+    reference_lps = reorient(reference, DISPLAY_CODES).array
+    window = config.window.level_width_hu if config.window is not None else None
+    dtype = np.uint8 if max(structure_ids.values(), default=0) < 256 else np.uint16
+    prediction_lps = np.zeros(image_lps.spatial_shape, dtype=dtype)
+    for k in range(n_slices):
+        plane = reference_lps[:, :, k]
+        present = [label_id for label_id in structure_ids.values() if (plane == label_id).any()]
+        if not present:
+            continue
+        embedding = embed_image(
+            model, _display_image(image_lps, k, window=window), precision=config.precision
+        )
+        for label_id in present:
+            box = _box_from_mask(
+                to_display_slice(plane == label_id), margin_px=config.box_margin_px
+            )
+            mask = from_display_slice(predict_box_logits(model, embedding, box) > 0.0)
+            prediction_lps[:, :, k][mask] = label_id
+    prediction = image_lps.with_array(prediction_lps)
+    return reorient(prediction, axis_codes(image))
+
+
+def segment_nuclei_watershed(image: Volume, *, config: WatershedConfig) -> Volume:
+    """Classical nuclei instances: Otsu foreground, distance-transform peaks, watershed.
+
+    The minority side of the Otsu threshold is taken as foreground, so both fluorescence
+    (bright nuclei) and brightfield/H&E (dark nuclei) work. Returns a uint16 instance map.
+    """
+    from scipy import ndimage
+    from skimage.feature import peak_local_max
+    from skimage.filters import gaussian, threshold_otsu
+    from skimage.morphology import remove_small_objects
+    from skimage.segmentation import watershed
+
+    if image.spatial_shape[2] != 1:
+        raise InputError("the watershed nuclei baseline works on 2D images (one slice)")
+    plane = image.array[:, :, 0].astype(np.float32)
+    grey = plane[..., :3].mean(axis=-1) if plane.ndim == 3 else plane
+    if config.smoothing_sigma_px > 0:
+        grey = gaussian(grey, sigma=config.smoothing_sigma_px, preserve_range=True)
+    if float(grey.max()) == float(grey.min()):
+        return image.with_array(np.zeros(image.spatial_shape, dtype=np.uint16))
+    foreground = grey > threshold_otsu(grey)
+    if foreground.mean() > 0.5:
+        foreground = ~foreground
+    foreground = remove_small_objects(foreground, max_size=config.min_size_px)
+    distance = ndimage.distance_transform_edt(foreground)
+    components, _ = ndimage.label(foreground)
+    peaks = peak_local_max(
+        distance, min_distance=config.min_distance_px, labels=components, exclude_border=False
+    )
+    markers = np.zeros(foreground.shape, dtype=np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    instances = watershed(-distance, markers, mask=foreground).astype(np.uint16)
+    return image.with_array(instances[:, :, None])
+
+
+def segment(context: CaseContext, config: PipelineConfig) -> None:
+    """Run the configured segmenter and store its label map on the image grid."""
+    image = context.image
+    if image is None:
+        raise InputError("segment needs the ingest stage first", case_id=context.case.id)
+    method = config.segment.method
+    if method is SegmentMethod.SAM_REFERENCE_BOX:
+        if context.reference is None:
+            raise InputError(
+                "sam_reference_box needs a reference label for its prompts", case_id=context.case.id
+            )
+        sam = config.segment.sam
+        if sam is None:
+            raise ConfigError("segment.sam is required for method sam_reference_box")
+        context.prediction = segment_with_reference_boxes(
+            image,
+            context.reference,
+            structure_ids=label_ids_for(sam.structures, context.labels),
+            config=sam,
+        )
+    elif method is SegmentMethod.OTSU_WATERSHED:
+        context.prediction = segment_nuclei_watershed(image, config=config.segment.watershed)
+
+
+def evaluate(context: CaseContext, config: PipelineConfig) -> None:
+    """Score the prediction against the reference; metrics go to ``metrics.json``."""
+    if context.prediction is None or context.reference is None:
+        raise InputError(
+            "evaluate needs a prediction and a reference label", case_id=context.case.id
+        )
+    predicted = context.prediction.array
+    reference = context.reference.array
+    metrics: dict[str, float] = {}
+    if config.evaluate.kind is EvaluationKind.INSTANCE:
+        metrics["dice_foreground"] = compute_dice(predicted > 0, reference > 0)
+        n_predicted = len(np.unique(predicted[predicted > 0]))
+        n_reference = len(np.unique(reference[reference > 0]))
+        metrics["count_predicted"] = float(n_predicted)
+        metrics["count_reference"] = float(n_reference)
+        metrics["count_error"] = float(n_predicted - n_reference)
+    else:
+        sam = config.segment.sam
+        names = (
+            sam.structures
+            if sam is not None
+            else [context.labels[i] for i in sorted(context.labels)]
+        )
+        for name, label_id in label_ids_for(names, context.labels).items():
+            metrics[f"dice_{name}"] = compute_dice(predicted == label_id, reference == label_id)
+    context.metrics = metrics
+    path = context.out_dir / "metrics.json"
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps({"case": context.case.id, **metrics}, indent=2) + "\n")
+    context.outputs.append(path.name)
+
+
+def export(context: CaseContext, config: PipelineConfig) -> None:
+    """Write the label map (NIfTI, the image's geometry) and a PNG overlay of a key slice."""
+    if context.prediction is None or context.image is None:
+        raise InputError("export needs a prediction", case_id=context.case.id)
+    if config.export.image_nifti:
+        path = context.out_dir / "image.nii.gz"
+        write_nifti(context.image, path, overwrite=True)
+        context.outputs.append(path.name)
+    if config.export.mask_nifti:
+        path = context.out_dir / "mask.nii.gz"
+        write_nifti(context.prediction, path, overwrite=True)
+        context.outputs.append(path.name)
+    if config.export.overlay_png:
+        image_lps, _ = display_slices(context.image)
+        prediction_lps = reorient(context.prediction, DISPLAY_CODES).array > 0
+        reference_lps = (
+            reorient(context.reference, DISPLAY_CODES).array > 0
+            if context.reference is not None
+            else None
+        )
+        weights = (reference_lps if reference_lps is not None else prediction_lps).sum(axis=(0, 1))
+        k = int(np.argmax(weights))
+        window = None
+        sam = config.segment.sam
+        if sam is not None and sam.window is not None:
+            window = sam.window.level_width_hu
+        display = _display_image(image_lps, k, window=window)
+        if display.ndim == 3:
+            display = display @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        masks = [("prediction", to_display_slice(prediction_lps[:, :, k]), "tab:red")]
+        if reference_lps is not None:
+            masks.append(("reference", to_display_slice(reference_lps[:, :, k]), "tab:green"))
+        path = context.out_dir / "overlay.png"
+        write_contour_overlay(
+            display, masks, path, title=f"{context.case.id} slice {k}", overwrite=True
+        )
+        context.outputs.append(path.name)
+
+
+def run_stages(context: CaseContext, config: PipelineConfig) -> None:
+    """Run the pipeline's stages, in order, on one case."""
+    for stage in config.stages:
+        if stage is StageName.INGEST:
+            ingest(context)
+        elif stage is StageName.SEGMENT:
+            segment(context, config)
+        elif stage is StageName.EVALUATE:
+            evaluate(context, config)
+        elif stage is StageName.EXPORT:
+            export(context, config)
