@@ -23,7 +23,7 @@ from medseg.io._manifest import (
 )
 from medseg.io._nifti import read_nifti, write_nifti
 from medseg.io._orientation import axis_codes, reorient, reorient_like
-from medseg.io._read import read_image
+from medseg.io._read import check_volume_is_sane, read_image
 from medseg.io._volume import LPS_TO_RAS, Volume, check_same_grid
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "affine_from_sitk",
     "axis_codes",
     "check_same_grid",
+    "check_volume_is_sane",
     "dicom_series_files",
     "find_manifest_problems",
     "list_dicom_series",

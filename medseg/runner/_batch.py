@@ -154,7 +154,8 @@ def _dask_client(workers: int, scheduler: str | None) -> Iterator[object]:
 
     # distributed sets its own loggers to INFO on import; keep them to warnings and up.
     logging.getLogger("distributed").setLevel(
-        max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
+        max(logging.WARNING, logging.getLogger().getEffectiveLevel())
+    )
     if scheduler is not None:
         with Client(scheduler, timeout="30s") as client:
             yield client
