@@ -81,12 +81,12 @@ def _segment_descriptions(
 def _renumbered_frames(mask: Volume, structures: Sequence[Structure]) -> np.ndarray:
     """Label map (slice, row, column) with label values replaced by segment numbers 1..N."""
     values = mask.array
-    if not np.issubdtype(values.dtype, np.integer) and values.dtype != bool:
-        if not np.array_equal(values, np.round(values)):
-            raise InputError(
-                "a BINARY or LABELMAP SEG needs an integer label map; for probabilities "
-                "use the fractional type with a 4D (column, row, slice, segment) array"
-            )
+    is_integer = np.issubdtype(values.dtype, np.integer) or values.dtype == bool
+    if not is_integer and not np.array_equal(values, np.round(values)):
+        raise InputError(
+            "a BINARY or LABELMAP SEG needs an integer label map; for probabilities "
+            "use the fractional type with a 4D (column, row, slice, segment) array"
+        )
     values = values.astype(np.int64)
     present = {int(v) for v in np.unique(values)} - {0}
     wanted = {s.label_value for s in structures}

@@ -59,10 +59,13 @@ def _complete_uids(dataset: Dataset, *, frame_of_reference_uid: str) -> list[str
     if not dataset.get("SOPClassUID") and meta is not None and meta.get("MediaStorageSOPClassUID"):
         dataset.SOPClassUID = meta.MediaStorageSOPClassUID
         filled.append("SOPClassUID")
-    if not dataset.get("SOPInstanceUID") and meta is not None:
-        if meta.get("MediaStorageSOPInstanceUID"):
-            dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-            filled.append("SOPInstanceUID")
+    if (
+        not dataset.get("SOPInstanceUID")
+        and meta is not None
+        and meta.get("MediaStorageSOPInstanceUID")
+    ):
+        dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        filled.append("SOPInstanceUID")
     for name in ("StudyInstanceUID", "SeriesInstanceUID"):
         if not dataset.get(name):
             setattr(dataset, name, generate_uid(entropy_srcs=[frame_of_reference_uid, name]))
