@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+import pydicom.config
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ImplicitVRLittleEndian, generate_uid
+from scipy import ndimage
 from skimage.draw import polygon as draw_polygon
 from skimage.measure import approximate_polygon, find_contours
 
@@ -92,8 +94,10 @@ def rasterise_slice_contours(contours: Sequence[np.ndarray], shape: tuple[int, i
 
 
 def _format_ds(values: np.ndarray) -> list[str]:
-    # DS is at most 16 characters; 0.001 mm is far below any CT pixel.
-    return [f"{v:.3f}".rstrip("0").rstrip(".") if "." in f"{v:.3f}" else f"{v:.3f}" for v in values]
+    """Decimal strings of at most 16 characters (DS), to 0.001 mm (far below any pixel)."""
+    if values.size and float(np.abs(values).max()) >= 1e9:
+        raise InputError("contour coordinates beyond 1e9 mm: the source geometry is broken")
+    return [text.rstrip("0").rstrip(".") for text in (f"{v:.3f}" for v in values.tolist())]
 
 
 def _copy_patient_study(source: Dataset, target: Dataset) -> None:
@@ -191,6 +195,8 @@ def write_rtstruct(
 
     roi_items, contour_items, observation_items = [], [], []
     geometries = [slice_geometry_lps(d) for d in series.datasets]
+    integer_labels = labels if np.issubdtype(labels.dtype, np.integer) else labels.astype(np.int64)
+    boxes = ndimage.find_objects(np.clip(integer_labels, 0, None))
     n_contours = 0
     for number, structure in enumerate(structures, start=1):
         roi = Dataset()
@@ -202,18 +208,28 @@ def write_rtstruct(
         roi_items.append(roi)
 
         contours = []
-        voxels = labels == structure.label_value
-        for k in np.flatnonzero(voxels.any(axis=(0, 1))):
-            origin, row_step, column_step = geometries[k]
-            # (column, row) slice → (row, column) image, as find_contours expects.
-            for points in trace_slice_contours(voxels[:, :, k].T):
-                lps = origin + points[:, :1] * row_step + points[:, 1:2] * column_step
-                item = Dataset()
-                item.ContourImageSequence = DicomSequence([_contour_image_item(series.datasets[k])])
-                item.ContourGeometricType = "CLOSED_PLANAR"
-                item.NumberOfContourPoints = len(lps)
-                item.ContourData = _format_ds(lps.ravel())
-                contours.append(item)
+        box = boxes[structure.label_value - 1] if structure.label_value <= len(boxes) else None
+        if box is not None:
+            voxels = labels[box] == structure.label_value
+            c0, r0, k0 = (axis.start for axis in box)
+            for dk in np.flatnonzero(voxels.any(axis=(0, 1))):
+                k = k0 + int(dk)
+                origin, row_step, column_step = geometries[k]
+                # (column, row) slice → (row, column) image, as find_contours expects; the
+                # bounding-box offset brings indices back to the full image.
+                for points in trace_slice_contours(voxels[:, :, dk].T):
+                    rows_idx = points[:, :1] + r0
+                    columns_idx = points[:, 1:2] + c0
+                    lps = origin + rows_idx * row_step + columns_idx * column_step
+                    item = Dataset()
+                    item.ContourImageSequence = DicomSequence(
+                        [_contour_image_item(series.datasets[k])]
+                    )
+                    item.ContourGeometricType = "CLOSED_PLANAR"
+                    item.NumberOfContourPoints = len(lps)
+                    with pydicom.config.disable_value_validation():  # _format_ds is valid DS
+                        item.ContourData = _format_ds(lps.ravel())
+                    contours.append(item)
         if not contours:
             logger.warning("ROI %s has no voxels; written without contours", structure.name)
         n_contours += len(contours)

@@ -87,8 +87,11 @@ def _renumbered_frames(mask: Volume, structures: Sequence[Structure]) -> np.ndar
             "a BINARY or LABELMAP SEG needs an integer label map; for probabilities "
             "use the fractional type with a 4D (column, row, slice, segment) array"
         )
-    values = values.astype(np.int64)
-    present = {int(v) for v in np.unique(values)} - {0}
+    if values.dtype == bool or not is_integer:
+        values = values.astype(np.int64)
+    if values.size and values.min() < 0:
+        raise InputError("label values must be >= 0 (0 is background)")
+    present = set(np.flatnonzero(np.bincount(values.ravel())).tolist()) - {0}
     wanted = {s.label_value for s in structures}
     if present - wanted:
         raise InputError(

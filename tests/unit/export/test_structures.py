@@ -64,3 +64,13 @@ def test_unknown_key_is_a_config_error(tmp_path: Path) -> None:
 def test_label_values_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="> 0"):
         build_structures([0, 1])
+
+
+def test_shipped_code_map_validates_with_the_cli(
+    repo_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medseg.cli import main
+
+    path = repo_root / "configs" / "export" / "structure_codes.yaml"
+    assert main(["config", "validate", str(path)]) == 0
+    assert "StructureCodeMap" in capsys.readouterr().out
