@@ -215,6 +215,47 @@ def write_dicom_seg(
     return Path(path)
 
 
+def _frame_derivation_attributes(seg: hd.seg.Segmentation) -> str:
+    """Names of the attributes in the first frame's Source Image Sequence item."""
+    groups = seg.get("PerFrameFunctionalGroupsSequence")
+    if not groups:
+        return ""
+    try:
+        item = groups[0].DerivationImageSequence[0].SourceImageSequence[0]
+    except (AttributeError, IndexError):
+        return ""
+    return " ".join(item.dir())
+
+
+def _check_frame_positions(
+    seg: hd.seg.Segmentation, series: SourceSeries, *, path: Path, tolerance_mm: float = 0.01
+) -> None:
+    """Raise GeometryError unless every frame sits where its source image does."""
+    position_of = {
+        str(d.SOPInstanceUID): np.asarray([float(v) for v in d.ImagePositionPatient])
+        for d in series.datasets
+    }
+    for group in seg.PerFrameFunctionalGroupsSequence:
+        try:
+            uid = str(
+                group.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+            )
+            position = np.asarray(
+                [float(v) for v in group.PlanePositionSequence[0].ImagePositionPatient]
+            )
+        except (AttributeError, IndexError) as err:
+            raise GeometryError(
+                "SEG frames must name their source image and position", path=path
+            ) from err
+        if uid not in position_of:
+            raise GeometryError("a SEG frame references an image outside the series", path=path)
+        if float(np.max(np.abs(position - position_of[uid]))) > tolerance_mm:
+            raise GeometryError(
+                "a SEG frame is not at its source image's position; it is on another grid",
+                path=path,
+            )
+
+
 def read_dicom_seg(
     path: str | Path,
     series: SourceSeries,
@@ -248,13 +289,20 @@ def read_dicom_seg(
     labels = {n: str(seg.get_segment_description(n).SegmentLabel) for n in numbers}
     uids = [str(ds.SOPInstanceUID) for ds in series.datasets]
     fractional = seg.segmentation_type == hd.seg.SegmentationTypeValues.FRACTIONAL
-    frames = seg.get_pixels_by_source_instance(
-        source_sop_instance_uids=uids,
-        segment_numbers=numbers,
-        combine_segments=not fractional,
-        assert_missing_frames_are_empty=True,
-        dtype=np.float32 if fractional else np.uint16,
-    )
+    options = {
+        "source_sop_instance_uids": uids,
+        "segment_numbers": numbers,
+        "combine_segments": not fractional,
+        "assert_missing_frames_are_empty": True,
+        "dtype": np.float32 if fractional else np.uint16,
+    }
+    if "SpatialLocationsPreserved" in str(_frame_derivation_attributes(seg)):
+        frames = seg.get_pixels_by_source_instance(**options)
+    else:
+        # Some writers (dcmqi) omit SpatialLocationsPreserved; check the frames' positions
+        # against their source images ourselves before indexing by source instance.
+        _check_frame_positions(seg, series, path=Path(path))
+        frames = seg.get_pixels_by_source_instance(**options, ignore_spatial_locations=True)
     if fractional:
         return series.volume.with_array(from_frames(frames)), {
             i + 1: labels[n] for i, n in enumerate(numbers)
