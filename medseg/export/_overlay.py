@@ -152,8 +152,8 @@ def write_overlay_montage(
         axis.set_title(name, fontsize=10)
         axis.set_axis_off()
     handles = [
-        Line2D([0], [0], color=tuple(c / 255 for c in rgb), lw=2, label=f"{value} {name}")
-        for value, name, rgb in legend
+        Line2D([0], [0], color=(r / 255, g / 255, b / 255), lw=2, label=f"{value} {name}")
+        for value, name, (r, g, b) in legend
     ]
     if handles:
         figure.legend(

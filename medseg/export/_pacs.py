@@ -142,7 +142,9 @@ def send_dicom_files(files: Sequence[str | Path], node: PacsNode) -> StoreResult
 
 def find_series_instances(node: PacsNode, study_uid: str, series_uid: str) -> set[str]:
     """C-FIND (Study Root, IMAGE level) the SOP Instance UIDs of one series on ``node``."""
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+        StudyRootQueryRetrieveInformationModelFind,
+    )
 
     query = Dataset()
     query.QueryRetrieveLevel = "IMAGE"

@@ -25,21 +25,22 @@ import pydicom
 import pydicom.config
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ImplicitVRLittleEndian, generate_uid
-from scipy import ndimage
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ImplicitVRLittleEndian, generate_uid
+from scipy import ndimage  # type: ignore[import-untyped]
 from skimage.draw import polygon as draw_polygon
 from skimage.measure import approximate_polygon, find_contours
 
 from medseg import __version__
 from medseg.core import InputError, atomic_output
+from medseg.export._seg import AlgorithmType
 from medseg.export._series import SourceSeries, map_mask_to_series, slice_geometry_lps
 from medseg.export._structures import Structure
 from medseg.io import Volume
 
 logger = logging.getLogger(__name__)
 
-RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
-_STUDY_COMPONENT_SOP_CLASS = "1.2.840.10008.3.1.2.3.1"  # Detached Study Management (retired)
+RT_STRUCTURE_SET_STORAGE = UID("1.2.840.10008.5.1.4.1.1.481.3")
+_STUDY_COMPONENT_SOP_CLASS = UID("1.2.840.10008.3.1.2.3.1")  # Detached Study Management (retired)
 # Attributes copied from the source so the structure set joins the patient and study.
 _PATIENT_STUDY_ATTRIBUTES = (
     "SpecificCharacterSet",
@@ -56,8 +57,17 @@ _PATIENT_STUDY_ATTRIBUTES = (
     "ReferringPhysicianName",
     "StudyDescription",
 )
-_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime")
-_TYPE2 += ("StudyID", "AccessionNumber", "ReferringPhysicianName")
+_TYPE2: tuple[str, ...] = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+)
 
 
 def trace_slice_contours(mask_2d: np.ndarray) -> list[np.ndarray]:
@@ -122,7 +132,7 @@ def write_rtstruct(
     structures: Sequence[Structure],
     path: str | Path,
     *,
-    generation_algorithm: str = "AUTOMATIC",
+    algorithm_type: AlgorithmType = AlgorithmType.AUTOMATIC,
     model_name: str = "medseg",
     series_number: int = 902,
     structure_set_label: str = "medseg",
@@ -142,8 +152,8 @@ def write_rtstruct(
     path
         Output ``.dcm`` path, written atomically (Implicit VR Little Endian, so long
         contours are not limited by the 64 KiB explicit-VR DS length).
-    generation_algorithm
-        ROI Generation Algorithm: AUTOMATIC, SEMIAUTOMATIC or MANUAL.
+    algorithm_type
+        ROI Generation Algorithm (automatic, semiautomatic or manual).
     """
     mapped = map_mask_to_series(mask, series)
     if mapped.array.ndim != 3:
@@ -203,7 +213,7 @@ def write_rtstruct(
         roi.ROINumber = number
         roi.ReferencedFrameOfReferenceUID = first.FrameOfReferenceUID
         roi.ROIName = structure.name[:64]
-        roi.ROIGenerationAlgorithm = generation_algorithm
+        roi.ROIGenerationAlgorithm = algorithm_type.value.upper()
         roi.ROIGenerationDescription = f"{model_name} via medseg {__version__}"[:64]
         roi_items.append(roi)
 

@@ -289,20 +289,19 @@ def read_dicom_seg(
     labels = {n: str(seg.get_segment_description(n).SegmentLabel) for n in numbers}
     uids = [str(ds.SOPInstanceUID) for ds in series.datasets]
     fractional = seg.segmentation_type == hd.seg.SegmentationTypeValues.FRACTIONAL
-    options = {
-        "source_sop_instance_uids": uids,
-        "segment_numbers": numbers,
-        "combine_segments": not fractional,
-        "assert_missing_frames_are_empty": True,
-        "dtype": np.float32 if fractional else np.uint16,
-    }
-    if "SpatialLocationsPreserved" in str(_frame_derivation_attributes(seg)):
-        frames = seg.get_pixels_by_source_instance(**options)
-    else:
+    preserved_stated = "SpatialLocationsPreserved" in _frame_derivation_attributes(seg)
+    if not preserved_stated:
         # Some writers (dcmqi) omit SpatialLocationsPreserved; check the frames' positions
         # against their source images ourselves before indexing by source instance.
         _check_frame_positions(seg, series, path=Path(path))
-        frames = seg.get_pixels_by_source_instance(**options, ignore_spatial_locations=True)
+    frames = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=uids,
+        segment_numbers=numbers,
+        combine_segments=not fractional,
+        assert_missing_frames_are_empty=True,
+        ignore_spatial_locations=not preserved_stated,
+        dtype=np.float32 if fractional else np.uint16,
+    )
     if fractional:
         return series.volume.with_array(from_frames(frames)), {
             i + 1: labels[n] for i, n in enumerate(numbers)

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import nrrd
+import nrrd  # type: ignore[import-untyped]
 import numpy as np
 
 from medseg.core import GeometryError, atomic_output
