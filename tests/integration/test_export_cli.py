@@ -125,3 +125,28 @@ def test_every_action_has_help_with_an_example(
     out = capsys.readouterr().out
     assert f"medseg export {action}" in out
     assert "example" in out
+
+
+def test_fractional_seg_from_a_4d_probability_nifti(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medseg.export import read_dicom_seg, read_source_series
+    from medseg.io import write_nifti
+    from tests.unit.export.conftest import COLUMNS, ROWS, SLICES, write_series
+
+    folder = write_series(tmp_path / "series")
+    series = read_source_series(folder)
+    rng = np.random.default_rng(7)
+    probabilities = rng.random((COLUMNS, ROWS, SLICES, 2)).astype(np.float32)
+    write_nifti(series.volume.with_array(probabilities), tmp_path / "p.nii.gz")
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"1": "tumour", "2": "edema"}))
+    out = tmp_path / "p.dcm"
+    code = main(
+        ["export", "seg", "--source", str(folder), "--mask", str(tmp_path / "p.nii.gz"),
+         "--labels", str(labels), "--type", "fractional", "--out", str(out)]
+    )  # fmt: skip
+    assert code == ExitCode.OK, capsys.readouterr().err
+    back, names = read_dicom_seg(out, series)
+    assert names == {1: "tumour", 2: "edema"}
+    np.testing.assert_allclose(back.array, probabilities, atol=0.5 / 255 + 1e-6)
