@@ -271,6 +271,20 @@ def write_rtstruct(
     return Path(path)
 
 
+def _slice_of_points(points: np.ndarray, series: SourceSeries, *, path: Path) -> int:
+    """Index of the slice whose plane holds ``points`` (within a tenth of the slice gap)."""
+    origins = np.stack([slice_geometry_lps(d)[0] for d in series.datasets])
+    _, row_step, column_step = slice_geometry_lps(series.datasets[0])
+    normal = np.cross(column_step, row_step)
+    normal /= np.linalg.norm(normal)
+    distances = np.abs((points.mean(axis=0) - origins) @ normal)
+    k = int(np.argmin(distances))
+    gap = float(series.volume.spacing_mm[2])
+    if distances[k] > 0.1 * gap:
+        raise InputError("a contour lies between the series' slices", path=path)
+    return k
+
+
 def read_rtstruct(path: str | Path, series: SourceSeries) -> tuple[Volume, dict[int, str]]:
     """Re-rasterise an RTSTRUCT's contours onto the series' grid.
 
@@ -298,12 +312,18 @@ def read_rtstruct(path: str | Path, series: SourceSeries) -> tuple[Volume, dict[
         channel = order.index(int(roi_contour.ReferencedROINumber))
         per_slice: dict[int, list[np.ndarray]] = {}
         for item in roi_contour.get("ContourSequence", []):
-            uid = str(item.ContourImageSequence[0].ReferencedSOPInstanceUID)
-            if uid not in index_of:
-                raise InputError("a contour references an image outside the series", path=path)
-            k = index_of[uid]
+            points = np.asarray([float(v) for v in item.ContourData]).reshape(-1, 3)
+            if item.get("ContourGeometricType", "CLOSED_PLANAR") != "CLOSED_PLANAR":
+                continue  # points and open polylines enclose no voxels
+            if item.get("ContourImageSequence"):
+                uid = str(item.ContourImageSequence[0].ReferencedSOPInstanceUID)
+                if uid not in index_of:
+                    raise InputError("a contour references an image outside the series", path=path)
+                k = index_of[uid]
+            else:  # Contour Image Sequence is optional: find the slice by its plane
+                k = _slice_of_points(points, series, path=Path(path))
             origin, row_step, column_step = slice_geometry_lps(series.datasets[k])
-            points = np.asarray([float(v) for v in item.ContourData]).reshape(-1, 3) - origin
+            points = points - origin
             # Solve points = r * row_step + c * column_step (least squares; in-plane).
             basis = np.stack([row_step, column_step], axis=1)
             indices, *_ = np.linalg.lstsq(basis, points.T, rcond=None)

@@ -227,6 +227,16 @@ def _frame_derivation_attributes(seg: hd.seg.Segmentation) -> str:
     return " ".join(item.dir())
 
 
+def _frame_source_uids(seg: hd.seg.Segmentation) -> set[str]:
+    """SOP Instance UIDs of the source images that the SEG's frames were derived from."""
+    found = set()
+    for group in seg.get("PerFrameFunctionalGroupsSequence", []):
+        for derivation in group.get("DerivationImageSequence", []):
+            for source in derivation.get("SourceImageSequence", []):
+                found.add(str(source.ReferencedSOPInstanceUID))
+    return found
+
+
 def _check_frame_positions(
     seg: hd.seg.Segmentation, series: SourceSeries, *, path: Path, tolerance_mm: float = 0.01
 ) -> None:
@@ -289,19 +299,34 @@ def read_dicom_seg(
     labels = {n: str(seg.get_segment_description(n).SegmentLabel) for n in numbers}
     uids = [str(ds.SOPInstanceUID) for ds in series.datasets]
     fractional = seg.segmentation_type == hd.seg.SegmentationTypeValues.FRACTIONAL
+    referenced = _frame_source_uids(seg)
+    if not referenced or not referenced <= set(uids):
+        raise InputError(
+            f"cannot map the SEG onto the series: {len(referenced - set(uids))} of its "
+            f"{len(referenced)} source images are not in this series; pass the series it "
+            "was made from",
+            path=path,
+        )
     preserved_stated = "SpatialLocationsPreserved" in _frame_derivation_attributes(seg)
     if not preserved_stated:
         # Some writers (dcmqi) omit SpatialLocationsPreserved; check the frames' positions
         # against their source images ourselves before indexing by source instance.
         _check_frame_positions(seg, series, path=Path(path))
-    frames = seg.get_pixels_by_source_instance(
-        source_sop_instance_uids=uids,
-        segment_numbers=numbers,
-        combine_segments=not fractional,
-        assert_missing_frames_are_empty=True,
-        ignore_spatial_locations=not preserved_stated,
-        dtype=np.float32 if fractional else np.uint16,
-    )
+    try:
+        frames = seg.get_pixels_by_source_instance(
+            source_sop_instance_uids=uids,
+            segment_numbers=numbers,
+            combine_segments=not fractional,
+            assert_missing_frames_are_empty=True,
+            ignore_spatial_locations=not preserved_stated,
+            dtype=np.float32 if fractional else np.uint16,
+        )
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise InputError(
+            f"cannot map the SEG onto the series ({err}); overlapping segments cannot be "
+            "combined into one label map, and every frame must reference this series",
+            path=path,
+        ) from err
     if fractional:
         return series.volume.with_array(from_frames(frames)), {
             i + 1: labels[n] for i, n in enumerate(numbers)

@@ -142,3 +142,23 @@ def test_headers_reference_the_series(
             assert contour.ContourGeometricType == "CLOSED_PLANAR"
             assert contour.NumberOfContourPoints >= 3
             assert len(contour.ContourData) == 3 * contour.NumberOfContourPoints
+
+
+def test_contours_without_image_references_are_placed_by_plane(
+    synthetic_series: Path, synthetic_labels: np.ndarray, tmp_path: Path
+) -> None:
+    series = read_source_series(synthetic_series)
+    path = write_rtstruct(
+        series.volume.with_array(synthetic_labels),
+        series,
+        build_structures([1, 2, 3], names=NAMES),
+        tmp_path / "rt.dcm",
+    )
+    ds = pydicom.dcmread(path)
+    for roi in ds.ROIContourSequence:
+        for contour in roi.ContourSequence:
+            del contour.ContourImageSequence  # optional (type 3) in the standard
+    ds.save_as(tmp_path / "bare.dcm")
+    back, _ = read_rtstruct(tmp_path / "bare.dcm", series)
+    for channel, value in enumerate((1, 2, 3)):
+        np.testing.assert_array_equal(back.array[..., channel], synthetic_labels == value)

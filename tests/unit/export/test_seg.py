@@ -177,3 +177,18 @@ def test_blank_uids_need_completion(tmp_path: Path, synthetic_labels: np.ndarray
         tmp_path / "seg.dcm",
     )
     assert pydicom.dcmread(path).StudyInstanceUID == series.datasets[0].StudyInstanceUID
+
+
+def test_seg_of_another_series_is_an_input_error(
+    synthetic_series: Path, synthetic_labels: np.ndarray, tmp_path: Path
+) -> None:
+    series = read_source_series(synthetic_series)
+    other = read_source_series(write_series(tmp_path / "other", seed=5))
+    path = write_dicom_seg(
+        series.volume.with_array(synthetic_labels),
+        series,
+        build_structures([1, 2, 3], names=NAMES),
+        tmp_path / "seg.dcm",
+    )
+    with pytest.raises(InputError, match="cannot map the SEG"):
+        read_dicom_seg(path, other)
