@@ -180,7 +180,13 @@ def write_review_package(
         dciodvfy_errors: dict[str, int] = {}
         dciodvfy_warnings: dict[str, list[str]] = {}
         if validate and shutil.which("dciodvfy"):
-            for name in (SEG_NAME, RTSTRUCT_NAME):
+            to_check = [SEG_NAME, RTSTRUCT_NAME]
+            if segmentation_type == SegmentationType.LABELMAP:
+                # dicom3tools 1.00~20220618 predates the Label Map Segmentation IOD (2024):
+                # it reports "Information Object Not found" for any such file.
+                to_check.remove(SEG_NAME)
+                logger.warning("LABELMAP SEG not checked: dciodvfy does not know its IOD")
+            for name in to_check:
                 report = validate_dicom_iod(staging / name)
                 dciodvfy_errors[name] = len(report.errors)
                 dciodvfy_warnings[name] = list(report.warnings)

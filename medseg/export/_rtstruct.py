@@ -253,7 +253,10 @@ def write_rtstruct(
         observation = Dataset()
         observation.ObservationNumber = number
         observation.ReferencedROINumber = number
-        observation.RTROIInterpretedType = "ORGAN"
+        # ORGAN for normal anatomy; other structures (lesions, cells) have no RT planning
+        # type (GTV/CTV are clinical decisions), so the type-2 attribute stays empty.
+        anatomical = structure.code.category in ("AnatomicalStructure", "Tissue")
+        observation.RTROIInterpretedType = "ORGAN" if anatomical else ""
         observation.ROIInterpreter = ""
         code = Dataset()
         code.CodeValue = structure.code.type_code.value

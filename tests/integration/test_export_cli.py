@@ -150,3 +150,17 @@ def test_fractional_seg_from_a_4d_probability_nifti(
     back, names = read_dicom_seg(out, series)
     assert names == {1: "tumour", 2: "edema"}
     np.testing.assert_allclose(back.array, probabilities, atol=0.5 / 255 + 1e-6)
+
+
+def test_review_labelmap_package(
+    common: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "review"
+    code = main(
+        ["export", "review", *common, "--complete-uids", "--type", "labelmap", "--out", str(out)]
+    )
+    assert code == ExitCode.OK, capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["segmentation_type"] == "labelmap"
+    # dciodvfy checks the RTSTRUCT; it has no Label Map Segmentation IOD for the SEG.
+    assert manifest["dciodvfy_errors"] == {"segmentation_rtstruct.dcm": 0}
