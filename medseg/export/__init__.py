@@ -1,7 +1,78 @@
-"""Exports for review: overlays (DICOM SEG, RTSTRUCT and Slicer files come here too)."""
+"""Exports for review: DICOM SEG, RTSTRUCT, Slicer files, overlays, review packages, PACS."""
 
 from __future__ import annotations
 
-from medseg.export._overlay import write_contour_overlay
+from medseg.export._overlay import (
+    write_contour_overlay,
+    write_overlay_montage,
+    write_volume_overlay,
+)
+from medseg.export._pacs import (
+    PacsNode,
+    StoreResult,
+    collect_dicom_files,
+    find_series_instances,
+    send_dicom_files,
+    send_dicomweb,
+    verify_stored,
+)
+from medseg.export._review import ReviewPackage, write_review_package
+from medseg.export._rtstruct import (
+    rasterise_slice_contours,
+    read_rtstruct,
+    trace_slice_contours,
+    write_rtstruct,
+)
+from medseg.export._seg import AlgorithmType, SegmentationType, read_dicom_seg, write_dicom_seg
+from medseg.export._series import (
+    SourceSeries,
+    map_mask_to_series,
+    read_source_series,
+    write_source_series,
+)
+from medseg.export._slicer import write_color_table, write_label_nifti, write_seg_nrrd
+from medseg.export._structures import (
+    Structure,
+    StructureCode,
+    StructureCodeMap,
+    build_structures,
+    load_structure_codes,
+)
+from medseg.export._validate import IodReport, validate_dicom_iod
 
-__all__ = ["write_contour_overlay"]
+__all__ = [
+    "AlgorithmType",
+    "IodReport",
+    "PacsNode",
+    "ReviewPackage",
+    "SegmentationType",
+    "SourceSeries",
+    "StoreResult",
+    "Structure",
+    "StructureCode",
+    "StructureCodeMap",
+    "build_structures",
+    "collect_dicom_files",
+    "find_series_instances",
+    "load_structure_codes",
+    "map_mask_to_series",
+    "rasterise_slice_contours",
+    "read_dicom_seg",
+    "read_rtstruct",
+    "read_source_series",
+    "send_dicom_files",
+    "send_dicomweb",
+    "trace_slice_contours",
+    "validate_dicom_iod",
+    "verify_stored",
+    "write_color_table",
+    "write_contour_overlay",
+    "write_dicom_seg",
+    "write_label_nifti",
+    "write_overlay_montage",
+    "write_review_package",
+    "write_rtstruct",
+    "write_seg_nrrd",
+    "write_source_series",
+    "write_volume_overlay",
+]

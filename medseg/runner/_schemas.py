@@ -7,16 +7,18 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from medseg.core import ConfigError, look_up_option
+from medseg.export import StructureCodeMap
 from medseg.io import DatasetManifest
 from medseg.runner._pipeline import PipelineConfig
 
 CONFIG_KINDS: dict[str, type[BaseModel]] = {
     "dataset": DatasetManifest,
     "pipeline": PipelineConfig,
+    "export_codes": StructureCodeMap,
 }
 
 # Folder a config lives in → its kind, used when --kind is not given.
-_KIND_BY_FOLDER = {"data_manifests": "dataset", "pipelines": "pipeline"}
+_KIND_BY_FOLDER = {"data_manifests": "dataset", "pipelines": "pipeline", "export": "export_codes"}
 
 
 def config_schema(kind: str | None, path: str | Path) -> type[BaseModel]:

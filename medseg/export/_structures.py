@@ -1,0 +1,197 @@
+"""Structures to export: label value, name, colour and SNOMED CT codes.
+
+The code map is a typed config (``configs/export/structure_codes.yaml``); its values are
+keywords of pydicom's SNOMED CT dictionary (``pydicom.sr.codedict.codes.SCT``, generated
+from DICOM Part 16), so a misspelt or invented code fails validation instead of reaching a
+PACS.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field, field_validator
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+
+from medseg.core import ConfigError, ConfigModel, load_config, parse_config
+
+logger = logging.getLogger(__name__)
+
+#: Laterality modifiers allowed in the code map (SNOMED CT).
+_LATERALITY = ("Left", "Right")
+
+
+def _check_sct_keyword(keyword: str) -> str:
+    try:
+        getattr(codes.SCT, keyword)
+    except AttributeError as err:
+        raise ValueError(
+            f"must be a keyword of pydicom's SNOMED CT dictionary (codes.SCT), not {keyword!r}"
+        ) from err
+    return keyword
+
+
+class StructureCode(ConfigModel):
+    """SNOMED CT category, type and optional laterality of one structure (codes.SCT keywords)."""
+
+    category: str
+    type: str
+    modifier: str | None = None
+
+    @field_validator("category", "type")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _check_sct_keyword(value)
+
+    @field_validator("modifier")
+    @classmethod
+    def _laterality(cls, value: str | None) -> str | None:
+        if value is not None and value not in _LATERALITY:
+            raise ValueError(f"must be one of {', '.join(_LATERALITY)}, not {value!r}")
+        return value
+
+    @property
+    def category_code(self) -> Code:
+        """The category as a pydicom Code."""
+        return getattr(codes.SCT, self.category)
+
+    @property
+    def type_code(self) -> Code:
+        """The type as a pydicom Code."""
+        return getattr(codes.SCT, self.type)
+
+    @property
+    def modifier_code(self) -> Code | None:
+        """The laterality modifier as a pydicom Code, if any."""
+        return getattr(codes.SCT, self.modifier) if self.modifier else None
+
+
+class StructureCodeMap(ConfigModel):
+    """Structure name → SNOMED CT codes: exact names, then glob patterns, then a default."""
+
+    default: StructureCode = Field(
+        default_factory=lambda: StructureCode(
+            category="AnatomicalStructure", type="AnatomicalStructure"
+        )
+    )
+    structures: dict[str, StructureCode] = Field(default_factory=dict)
+    patterns: dict[str, StructureCode] = Field(default_factory=dict)
+
+    def look_up(self, name: str) -> tuple[StructureCode, bool]:
+        """Return the code for ``name`` and whether it was matched (False: the default)."""
+        key = name.strip().lower()
+        exact = {k.lower(): v for k, v in self.structures.items()}
+        if key in exact:
+            return exact[key], True
+        for pattern, code in self.patterns.items():
+            if fnmatch.fnmatchcase(key, pattern.lower()):
+                return code, True
+        return self.default, False
+
+
+def load_structure_codes(path: str | Path | None = None) -> StructureCodeMap:
+    """Load a structure code map from YAML, or the built-in defaults when ``path`` is None."""
+    if path is None:
+        return parse_config(StructureCodeMap, {})
+    return load_config(path, StructureCodeMap)
+
+
+# Distinct colours (RGB 0-255) for label values without a configured colour; chosen to be
+# told apart on grey CT (tab20 order, without the greys).
+_PALETTE = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (188, 189, 34),
+    (23, 190, 207),
+    (174, 199, 232),
+    (255, 187, 120),
+    (152, 223, 138),
+    (255, 152, 150),
+    (197, 176, 213),
+    (196, 156, 148),
+    (247, 182, 210),
+    (219, 219, 141),
+    (158, 218, 229),
+)
+
+
+@dataclass(frozen=True)
+class Structure:
+    """One exported structure.
+
+    Attributes
+    ----------
+    label_value
+        Its value in the label map (> 0).
+    name
+        Human-readable name (segment label / ROI name); never PHI.
+    color_rgb
+        Display colour, 8-bit RGB.
+    code
+        SNOMED CT category/type/laterality.
+    code_matched
+        False when ``code`` is the map's default because the name is not in the map.
+    """
+
+    label_value: int
+    name: str
+    color_rgb: tuple[int, int, int]
+    code: StructureCode
+    code_matched: bool = True
+
+
+def build_structures(
+    label_values: list[int] | np.ndarray,
+    *,
+    names: dict[int, str] | None = None,
+    code_map: StructureCodeMap | None = None,
+) -> list[Structure]:
+    """Describe each label value: name from ``names`` (else ``label_<v>``), colour, codes.
+
+    Parameters
+    ----------
+    label_values
+        Positive label values present in the mask, any order; returned sorted.
+    names
+        Label value → structure name (e.g. a dataset manifest's ``labels``).
+    code_map
+        SNOMED CT code map; the built-in default when None.
+    """
+    code_map = code_map or load_structure_codes()
+    names = names or {}
+    structures = []
+    unmatched = []
+    for index, value in enumerate(sorted(int(v) for v in label_values)):
+        if value <= 0:
+            raise ConfigError(f"label values must be > 0, not {value}")
+        name = names.get(value, f"label_{value}")
+        code, matched = code_map.look_up(name)
+        if not matched:
+            unmatched.append(name)
+        structures.append(
+            Structure(
+                label_value=value,
+                name=name,
+                color_rgb=_PALETTE[index % len(_PALETTE)],
+                code=code,
+                code_matched=matched,
+            )
+        )
+    if unmatched:
+        logger.warning(
+            "%d structure(s) not in the SNOMED CT code map, coded as the default %s: %s",
+            len(unmatched),
+            code_map.default.type,
+            ", ".join(unmatched),
+        )
+    return structures
