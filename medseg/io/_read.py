@@ -1,4 +1,4 @@
-"""One entry point that reads any supported image by its path."""
+"""One entry point that reads any supported image by its path, and one that writes."""
 
 from __future__ import annotations
 
@@ -7,14 +7,31 @@ from pathlib import Path
 from medseg.core import InputError
 from medseg.io._dicom import read_dicom_series
 from medseg.io._image2d import IMAGE_2D_SUFFIXES, read_image_2d
-from medseg.io._nifti import read_nifti
+from medseg.io._itk import ITK_SUFFIXES, read_itk_image, write_itk_image
+from medseg.io._nifti import read_nifti, write_nifti
 from medseg.io._volume import Volume
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
+#: Suffixes :func:`write_image` writes.
+WRITE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+
+
+def _is_dicom_file(path: Path) -> bool:
+    if path.suffix.lower() in (".dcm", ".dicom", ".ima"):
+        return True
+    try:
+        with open(path, "rb") as stream:
+            stream.seek(128)
+            return stream.read(4) == b"DICM"
+    except OSError:
+        return False
 
 
 def read_image(path: str | Path, *, series_uid: str | None = None) -> Volume:
-    """Read a DICOM folder, a NIfTI file or a 2D image into a Volume.
+    """Read a DICOM folder/zip/file, NIfTI, NRRD, MHA/MHD or 2D image into a Volume.
+
+    Every reader returns the same convention: array axes in file order, affine voxel →
+    RAS+ mm (see :class:`Volume`).
 
     Raises
     ------
@@ -24,15 +41,41 @@ def read_image(path: str | Path, *, series_uid: str | None = None) -> Volume:
     path = Path(path)
     if path.is_dir():
         return read_dicom_series(path, series_uid=series_uid)
+    if not path.exists():
+        raise InputError("input not found", path=path)
     name = path.name.lower()
     if name.endswith(_NIFTI_SUFFIXES):
         return read_nifti(path)
+    if name.endswith(ITK_SUFFIXES):
+        return read_itk_image(path)
     if name.endswith(IMAGE_2D_SUFFIXES):
         return read_image_2d(path)
-    if not path.exists():
-        raise InputError("input not found", path=path)
+    if name.endswith(".zip") or _is_dicom_file(path):
+        return read_dicom_series(path, series_uid=series_uid)
     raise InputError(
-        "unsupported input: expected a DICOM folder, .nii/.nii.gz or a 2D image "
-        f"({', '.join(IMAGE_2D_SUFFIXES)})",
+        "unsupported input: expected a DICOM folder, .zip or file, .nii/.nii.gz, "
+        f"{', '.join(ITK_SUFFIXES)} or a 2D image ({', '.join(IMAGE_2D_SUFFIXES)})",
+        path=path,
+    )
+
+
+def write_image(volume: Volume, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``volume`` atomically as NIfTI (``.nii.gz``/``.nii``) or NRRD/MHA, by suffix.
+
+    Raises
+    ------
+    InputError
+        If the suffix is not one of :data:`WRITE_SUFFIXES`.
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(_NIFTI_SUFFIXES):
+        return write_nifti(volume, path, overwrite=overwrite)
+    if name.endswith((".nrrd", ".mha")):
+        return write_itk_image(volume, path, overwrite=overwrite)
+    raise InputError(
+        f"unsupported output type: expected a name ending in {', '.join(WRITE_SUFFIXES)}",
         path=path,
     )
