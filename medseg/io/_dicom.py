@@ -243,7 +243,8 @@ def load_dicom_series(series: DicomSeries, *, n_threads: int | None = None) -> V
     threads = n_threads or _default_threads()
     headers = series.slices
     layouts = {h.native.dtype if h.native else None for h in headers}
-    if None not in layouts and len(layouts) == 1:
+    lut = any(h.has_modality_lut for h in headers)
+    if None not in layouts and len(layouts) == 1 and not lut:
         raw, lut_applied = _read_native(headers, threads), False
     else:
         raw, lut_applied = _read_decoded(headers, threads)
