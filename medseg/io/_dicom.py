@@ -207,8 +207,8 @@ def _apply_rescale(raw: np.ndarray, headers: Sequence[SliceHeader]) -> np.ndarra
             for dtype in (np.int16, np.int32):
                 info = np.iinfo(dtype)
                 if info.min <= low and high <= info.max:
-                    out = raw.astype(dtype, copy=raw.dtype != dtype)
-                    out += dtype(intercept)
+                    out: np.ndarray = raw.astype(dtype, copy=raw.dtype != dtype)
+                    np.add(out, int(intercept), out=out, casting="unsafe")
                     return out
         return (raw.astype(np.float32) * np.float32(slope) + np.float32(intercept)).astype(
             np.float32

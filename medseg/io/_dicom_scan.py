@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pydicom
@@ -223,11 +224,11 @@ def _native_layout(ds: pydicom.Dataset, fp: io.BufferedIOBase, size: int) -> Nat
     head = fp.read(12)
     if len(head) < 8:
         return None
-    group = int.from_bytes(head[0:2], "little" if byte_order == "<" else "big")
-    element = int.from_bytes(head[2:4], "little" if byte_order == "<" else "big")
+    endian: Literal["little", "big"] = "little" if byte_order == "<" else "big"
+    group = int.from_bytes(head[0:2], endian)
+    element = int.from_bytes(head[2:4], endian)
     if (group, element) != (0x7FE0, 0x0010):
         return None
-    endian = "little" if byte_order == "<" else "big"
     if explicit:
         if head[4:6] not in (b"OW", b"OB"):
             return None
@@ -396,7 +397,11 @@ def _orientation_group(groups: list[list[SliceHeader]], header: SliceHeader) -> 
             and (first.orientation is None) == (header.orientation is None)
             and (
                 first.orientation is None
-                or np.allclose(first.orientation, header.orientation, atol=ORIENTATION_TOLERANCE)
+                or np.allclose(
+                    np.asarray(first.orientation),
+                    np.asarray(header.orientation),
+                    atol=ORIENTATION_TOLERANCE,
+                )
             )
         ):
             return index
@@ -489,7 +494,7 @@ def _build_series(key: str, headers: list[SliceHeader], split_reasons: list[str]
         warnings.append("no PixelSpacing: pixel size 1 mm assumed")
     if has_geometry:
         normal = _normal(first.orientation)  # type: ignore[arg-type]
-        distances = np.array([float(np.dot(h.position_lps, normal)) for h in headers])
+        distances = np.array([float(np.dot(np.asarray(h.position_lps), normal)) for h in headers])
         order = np.argsort(distances, kind="stable")
         headers = [headers[i] for i in order]
         distances = distances[order]

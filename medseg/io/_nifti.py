@@ -23,7 +23,7 @@ def read_nifti(path: str | Path) -> Volume:
     if not path.is_file():
         raise InputError("NIfTI file not found", path=path)
     try:
-        image = nib.load(str(path))
+        image: nib.Nifti1Image = nib.load(str(path))  # type: ignore[assignment]
         array = np.asanyarray(image.dataobj)
     except Exception as err:  # nibabel raises many kinds for corrupt files
         raise InputError(f"cannot read NIfTI file ({type(err).__name__})", path=path) from err
