@@ -135,7 +135,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             )
         )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
+    for row in [header, *rows] if rows else []:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     for series in scan.series:
         for message in series.problems:

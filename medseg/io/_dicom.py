@@ -115,9 +115,10 @@ def _decode_file(ref: FileRef, syntax: str) -> np.ndarray:
     except Exception as err:  # pydicom/plugins raise many kinds on bad or odd pixel data
         text = str(err).strip()
         first_line = text.splitlines()[0][:200] if text else ""
+        hint = "; install the matching pylibjpeg plugin" if "plugin" in text.lower() else ""
         raise InputError(
             f"cannot decode pixel data ({_syntax_name(syntax)}): {type(err).__name__}: "
-            f"{first_line}; install the matching pylibjpeg plugin or convert the file",
+            f"{first_line}{hint}",
             path=ref.path if ref.member is None else f"{ref.path}!{ref.member}",
         ) from err
     return pixels

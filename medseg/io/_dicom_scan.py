@@ -323,14 +323,21 @@ def read_slice_headers(ref: FileRef) -> list[SliceHeader]:
             raise
         except Exception as err:  # pydicom raises many kinds on broken headers
             raise InputError(f"unreadable DICOM header ({type(err).__name__})") from err
+        # pydicom stops at the Pixel Data tag; at end of file there is no pixel data.
+        at_end = fp.tell() >= size
         try:
-            native = _native_layout(ds, fp, size)  # type: ignore[arg-type]
+            native = None if at_end else _native_layout(ds, fp, size)  # type: ignore[arg-type]
         except InputError:
             raise
         except Exception:  # odd element layouts: pydicom decodes the pixels instead
             native = None
     if "Rows" not in ds or "Columns" not in ds:
-        raise InputError("DICOM object without an image (no Rows/Columns): not a pixel series")
+        raise InputError(
+            "DICOM object without an image (no Rows/Columns): not a pixel series "
+            "(e.g. SR, RTSTRUCT) or a truncated file"
+        )
+    if at_end:
+        raise InputError("no pixel data: the file ends after the header (truncated?)")
     n_frames = int(_float(ds.get("NumberOfFrames")) or 1)
     common = {
         "ref": ref,

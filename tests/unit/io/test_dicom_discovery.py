@@ -157,15 +157,19 @@ def test_zip_input_native_pixels(make_series, tmp_path: Path) -> None:
 
 
 def test_truncated_and_foreign_files_are_skipped(make_series) -> None:
-    folder = make_series(n=4)
-    data = (folder / "slice_003.dcm").read_bytes()
-    (folder / "slice_003.dcm").write_bytes(data[: len(data) // 2])
+    folder = make_series(n=6)
+    data = (folder / "slice_005.dcm").read_bytes()
+    (folder / "slice_005.dcm").write_bytes(data[: len(data) // 2])  # pixels cut
+    header = (folder / "slice_004.dcm").read_bytes()
+    (folder / "slice_004.dcm").write_bytes(header[:900])  # header cut
     (folder / "notes.txt").write_text("hello")
     scan = scan_dicom(folder)
-    assert [Path(name).name for name, _ in scan.skipped] == ["slice_003.dcm"]
-    assert "truncated" in scan.skipped[0][1]
-    assert scan.series[0].n_slices == 3
-    assert read_dicom_series(folder).spatial_shape == (512, 512, 3)
+    reasons = {Path(name).name: reason for name, reason in scan.skipped}
+    assert sorted(reasons) == ["slice_004.dcm", "slice_005.dcm"]
+    assert "truncated" in reasons["slice_005.dcm"]
+    assert "truncated" in reasons["slice_004.dcm"]
+    assert scan.series[0].n_slices == 4
+    assert read_dicom_series(folder).spatial_shape == (512, 512, 4)
 
 
 def test_several_series_need_a_choice(make_series, tmp_path: Path) -> None:
