@@ -153,3 +153,15 @@ def test_inspect_json_and_table(repo_root: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "7 series in 7 file(s), 0 skipped" in out
     assert "mixed orientation" in out
+
+
+def test_enhanced_multiframe_ct_matches_dcm2niix(repo_root: Path, tmp_path: Path) -> None:
+    source = repo_root / "data/dicom_corpus/pydicom_data/eCT_Supplemental.dcm"
+    folder = tmp_path / "enhanced"
+    folder.mkdir()
+    shutil.copy(source, folder / source.name)
+    (reference,) = _dcm2niix(folder, tmp_path / "dcm2niix")
+    ours = _convert(source, tmp_path / "ect.nii.gz")
+    assert ours.shape == reference.shape == (512, 512, 2)
+    np.testing.assert_allclose(ours.affine, reference.affine, atol=1e-3)
+    np.testing.assert_array_equal(np.asanyarray(ours.dataobj), np.asanyarray(reference.dataobj))
