@@ -88,10 +88,14 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     import json
 
-    from medseg.io import read_image, scan_dicom
+    from medseg.io import is_dicom_file, read_image, scan_dicom
 
     source: Path = args.source
-    is_dicom = source.is_dir() or source.suffix.lower() in (".zip", ".dcm")
+    is_dicom = (
+        source.is_dir()
+        or source.suffix.lower() == ".zip"
+        or (source.is_file() and is_dicom_file(source))
+    )
     if not is_dicom:
         from medseg.io import axis_codes
 

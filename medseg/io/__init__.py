@@ -32,7 +32,7 @@ from medseg.io._manifest import (
 )
 from medseg.io._nifti import read_nifti, write_nifti
 from medseg.io._orientation import axis_codes, reorient, reorient_like
-from medseg.io._read import WRITE_SUFFIXES, read_image, write_image
+from medseg.io._read import WRITE_SUFFIXES, is_dicom_file, read_image, write_image
 from medseg.io._volume import LPS_TO_RAS, Volume, check_same_grid
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "dicom_series_files",
     "find_manifest_problems",
     "flip_axis",
+    "is_dicom_file",
     "list_dicom_series",
     "load_dicom_series",
     "load_manifest",

@@ -16,7 +16,9 @@ _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 WRITE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
 
 
-def _is_dicom_file(path: Path) -> bool:
+def is_dicom_file(path: str | Path) -> bool:
+    """True for a file named ``*.dcm``/``*.dicom``/``*.ima`` or with the ``DICM`` preamble."""
+    path = Path(path)
     if path.suffix.lower() in (".dcm", ".dicom", ".ima"):
         return True
     try:
@@ -50,7 +52,7 @@ def read_image(path: str | Path, *, series_uid: str | None = None) -> Volume:
         return read_itk_image(path)
     if name.endswith(IMAGE_2D_SUFFIXES):
         return read_image_2d(path)
-    if name.endswith(".zip") or _is_dicom_file(path):
+    if name.endswith(".zip") or is_dicom_file(path):
         return read_dicom_series(path, series_uid=series_uid)
     raise InputError(
         "unsupported input: expected a DICOM folder, .zip or file, .nii/.nii.gz, "
