@@ -10,7 +10,7 @@ original JPEG 2000 encoding with ``--compressed``. Both readers start from the f
   (rescale to HU) + ``GetArrayViewFromImage``.
 
 Each reader runs once to warm the page cache, then ``--repeats`` times alternately; the
-best time of each is reported. The arrays are checked equal before timing is trusted.
+best and median times of each are reported. The arrays are checked equal before timing is trusted.
 
     python benchmarks/io_load.py                   # 300 uncompressed slices
     python benchmarks/io_load.py --compressed --slices 60
@@ -68,7 +68,7 @@ def load_simpleitk(folder: Path) -> tuple[sitk.Image, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=300)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="medseg reader threads")
     parser.add_argument("--compressed", action="store_true", help="keep JPEG 2000 encoding")
     args = parser.parse_args()
@@ -88,11 +88,18 @@ def main() -> None:
             load_simpleitk(folder)
             times["simpleitk"].append(time.perf_counter() - start)
     best = {name: min(values) for name, values in times.items()}
+    median = {name: float(np.median(values)) for name, values in times.items()}
     kind = "JPEG 2000" if args.compressed else "uncompressed"
-    print(f"series: {args.slices} slices 512x512 int16 ({kind}), best of {args.repeats}")
+    print(f"series: {args.slices} slices 512x512 int16 ({kind}), {args.repeats} runs each")
     for name in ("medseg", "simpleitk"):
-        print(f"{name:10s} {best[name]:.3f} s  {args.slices / best[name]:8.0f} slices/s")
-    print(f"ratio (medseg speed / SimpleITK speed): {best['simpleitk'] / best['medseg']:.2f}")
+        print(
+            f"{name:10s} best {best[name]:.3f} s ({args.slices / best[name]:.0f} slices/s), "
+            f"median {median[name]:.3f} s ({args.slices / median[name]:.0f} slices/s)"
+        )
+    print(
+        f"ratio (medseg speed / SimpleITK speed): best {best['simpleitk'] / best['medseg']:.2f}, "
+        f"median {median['simpleitk'] / median['medseg']:.2f}"
+    )
 
 
 if __name__ == "__main__":
