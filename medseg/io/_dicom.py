@@ -18,7 +18,8 @@ import SimpleITK as sitk
 from pydicom.uid import UID
 
 from medseg.core import GeometryError, InputError
-from medseg.io._dicom_scan import DicomScan, DicomSeries, FileRef, SliceHeader, scan_dicom
+from medseg.io._dicom_header import FileRef, SliceHeader
+from medseg.io._dicom_scan import DicomScan, DicomSeries, scan_dicom
 from medseg.io._volume import LPS_TO_RAS, Volume
 
 logger = logging.getLogger(__name__)
