@@ -87,6 +87,105 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _run(args, args.pipeline)
 
 
+_CONVERT_EPILOG = """\
+examples:
+  medseg convert data/ct_totalsegmentator/example_ct_dicom /tmp/ct.nii.gz
+  medseg convert study.zip /tmp/t1.nii.gz --series 1.2.840.113619.2.55.3
+  medseg convert seg.nrrd /tmp/seg.nii.gz --overwrite
+"""
+
+_INSPECT_EPILOG = """\
+examples:
+  medseg inspect data/dicom_corpus/series_and_seg
+  medseg inspect study.zip --json
+"""
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from medseg.io import axis_codes, convert_image
+
+    volume = convert_image(
+        args.source, args.destination, series_uid=args.series, overwrite=args.overwrite
+    )
+    spacing = " x ".join(f"{s:.4g}" for s in volume.spacing_mm)
+    print(
+        f"wrote {args.destination}: shape {'x'.join(map(str, volume.array.shape))}, "
+        f"{volume.array.dtype}, spacing {spacing} mm, axes {axis_codes(volume)}"
+    )
+    for message in volume.metadata.get("warnings", []) or []:
+        print(f"  warning: {message}")
+    return ExitCode.OK
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from medseg.io import is_dicom_file, read_image, scan_dicom
+
+    source: Path = args.source
+    is_dicom = (
+        source.is_dir()
+        or source.suffix.lower() == ".zip"
+        or (source.is_file() and is_dicom_file(source))
+    )
+    if not is_dicom:
+        from medseg.io import axis_codes
+
+        volume = read_image(source)
+        facts = {
+            "path": str(source),
+            "format": volume.metadata.get("format"),
+            "shape": list(volume.array.shape),
+            "dtype": str(volume.array.dtype),
+            "spacing_mm": [round(s, 6) for s in volume.spacing_mm],
+            "orientation": axis_codes(volume),
+            "affine_ras": [[round(v, 6) for v in row] for row in volume.affine.tolist()],
+        }
+        if args.json:
+            print(json.dumps(facts, indent=2))
+        else:
+            for key, value in facts.items():
+                print(f"{key:12} {value}")
+        return ExitCode.OK
+    scan = scan_dicom(source)
+    if args.json:
+        payload = {
+            "n_files": scan.n_files,
+            "series": [series.summary() for series in scan.series],
+            "skipped": [{"file": name, "reason": reason} for name, reason in scan.skipped],
+        }
+        print(json.dumps(payload, indent=2))
+        return ExitCode.OK
+    header = ("series", "modality", "slices", "shape", "spacing mm", "axes", "description")
+    rows = []
+    for series in scan.series:
+        rows.append(
+            (
+                series.key,
+                series.modality or "?",
+                str(series.n_slices),
+                "x".join(map(str, series.shape)),
+                " x ".join(f"{s:.4g}" for s in series.spacing_mm),
+                series.orientation_codes,
+                series.description,
+            )
+        )
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows] if rows else []:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    for series in scan.series:
+        for message in series.problems:
+            print(f"problem {series.key}: {message}")
+        for message in series.warnings:
+            print(f"warning {series.key}: {message}")
+        for message in series.notes:
+            print(f"note    {series.key}: {message}")
+    for name, reason in scan.skipped:
+        print(f"skipped {name}: {reason}")
+    print(f"{len(scan.series)} series in {scan.n_files} file(s), {len(scan.skipped)} skipped")
+    return ExitCode.OK
+
+
 def _cmd_manifest_verify(args: argparse.Namespace) -> int:
     from medseg.io import verify_manifest
 
@@ -546,6 +645,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder that relative dataset paths start from (default: the checkout)",
     )
     run.set_defaults(handler=_cmd_run)
+
+    convert = commands.add_parser(
+        "convert",
+        help="convert a DICOM series (folder/zip) or a volume to NIfTI/NRRD/MHA",
+        description="Read SRC (DICOM folder, zip or file; NIfTI; NRRD; MHA; 2D image) and write "
+        "DST (.nii.gz, .nii, .nrrd or .mha) with the source geometry, atomically. DICOM is "
+        "written in dcm2niix's voxel layout (rows flipped), so masks made on dcm2niix "
+        "output overlay it exactly. Integer data and label maps stay integers.",
+        epilog=_CONVERT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    convert.add_argument("source", type=Path, metavar="SRC")
+    convert.add_argument("destination", type=Path, metavar="DST")
+    convert.add_argument(
+        "--series", metavar="UID", help="series key or SeriesInstanceUID when SRC holds several"
+    )
+    convert.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    convert.set_defaults(handler=_cmd_convert)
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="list DICOM series (or a volume's geometry) as a table or JSON",
+        description="Read headers only and print each DICOM series found under SRC (folder, "
+        "zip or file): key, modality, slices, shape, spacing, orientation, description, "
+        "with validation warnings and skipped files. For NIfTI/NRRD/MHA/2D files, print the "
+        "geometry.",
+        epilog=_INSPECT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    inspect.add_argument("source", type=Path, metavar="SRC")
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    inspect.set_defaults(handler=_cmd_inspect)
 
     manifest = commands.add_parser("manifest", help="check or build dataset manifests")
     manifest_commands = manifest.add_subparsers(

@@ -1,14 +1,23 @@
-"""Image IO with exact geometry, and dataset manifests (no torch here)."""
+"""Image IO with exact geometry, and dataset manifests (no torch here).
+
+Every reader returns a :class:`Volume`: array axes (i, j, k[, channel]) in file order
+(DICOM: column, row, slice), affine voxel → RAS+ mm.
+"""
 
 from __future__ import annotations
 
+from medseg.io._convert import convert_image, flip_axis, to_dcm2niix_layout
 from medseg.io._dicom import (
     affine_from_sitk,
+    choose_dicom_series,
     dicom_series_files,
     list_dicom_series,
+    load_dicom_series,
     read_dicom_series,
 )
+from medseg.io._dicom_scan import DicomScan, DicomSeries, scan_dicom
 from medseg.io._image2d import IMAGE_2D_SUFFIXES, read_image_2d
+from medseg.io._itk import ITK_SUFFIXES, read_itk_image, write_itk_image
 from medseg.io._manifest import (
     Case,
     DatasetManifest,
@@ -23,14 +32,24 @@ from medseg.io._manifest import (
 )
 from medseg.io._nifti import read_nifti, write_nifti
 from medseg.io._orientation import axis_codes, reorient, reorient_like
-from medseg.io._read import check_volume_is_sane, read_image
+from medseg.io._read import (
+    WRITE_SUFFIXES,
+    check_volume_is_sane,
+    is_dicom_file,
+    read_image,
+    write_image,
+)
 from medseg.io._volume import LPS_TO_RAS, Volume, check_same_grid
 
 __all__ = [
     "IMAGE_2D_SUFFIXES",
+    "ITK_SUFFIXES",
     "LPS_TO_RAS",
+    "WRITE_SUFFIXES",
     "Case",
     "DatasetManifest",
+    "DicomScan",
+    "DicomSeries",
     "ManifestFile",
     "ReferenceStandard",
     "Source",
@@ -40,17 +59,27 @@ __all__ = [
     "axis_codes",
     "check_same_grid",
     "check_volume_is_sane",
+    "choose_dicom_series",
+    "convert_image",
     "dicom_series_files",
     "find_manifest_problems",
+    "flip_axis",
+    "is_dicom_file",
     "list_dicom_series",
+    "load_dicom_series",
     "load_manifest",
     "manifest_root",
     "read_dicom_series",
     "read_image",
     "read_image_2d",
+    "read_itk_image",
     "read_nifti",
     "reorient",
     "reorient_like",
+    "scan_dicom",
+    "to_dcm2niix_layout",
     "verify_manifest",
+    "write_image",
+    "write_itk_image",
     "write_nifti",
 ]

@@ -29,8 +29,9 @@ def _read_pixels(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image.seek(0)  # first frame of an animated GIF
+        with Image.open(path) as opened:
+            opened.seek(0)  # first frame of an animated GIF
+            image: Image.Image = opened
             if image.mode == "P":
                 image = (
                     image.convert("RGB")
