@@ -111,6 +111,7 @@ _CLEANING_OPTIONS = frozenset(
         DeidOption.RETAIN_PATIENT_CHARACTERISTICS,
     }
 )
+_GRAPHIC_GROUPS = frozenset(range(0x5000, 0x5020, 2)) | frozenset(range(0x6000, 0x6020, 2))
 _MODE_DUMMY = "dummy"
 _MODE_CLEAN = "clean"
 
@@ -150,6 +151,7 @@ class _Context:
     cleaner: re.Pattern[str] | None
     counts: Counter[str]
     types: dict[tuple[str, ...], str] | None
+    pixels_cleaned: bool = False
 
 
 class Deidentifier:
@@ -255,6 +257,7 @@ class Deidentifier:
             cleaner=cleaner,
             counts=result.counts,
             types=find_attribute_types(sop_class) if sop_class else None,
+            pixels_cleaned=rule is not None,
         )
         self._walk(ds, ctx, None, ())
         self._set_identity(ds, pseudonym, str(sop_instance), rule is not None)
@@ -380,6 +383,13 @@ class Deidentifier:
             if vr == "SQ":
                 for item in ds[tag].value:
                     self._walk(item, ctx, mode, inner)
+            return
+        is_bitmap = (tag >> 16) < 0x6000 or (tag & 0xFFFF) == 0x3000
+        if action is Action.CLEAN and (tag >> 16) in _GRAPHIC_GROUPS and is_bitmap:
+            # overlay/curve bitmaps cannot be cleaned of text by themselves: they are kept only
+            # when a pixel rule blanked the same regions in them, else removed
+            if not ctx.pixels_cleaned or (tag >> 16) < 0x6000:
+                del ds[tag]
             return
         elem = ds[tag]
         if action is Action.EMPTY:

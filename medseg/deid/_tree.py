@@ -160,7 +160,11 @@ class _Worker:
             result.series_uid or "none",
             result.sop_uid,
         ]
-        out = _safe_output(self.dst, parts)
+        try:
+            out = _safe_output(self.dst, parts)
+        except DeidError:
+            record.update(status=FileStatus.FAILED.value, reason="unsafe_output_path")
+            return {"record": record}
         status = _write_bytes(out, write_dataset(ds))
         record.update(
             status=status,
