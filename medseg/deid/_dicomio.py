@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,15 +22,21 @@ _READ_ERRORS = (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, OS
 
 @contextlib.contextmanager
 def quiet_pydicom() -> Iterator[None]:
-    """Silence pydicom's value validation (its messages quote values) for the block."""
+    """Silence pydicom's validation, warnings and log for the block (they quote values)."""
     settings = config.settings
     saved = settings.reading_validation_mode, settings.writing_validation_mode
+    pydicom_logger = logging.getLogger("pydicom")
+    was_disabled = pydicom_logger.disabled
     settings.reading_validation_mode = config.IGNORE
     settings.writing_validation_mode = config.IGNORE
+    pydicom_logger.disabled = True
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         settings.reading_validation_mode, settings.writing_validation_mode = saved
+        pydicom_logger.disabled = was_disabled
 
 
 def read_dataset(source: bytes | Path) -> Dataset | None:

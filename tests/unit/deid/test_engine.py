@@ -49,7 +49,8 @@ def test_basic_profile_replaces_uids_consistently(phi_dataset, deid_key: DeidKey
     assert a.SOPInstanceUID != b.SOPInstanceUID
     assert a.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2"  # a registry UID is not replaced
     for uid in (a.StudyInstanceUID, a.SOPInstanceUID):
-        assert uid.startswith("2.25.") and len(uid) <= 64
+        assert uid.startswith("2.25.")
+        assert len(uid) <= 64
         assert int(uid[5:]) < 2**128
 
 
@@ -90,7 +91,9 @@ def test_patient_pseudonym_is_keyed_and_shared(phi_dataset, deid_key: DeidKey) -
     c = _deid(phi_dataset(patient=6), deid_key)
     assert a.PatientID == b.PatientID == str(a.PatientName)
     assert a.PatientID != c.PatientID
-    assert a.PatientID.isalpha() and a.PatientID.isupper() and len(a.PatientID) == 16
+    assert a.PatientID.isalpha()
+    assert a.PatientID.isupper()
+    assert len(a.PatientID) == 16
 
 
 def test_basic_profile_actions(phi_dataset, deid_key: DeidKey) -> None:
@@ -231,7 +234,8 @@ def test_graphics_removed_or_cleaned(phi_dataset, deid_key: DeidKey) -> None:
     _add_overlay(basic)
     basic.GraphicAnnotationSequence = _annotation("ZORBAQUEX9 left")
     _deid(basic, deid_key)
-    assert 0x60003000 not in basic and 0x60004000 not in basic
+    assert 0x60003000 not in basic
+    assert 0x60004000 not in basic
     assert basic.GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue == (
         "REMOVED"
     )
