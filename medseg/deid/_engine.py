@@ -261,6 +261,13 @@ class Deidentifier:
         )
         self._walk(ds, ctx, None, ())
         self._set_identity(ds, pseudonym, str(sop_instance), rule is not None)
+        sop_class = ds.get("SOPClassUID") or (
+            meta.get("MediaStorageSOPClassUID") if meta is not None else None
+        )
+        if not sop_class:
+            raise DeidError("the dataset has no SOP Class UID; it cannot be written validly")
+        if not ds.get("SOPClassUID"):
+            ds.SOPClassUID = sop_class
         self._rebuild_file_meta(ds, transfer_syntax)
         result.study_uid = str(ds.get("StudyInstanceUID", "") or "")
         result.series_uid = str(ds.get("SeriesInstanceUID", "") or "")
@@ -270,7 +277,14 @@ class Deidentifier:
     # ------------------------------------------------------------------ internals
     @staticmethod
     def _identity_values(ds: Dataset) -> list[str]:
-        values: list[str] = []
+        """Identifying values the file's own free text is cleaned of.
+
+        The top-level identity attributes plus every person name anywhere in the data set
+        (operators, interpreters, observers in sequences).
+        """
+        values: list[str] = [
+            str(elem.value) for elem in ds.iterall() if elem.VR == "PN" and elem.value
+        ]
         for keyword in _IDENTITY_KEYWORDS:
             value = ds.get(keyword)
             if value is None or value == "":
@@ -456,8 +470,11 @@ class Deidentifier:
     def _set_identity(self, ds: Dataset, pseudonym: str, sop_instance: str, pixels: bool) -> None:
         ds.PatientID = pseudonym
         ds.PatientName = pseudonym
-        if "SOPInstanceUID" not in ds:
-            ds.SOPInstanceUID = self.key.replace_uid(sop_instance)
+        if not ds.get("SOPInstanceUID"):
+            # an empty SOP Instance UID (the meta header still has one): derive it from that
+            ds.SOPInstanceUID = (
+                sop_instance if self._retain_uids else self.key.replace_uid(sop_instance)
+            )
         ds.PatientIdentityRemoved = "YES"
         option_names = sorted(o.value for o in self.options)
         ds.DeidentificationMethod = [f"medseg {_VERSION} PS3.15 E.1-1 Basic Profile"] + [

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import struct
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 AUDIT_NAME = "deid_audit.jsonl"
 _PSEUDONYM = re.compile(r"^[A-Z]{16}$")
-_UID_PART = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)*|none)$")
+_UID_PART = re.compile(r"^[0-9]+(?:\.[0-9]+)*$")
 
 
 class FileStatus(str, enum.Enum):
@@ -156,8 +157,8 @@ class _Worker:
             return {"record": record}
         parts = [
             result.pseudonym,
-            result.study_uid or "none",
-            result.series_uid or "none",
+            result.study_uid or "0",
+            result.series_uid or "0",
             result.sop_uid,
         ]
         try:
@@ -165,7 +166,13 @@ class _Worker:
         except DeidError:
             record.update(status=FileStatus.FAILED.value, reason="unsafe_output_path")
             return {"record": record}
-        status = _write_bytes(out, write_dataset(ds))
+        try:
+            data_out = write_dataset(ds)
+        except (AttributeError, ValueError, TypeError, OverflowError, struct.error) as err:
+            logger.warning("file could not be encoded (%s)", type(err).__name__)
+            record.update(status=FileStatus.FAILED.value, reason="cannot_encode")
+            return {"record": record}
+        status = _write_bytes(out, data_out)
         record.update(
             status=status,
             output=out.relative_to(self.dst).as_posix(),
