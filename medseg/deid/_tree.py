@@ -97,23 +97,25 @@ def check_output_locations(src: Path, dst: Path, link_table: Path | None) -> Non
 
 
 def _safe_output(dst: Path, parts: list[str]) -> Path:
+    """``dst/<pseudonym>/<study>/<series>/<sop>.dcm`` after checking every component.
+
+    A pseudonym is 16 upper-case letters and a UID digits and dots (not starting with a
+    dot), so no component can be empty, ``..``, absolute or contain a separator: the path
+    cannot leave ``dst`` whatever the original values were.
+    """
     if not _PSEUDONYM.match(parts[0]) or not all(_UID_PART.match(p) for p in parts[1:]):
         raise DeidError("an output path component is not a pseudonym or UID; refusing to write")
-    out = dst.joinpath(*parts[:-1], f"{parts[-1]}.dcm")
-    if not _is_within(out.resolve(), dst.resolve()):
-        raise DeidError("an output path would leave the output folder; refusing to write")
-    return out
+    return dst.joinpath(*parts[:-1], f"{parts[-1]}.dcm")
 
 
 def _write_bytes(path: Path, data: bytes) -> str:
     """Write atomically; an identical existing file (a resumed run) is fine."""
-    if path.exists():
-        return FileStatus.WRITTEN.value if path.read_bytes() == data else FileStatus.DUPLICATE.value
     try:
         with atomic_output(path) as tmp:
             tmp.write_bytes(data)
     except OutputExistsError:
-        return FileStatus.DUPLICATE.value
+        same = path.read_bytes() == data
+        return FileStatus.WRITTEN.value if same else FileStatus.DUPLICATE.value
     return FileStatus.WRITTEN.value
 
 

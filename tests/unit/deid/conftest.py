@@ -8,6 +8,7 @@ sequence), the file meta header (AE titles, private information) and the preambl
 
 from __future__ import annotations
 
+import copy
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -131,7 +132,7 @@ def make_phi_file(ct_slice: Dataset) -> Callable[..., PhiFile]:
         study_date: str = "20200115",
         referenced_sop: str | None = None,
     ) -> PhiFile:
-        ds = ct_slice.copy()
+        ds = copy.deepcopy(ct_slice)
         phi = PhiFile(path=path)
         names = {
             "PatientName": f"ZORBAQUEX{patient}^WILHELMINA{patient}",

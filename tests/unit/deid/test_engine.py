@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
@@ -282,7 +283,7 @@ def test_hostile_values_are_replaced(phi_dataset, deid_key: DeidKey) -> None:
 
 
 def _us_dataset(ct_slice: Dataset, *, burned: str | None) -> Dataset:
-    ds = ct_slice.copy()
+    ds = copy.deepcopy(ct_slice)
     ds.Modality = "US"
     ds.Manufacturer = "Acme Ultrasound"
     ds.ManufacturerModelName = "Sonic 9"

@@ -94,9 +94,13 @@ def test_unknown_iod_sequence_is_removed_not_emptied() -> None:
 def test_attribute_types_come_from_the_iod() -> None:
     ct = find_attribute_types("1.2.840.10008.5.1.4.1.1.2")
     assert ct is not None
-    assert ct[("PatientName",)] == "2"
-    assert ct[("StudyInstanceUID",)] == "1"
     assert ct[("ReferencedStudySequence",)] == "3"
+    assert ct[("ContrastBolusAgent",)] == "2"
+    assert ct[("ContentDate",)] == "2C"
+    seg = find_attribute_types("1.2.840.10008.5.1.4.1.1.66.4")
+    assert seg is not None
+    path = ("PerFrameFunctionalGroupsSequence", "DerivationImageSequence", "SourceImageSequence")
+    assert seg[path] == "2"
     assert find_attribute_types("1.2.3.4.private") is None
 
 
@@ -106,3 +110,13 @@ def test_action_table_special_rows() -> None:
     assert table.overlay_data_action is Action.REMOVE
     safe = build_action_table(frozenset({DeidOption.RETAIN_SAFE_PRIVATE}))
     assert safe.private_action is Action.CLEAN
+
+
+def test_shipped_iod_type_table_matches_highdicom() -> None:
+    import json
+    from importlib import resources
+
+    from medseg.deid._iod import IOD_TYPES_RESOURCE, derive_iod_type_table
+
+    shipped = json.loads(resources.files("medseg.deid").joinpath(IOD_TYPES_RESOURCE).read_text())
+    assert shipped == derive_iod_type_table()
