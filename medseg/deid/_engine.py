@@ -152,6 +152,7 @@ class _Context:
     counts: Counter[str]
     types: dict[tuple[str, ...], str] | None
     pixels_cleaned: bool = False
+    declared_safe: dict[tuple[int, str], frozenset[int] | None] = field(default_factory=dict)
 
 
 class Deidentifier:
@@ -258,6 +259,7 @@ class Deidentifier:
             counts=result.counts,
             types=find_attribute_types(sop_class) if sop_class else None,
             pixels_cleaned=rule is not None,
+            declared_safe=self._declared_safe_blocks(ds),
         )
         self._walk(ds, ctx, None, ())
         self._set_identity(ds, pseudonym, str(sop_instance), rule is not None)
@@ -345,7 +347,7 @@ class Deidentifier:
                 if element < 0x0010:  # group length or illegal
                     del ds[tag]
                     continue
-                if self._keep_private(ds, tag):
+                if self._keep_private(ds, tag, ctx):
                     creators_used.add((group << 16) | (element >> 8))
                     elem = ds[tag]
                     if elem.VR == "SQ":
@@ -368,15 +370,46 @@ class Deidentifier:
             if tag not in creators_used:
                 del ds[tag]
 
-    def _keep_private(self, ds: Dataset, tag: int) -> bool:
-        if self._table.private_action is not Action.CLEAN or not self._safe_private:
+    def _declared_safe_blocks(self, ds: Dataset) -> dict[tuple[int, str], frozenset[int] | None]:
+        """Private blocks the file itself declares safe (PS3.15 E.3.10, PS3.3 C.12.1.1.7).
+
+        From the Private Data Element Characteristics Sequence: a SAFE block maps to None
+        (every element kept), a MIXED block to the offsets listed as identifying (all others
+        kept); UNSAFE blocks are not listed. Only used with Retain Safe Private.
+        """
+        if self._table.private_action is not Action.CLEAN:
+            return {}
+        declared: dict[tuple[int, str], frozenset[int] | None] = {}
+        for item in ds.get("PrivateDataElementCharacteristicsSequence", None) or []:
+            group = item.get("PrivateGroupReference")
+            creator = str(item.get("PrivateCreatorReference", "") or "").strip()
+            status = str(item.get("BlockIdentifyingInformationStatus", "") or "").upper()
+            if group is None or not creator:
+                continue
+            if status == "SAFE":
+                declared[(int(group), creator)] = None
+            elif status == "MIXED":
+                unsafe = item.get("IdentifyingPrivateElements", None) or []
+                unsafe = [unsafe] if isinstance(unsafe, int) else list(unsafe)
+                declared[(int(group), creator)] = frozenset(int(e) for e in unsafe)
+        return declared
+
+    def _keep_private(self, ds: Dataset, tag: int, ctx: _Context) -> bool:
+        if self._table.private_action is not Action.CLEAN:
+            return False
+        if not self._safe_private and not ctx.declared_safe:
             return False
         group, element = tag >> 16, tag & 0xFFFF
         creator_tag = (group << 16) | (element >> 8)
         if creator_tag not in ds:
             return False
         creator = str(ds[creator_tag].value or "").strip()
-        return (group, creator, element & 0xFF) in self._safe_private
+        if (group, creator, element & 0xFF) in self._safe_private:
+            return True
+        if (group, creator) in ctx.declared_safe:
+            unsafe = ctx.declared_safe[(group, creator)]
+            return unsafe is None or (element & 0xFF) not in unsafe
+        return False
 
     def _apply(
         self,

@@ -342,3 +342,26 @@ def test_pixel_rule_blanks_regions(ct_slice: Dataset, deid_key: DeidKey) -> None
     unmatched.Manufacturer = "Other Corp"
     with pytest.raises(BurnedInRefusedError, match="no_matching_rule"):
         Deidentifier(DeidConfig(), deid_key, pixel_rules=rules).deidentify(unmatched)
+
+
+@pytest.mark.parametrize(("status", "kept"), [("SAFE", {1, 2}), ("MIXED", {1}), ("UNSAFE", set())])
+def test_blocks_declared_safe_by_the_file(
+    phi_dataset, deid_key: DeidKey, status: str, kept: set[int]
+) -> None:
+    ds = phi_dataset()
+    declaration = Dataset()
+    declaration.PrivateGroupReference = 0x0009
+    declaration.PrivateCreatorReference = "ACME PHI 1.0"
+    declaration.BlockIdentifyingInformationStatus = status
+    if status == "MIXED":
+        declaration.IdentifyingPrivateElements = [2, 3, 4]
+    ds.PrivateDataElementCharacteristicsSequence = Sequence([declaration])
+    block = ds.private_block(0x0009, "ACME PHI 1.0")
+    del ds[block.get_tag(0x03)], ds[block.get_tag(0x04)]
+    _deid(ds, deid_key, DeidOption.RETAIN_SAFE_PRIVATE)
+    present = {offset for offset in (1, 2) if block.get_tag(offset) in ds}
+    assert present == kept
+    plain = phi_dataset()
+    plain.PrivateDataElementCharacteristicsSequence = Sequence([declaration])
+    _deid(plain, deid_key)  # without the option nothing private survives
+    assert not any(e.tag.is_private for e in plain)
