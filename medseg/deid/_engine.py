@@ -262,6 +262,7 @@ class Deidentifier:
             declared_safe=self._declared_safe_blocks(ds),
         )
         self._walk(ds, ctx, None, ())
+        self._drop_orphan_overlays(ds)
         self._set_identity(ds, pseudonym, str(sop_instance), rule is not None)
         sop_class = ds.get("SOPClassUID") or (
             meta.get("MediaStorageSOPClassUID") if meta is not None else None
@@ -369,6 +370,20 @@ class Deidentifier:
         for tag in creator_tags:
             if tag not in creators_used:
                 del ds[tag]
+
+    @staticmethod
+    def _drop_orphan_overlays(ds: Dataset) -> None:
+        """Remove a whole overlay group whose Overlay Data was removed.
+
+        Leaving rows, columns and origin without the bitmap would make an incomplete Overlay
+        Plane module (a Type 1 attribute missing); without any of it the module is absent,
+        which is valid.
+        """
+        groups = {tag >> 16 for tag in list(ds.keys()) if 0x6000 <= (tag >> 16) <= 0x601E}
+        for group in groups:
+            if ((group << 16) | 0x3000) not in ds:
+                for tag in [t for t in list(ds.keys()) if t >> 16 == group]:
+                    del ds[tag]
 
     def _declared_safe_blocks(self, ds: Dataset) -> dict[tuple[int, str], frozenset[int] | None]:
         """Private blocks the file itself declares safe (PS3.15 E.3.10, PS3.3 C.12.1.1.7).

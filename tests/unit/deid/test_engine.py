@@ -235,8 +235,7 @@ def test_graphics_removed_or_cleaned(phi_dataset, deid_key: DeidKey) -> None:
     _add_overlay(basic)
     basic.GraphicAnnotationSequence = _annotation("ZORBAQUEX9 left")
     _deid(basic, deid_key)
-    assert 0x60003000 not in basic
-    assert 0x60004000 not in basic
+    assert not any(tag >> 16 == 0x6000 for tag in list(basic.keys()))  # whole overlay group gone
     assert basic.GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue == (
         "REMOVED"
     )
@@ -244,9 +243,37 @@ def test_graphics_removed_or_cleaned(phi_dataset, deid_key: DeidKey) -> None:
     _add_overlay(clean)
     clean.GraphicAnnotationSequence = _annotation("ZORBAQUEX9 left")
     _deid(clean, deid_key, DeidOption.CLEAN_GRAPHICS)
-    assert clean[0x60004000].value == "overlay by"
     assert clean.GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue == ("left")
-    assert 0x60003000 not in clean  # no pixel rule blanked it: a bitmap is not kept uncleaned
+    # no pixel rule blanked the bitmap: it is not kept uncleaned, nor its orphan attributes
+    assert not any(tag >> 16 == 0x6000 for tag in list(clean.keys()))
+
+
+def test_overlay_kept_and_blanked_with_a_pixel_rule(ct_slice: Dataset, deid_key: DeidKey) -> None:
+    ds = _us_dataset(ct_slice, burned="YES")
+    ds.PatientName = "ZORBAQUEX9^WILHELMINA9"
+    _add_overlay(ds)  # 4x4 overlay at (1,1), all bits set
+    rules = parse_config(
+        PixelRules,
+        {
+            "rules": [
+                {
+                    "name": "r",
+                    "manufacturer": "acme",
+                    "regions": [{"x": 0, "y": 0, "width": 2, "height": 2}],
+                }
+            ]
+        },
+    )
+    engine = Deidentifier(
+        DeidConfig(options=(DeidOption.CLEAN_GRAPHICS,)), deid_key, pixel_rules=rules
+    )
+    engine.deidentify(ds)
+    bits = np.unpackbits(np.frombuffer(ds[0x60003000].value, np.uint8), bitorder="little")
+    grid = bits[:16].reshape(4, 4)
+    assert grid[:2, :2].sum() == 0  # inside the blanked region
+    assert grid[2:, :].all()
+    assert grid[:, 2:].all()
+    assert ds[0x60004000].value == "overlay by"
 
 
 def test_safe_private_keeps_only_listed(phi_dataset, deid_key: DeidKey) -> None:
