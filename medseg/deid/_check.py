@@ -290,6 +290,11 @@ def check_for_leaks(original: Path, deidentified: Path, *, min_length: int = 4) 
     LeakReport
         ``leaks`` is empty when nothing leaked.
     """
+    with quiet_pydicom():  # pydicom's warnings would quote the very values being checked
+        return _check(original, deidentified, min_length=min_length)
+
+
+def _check(original: Path, deidentified: Path, *, min_length: int) -> LeakReport:
     output_files = _files(deidentified)
     options = _find_options(output_files)
     collector = _Collector(min_length, options)

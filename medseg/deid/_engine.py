@@ -25,6 +25,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID_dictionary
 
 from medseg.core import DeidError
 from medseg.deid._config import DeidConfig, PixelRules
+from medseg.deid._dicomio import quiet_pydicom
 from medseg.deid._iod import find_attribute_types
 from medseg.deid._keys import DeidKey
 from medseg.deid._pixels import (
@@ -208,6 +209,10 @@ class Deidentifier:
         DeidError
             If the dataset has no SOP Instance UID to name it by.
         """
+        with quiet_pydicom():  # pydicom's validation warnings would quote PHI values
+            return self._deidentify(ds)
+
+    def _deidentify(self, ds: Dataset) -> DeidResult:
         rule = match_pixel_rule(ds, self.pixel_rules) if self.pixel_rules else None
         risk = find_burned_in_risk(ds)
         if risk is not None and rule is None:

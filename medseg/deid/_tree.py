@@ -18,7 +18,7 @@ from typing import Any
 
 from medseg.core import DeidError, InputError, OutputExistsError, atomic_output, progress
 from medseg.deid._config import DeidConfig, PixelRules
-from medseg.deid._dicomio import quiet_pydicom, read_dataset, write_dataset
+from medseg.deid._dicomio import read_dataset, write_dataset
 from medseg.deid._engine import Deidentifier
 from medseg.deid._keys import DeidKey
 from medseg.deid._nifti import is_nifti_path, scrub_nifti
@@ -148,8 +148,7 @@ class _Worker:
             return {"record": record}
         record["kind"] = "dicom"
         try:
-            with quiet_pydicom():
-                result = self.engine.deidentify(ds)
+            result = self.engine.deidentify(ds)
         except BurnedInRefusedError as err:
             record.update(status=FileStatus.REFUSED.value, reason=err.reason)
             return {"record": record, "refused": err.reason}
