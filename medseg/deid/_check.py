@@ -300,14 +300,13 @@ def _check(original: Path, deidentified: Path, *, min_length: int) -> LeakReport
     collector = _Collector(min_length, options)
     original_files = _files(original)
     for path in original_files:
-        rel = path.relative_to(original)
-        for part in rel.parts:
+        for part in path.relative_to(original).parts:
             stem = part.split(".")[0] if "." in part and not part[0].isdigit() else part
             if not stem.isdigit() or len(stem) >= 6:  # 4467.dcm is an instance number
                 collector.add(stem, "path")
         if is_nifti_path(path):
             try:
-                header = nib.load(str(path)).header
+                header: Any = nib.load(str(path)).header
             except Exception:  # nibabel raises several kinds
                 continue
             for name in NIFTI_TEXT_FIELDS:
@@ -378,7 +377,7 @@ def _check(original: Path, deidentified: Path, *, min_length: int) -> LeakReport
             continue
         if is_nifti_path(path):
             try:
-                image = nib.load(str(path))
+                image: Any = nib.load(str(path))
             except Exception:  # nibabel raises several kinds
                 continue
             for name in NIFTI_TEXT_FIELDS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 
@@ -37,7 +38,7 @@ def scrub_nifti(src: Path, dst: Path) -> dict[str, int]:
         If ``src`` is not a readable NIfTI file.
     """
     try:
-        image = nib.load(str(src))
+        image: Any = nib.load(str(src))
     except Exception as err:  # nibabel raises several kinds
         raise InputError(f"not a readable NIfTI file ({type(err).__name__})", path=src) from err
     header = image.header.copy()
