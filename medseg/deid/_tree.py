@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import enum
+import hashlib
 import json
 import logging
 import os
@@ -221,8 +222,17 @@ def _run_in_worker(args: tuple[Path, frozenset[str]]) -> dict[str, Any]:
     return _WORKER.run(*args)
 
 
-def read_done_hashes(audit_path: Path) -> frozenset[str]:
-    """Input hashes already written according to an existing audit (for resuming)."""
+def compute_profile_fingerprint(config: DeidConfig, rules: PixelRules | None) -> str:
+    """Short hash of the profile and pixel rules: a resumed run only skips files done alike."""
+    text = json.dumps(
+        [config.model_dump(mode="json"), rules.model_dump(mode="json") if rules else None],
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def read_done_hashes(audit_path: Path, profile: str) -> frozenset[str]:
+    """Input hashes an existing audit lists as written with the same profile (for resuming)."""
     if not audit_path.exists():
         return frozenset()
     done = set()
@@ -231,7 +241,8 @@ def read_done_hashes(audit_path: Path) -> frozenset[str]:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue  # a torn last line from an interrupted run
-        if entry.get("status") == FileStatus.WRITTEN.value and entry.get("input_hash"):
+        written = entry.get("status") == FileStatus.WRITTEN.value
+        if written and entry.get("input_hash") and entry.get("profile") == profile:
             done.add(entry["input_hash"])
     return frozenset(done)
 
@@ -306,8 +317,10 @@ def deidentify_tree(
     new values: no original text reaches a path); NIfTI outputs ``DST/nifti/<letters>.nii.gz``.
     Files that are neither are not copied. A JSON line per input file is appended to
     ``DST/deid_audit.jsonl``: keyed input hash, status, output path, counts per action,
-    refusal reason, never a PHI value. Files whose keyed hash the audit already lists as
-    written are skipped, so an interrupted run resumes.
+    refusal reason, profile fingerprint, never a PHI value. Files whose keyed hash the audit
+    already lists as written with the same profile are skipped, so an interrupted run
+    resumes; a changed profile processes everything again (outputs that differ from an
+    existing file are reported as ``duplicate_output``, never overwritten).
 
     Parameters
     ----------
@@ -335,7 +348,8 @@ def deidentify_tree(
     files = list_input_files(src)
     dst.mkdir(parents=True, exist_ok=True)
     audit_path = dst / AUDIT_NAME
-    done = read_done_hashes(audit_path)
+    profile = compute_profile_fingerprint(config, pixel_rules)
+    done = read_done_hashes(audit_path, profile)
     summary = DeidRunSummary(audit_path=audit_path)
     links: list[tuple[str, str, str]] = []
     results = _iterate(
@@ -344,6 +358,7 @@ def deidentify_tree(
     with open(audit_path, "a", encoding="utf-8") as audit:
         for path, outcome in progress(results, description="deid", total=len(files), unit="file"):
             record = outcome["record"]
+            record["profile"] = profile
             summary.statuses[record["status"]] += 1
             if "refused" in outcome:
                 summary.refused.append((path.relative_to(src).as_posix(), outcome["refused"]))

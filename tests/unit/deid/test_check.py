@@ -112,3 +112,15 @@ def test_short_numbers_do_not_match_inside_longer_ones(
     ds.ImageComments = "PRIMARY scan"  # contains no whole-word original value
     ds.save_as(out)
     assert check_for_leaks(src, dst).leaks == []
+
+
+def test_a_profile_that_keeps_identities_is_caught(
+    tmp_path: Path, make_phi_file: Callable[..., PhiFile], deid_key: DeidKey
+) -> None:
+    src = tmp_path / "in"
+    make_phi_file(src / "a.dcm", patient=4)
+    dst = tmp_path / "out"
+    leaky = DeidConfig(overrides={"InstitutionName": "K", "ReferringPhysicianName": "K"})
+    deidentify_tree(src, dst, config=leaky, key=deid_key)
+    report = check_for_leaks(src, dst)
+    assert {leak.where for leak in report.leaks} >= {"(0008,0080)", "(0008,0090)"}

@@ -153,3 +153,13 @@ def test_nifti_header_text_and_extensions_are_scrubbed(tmp_path: Path, deid_key:
     assert len(result.header.extensions) == 0
     np.testing.assert_array_equal(np.asarray(result.dataobj), data)
     np.testing.assert_allclose(result.affine, affine)
+
+
+def test_a_changed_profile_is_not_skipped(src: Path, tmp_path: Path, deid_key: DeidKey) -> None:
+    dst = tmp_path / "out"
+    deidentify_tree(src, dst, config=DeidConfig(), key=deid_key)
+    again = deidentify_tree(
+        src, dst, config=DeidConfig(options=(DeidOption.RETAIN_UIDS,)), key=deid_key
+    )
+    assert "already_done" not in again.statuses
+    assert again.statuses["written"] == 4  # new UIDs, so new paths
