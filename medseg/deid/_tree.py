@@ -28,6 +28,7 @@ from medseg.deid._pixels import BurnedInRefusedError
 logger = logging.getLogger(__name__)
 
 AUDIT_NAME = "deid_audit.jsonl"
+_DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _PSEUDONYM = re.compile(r"^[A-Z]{16}$")
 _UID_PART = re.compile(r"^[0-9]+(?:\.[0-9]+)*$")
 
@@ -148,6 +149,12 @@ class _Worker:
             record.update(status=FileStatus.NOT_SUPPORTED.value, reason="not_dicom_or_nifti")
             return {"record": record}
         record["kind"] = "dicom"
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None and meta.get("MediaStorageSOPClassUID") == _DICOMDIR_CLASS:
+            # a DICOMDIR lists the original file names and identities; the new tree has
+            # neither, so it is not carried over (rebuild one from the outputs if needed)
+            record.update(status=FileStatus.NOT_SUPPORTED.value, reason="dicomdir")
+            return {"record": record}
         try:
             result = self.engine.deidentify(ds)
         except BurnedInRefusedError as err:

@@ -163,3 +163,19 @@ def test_a_changed_profile_is_not_skipped(src: Path, tmp_path: Path, deid_key: D
     )
     assert "already_done" not in again.statuses
     assert again.statuses["written"] == 4  # new UIDs, so new paths
+
+
+def test_dicomdir_is_not_carried_over(repo_root: Path, tmp_path: Path, deid_key: DeidKey) -> None:
+    from pydicom.fileset import FileSet
+
+    media = tmp_path / "media"
+    fileset = FileSet()
+    series = repo_root / "data/dicom_corpus/series_and_seg/pydicom_bundled/CT2_series"
+    for path in sorted(series.iterdir()):
+        fileset.add(path)
+    fileset.write(media)
+    dst = tmp_path / "out"
+    summary = deidentify_tree(media, dst, config=DeidConfig(), key=deid_key)
+    assert summary.statuses == {"written": 4, "not_supported": 1}
+    lines = [json.loads(line) for line in (dst / AUDIT_NAME).read_text().splitlines()]
+    assert [line["reason"] for line in lines if line["status"] == "not_supported"] == ["dicomdir"]
