@@ -470,7 +470,7 @@ class Deidentifier:
             else:
                 elem.value = make_dummy(elem.VR)
         elif action is Action.REPLACE_UID:
-            if elem.VR == "UI" and not self._retain_uids:
+            if elem.VR == "UI":  # with Retain UIDs the table already says K where allowed
                 self._replace_uids(elem)
             elif elem.VR != "UI":
                 elem.value = make_dummy(elem.VR)
