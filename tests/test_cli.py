@@ -25,15 +25,17 @@ def test_help_lists_only_working_subcommands(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("demo", "run", "manifest", "config", "export"):
+    for command in ("demo", "run", "manifest", "config", "export", "deid", "deid-check"):
         assert command in out
-    for not_yet in ("deid", "evaluate", "train", "infer", "sam"):
+    for not_yet in ("evaluate", "train", "infer", "sam"):
         assert f"    {not_yet}" not in out
 
 
 def test_config_validate_ok(repo_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    files = sorted((repo_root / "pipelines").glob("*.yaml")) + sorted(
-        (repo_root / "data_manifests").glob("*.yaml")
+    files = (
+        sorted((repo_root / "pipelines").glob("*.yaml"))
+        + sorted((repo_root / "data_manifests").glob("*.yaml"))
+        + sorted((repo_root / "configs").rglob("*.yaml"))
     )
     assert main(["config", "validate", *map(str, files)]) == ExitCode.OK
     assert capsys.readouterr().out.count("OK ") == len(files)
