@@ -585,8 +585,14 @@ def _load_deid_profile(name: str, root: Path) -> tuple[object, str]:
 def _cmd_deid(args: argparse.Namespace) -> int:
     import os
 
-    from medseg.core import ConfigError
-    from medseg.deid import DeidConfig, PixelRules, deidentify_tree, load_deid_key
+    from medseg.core import ConfigError, DeidError
+    from medseg.deid import (
+        FAILURE_STATUSES,
+        DeidConfig,
+        PixelRules,
+        deidentify_tree,
+        load_deid_key,
+    )
 
     config, profile_name = _load_deid_profile(args.profile, args.root)
     if args.option:
@@ -617,6 +623,12 @@ def _cmd_deid(args: argparse.Namespace) -> int:
     print(f"audit: {summary.audit_path}")
     if summary.link_table is not None:
         print(f"link table (re-identifies, keep it private): {summary.link_table}")
+    failures = sum(summary.statuses.get(status, 0) for status in FAILURE_STATUSES)
+    if failures:
+        raise DeidError(
+            f"{failures} input file(s) could not be de-identified (unreadable, truncated or "
+            "failed; each is listed with its reason in the audit); the others were written"
+        )
     return ExitCode.OK
 
 

@@ -18,6 +18,7 @@ from medseg.deid._config import (
     SafePrivateAttribute,
     resolve_tag_name,
 )
+from medseg.deid._dicomio import find_pixel_data_problem
 from medseg.deid._engine import Deidentifier, DeidResult
 from medseg.deid._iod import find_attribute_types
 from medseg.deid._keys import DeidKey, load_deid_key
@@ -40,6 +41,7 @@ from medseg.deid._table import (
 )
 from medseg.deid._tree import (
     AUDIT_NAME,
+    FAILURE_STATUSES,
     DeidRunSummary,
     FileStatus,
     check_output_locations,
@@ -49,6 +51,7 @@ from medseg.deid._values import shift_date, shift_datetime
 
 __all__ = [
     "AUDIT_NAME",
+    "FAILURE_STATUSES",
     "STANDARD_EDITION",
     "Action",
     "ActionTable",
@@ -75,6 +78,7 @@ __all__ = [
     "deidentify_tree",
     "find_attribute_types",
     "find_burned_in_risk",
+    "find_pixel_data_problem",
     "load_deid_key",
     "load_profile_table",
     "match_pixel_rule",

@@ -68,3 +68,39 @@ def write_dataset(ds: Dataset) -> bytes:
     with quiet_pydicom():
         pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def find_pixel_data_problem(ds: Dataset) -> str | None:
+    """Why the Pixel Data of ``ds`` is incomplete (a truncated file), or None if it is whole.
+
+    Native data must hold Rows × Columns × Samples × Frames × BitsAllocated bits; for
+    encapsulated (compressed) data every frame's fragments must be present.
+    """
+    if "PixelData" not in ds:
+        has_other_pixels = "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
+        meta = getattr(ds, "file_meta", None)
+        sop_class = ds.get("SOPClassUID") or (
+            meta.get("MediaStorageSOPClassUID") if meta is not None else None
+        )
+        is_image_class = sop_class is not None and "Image Storage" in getattr(sop_class, "name", "")
+        if ("Rows" in ds or is_image_class) and not has_other_pixels:
+            return "an image object without pixel data (truncated before it?)"
+        return None
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        frames = int(ds.get("NumberOfFrames") or 1)
+        samples = int(ds.get("SamplesPerPixel") or 1)
+        bits = int(ds.BitsAllocated)
+        syntax = ds.file_meta.TransferSyntaxUID
+        data = ds.PixelData
+        if syntax.is_encapsulated:
+            from pydicom.encaps import generate_frames
+
+            found = sum(1 for _ in generate_frames(data, number_of_frames=frames))
+            return None if found == frames else f"{found} of {frames} compressed frame(s)"
+    except Exception as err:  # a header that cannot describe its pixels
+        return f"pixel description unreadable ({type(err).__name__})"
+    expected = (rows * columns * samples * frames * bits + 7) // 8
+    if len(data) < expected:
+        return f"{len(data)} of {expected} pixel bytes"
+    return None

@@ -19,7 +19,7 @@ from typing import Any
 
 from medseg.core import DeidError, InputError, OutputExistsError, atomic_output, progress
 from medseg.deid._config import DeidConfig, PixelRules
-from medseg.deid._dicomio import read_dataset, write_dataset
+from medseg.deid._dicomio import find_pixel_data_problem, read_dataset, write_dataset
 from medseg.deid._engine import Deidentifier
 from medseg.deid._keys import DeidKey
 from medseg.deid._nifti import is_nifti_path, scrub_nifti
@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 AUDIT_NAME = "deid_audit.jsonl"
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+_DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+#: Statuses that mean an input could not be de-identified (the CLI exits non-zero).
+FAILURE_STATUSES = frozenset({"unreadable", "failed"})
 _PSEUDONYM = re.compile(r"^[A-Z]{16}$")
 _UID_PART = re.compile(r"^[0-9]+(?:\.[0-9]+)*$")
 
@@ -133,6 +136,24 @@ class _Worker:
         self.options = sorted(o.value for o in config.options)
 
     def run(self, path: Path, done: frozenset[str]) -> dict[str, Any]:
+        """De-identify one file; any failure becomes a ``failed`` record, never a crash.
+
+        Corrupt inputs make pydicom and nibabel raise many kinds of errors, some late
+        (pydicom parses elements lazily); one bad file must not stop a run over millions.
+        """
+        try:
+            return self._run(path, done)
+        except Exception as err:  # the per-file boundary of a batch run
+            logger.debug("file failed", exc_info=True)
+            logger.warning("file failed: %s", type(err).__name__)
+            return {
+                "record": {
+                    "status": FileStatus.FAILED.value,
+                    "reason": f"error_{type(err).__name__}",
+                }
+            }
+
+    def _run(self, path: Path, done: frozenset[str]) -> dict[str, Any]:
         try:
             data = path.read_bytes()
         except OSError:
@@ -146,9 +167,17 @@ class _Worker:
             return self._run_nifti(path, record, digest)
         ds = read_dataset(data)
         if ds is None:
-            record.update(status=FileStatus.NOT_SUPPORTED.value, reason="not_dicom_or_nifti")
+            if path.suffix.lower() in _DICOM_SUFFIXES:  # named DICOM but does not parse
+                record.update(status=FileStatus.UNREADABLE.value, reason="corrupt_dicom")
+            else:
+                record.update(status=FileStatus.NOT_SUPPORTED.value, reason="not_dicom_or_nifti")
             return {"record": record}
         record["kind"] = "dicom"
+        problem = find_pixel_data_problem(ds)
+        if problem is not None:
+            logger.warning("file skipped: incomplete pixel data (%s)", problem)
+            record.update(status=FileStatus.UNREADABLE.value, reason="truncated_pixel_data")
+            return {"record": record}
         meta = getattr(ds, "file_meta", None)
         if meta is not None and meta.get("MediaStorageSOPClassUID") == _DICOMDIR_CLASS:
             # a DICOMDIR lists the original file names and identities; the new tree has

@@ -187,6 +187,13 @@ def _frame_geometry(
 
 
 def _rescale(ds: pydicom.Dataset) -> tuple[float, float] | None:
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        value = ds.get(keyword)
+        if value not in (None, "") and _float(value) is None:
+            raise InputError(
+                f"{keyword} is not a finite number; the pixel values cannot be "
+                "converted to modality units"
+            )
     slope, intercept = _float(ds.get("RescaleSlope")), _float(ds.get("RescaleIntercept"))
     if slope is None and intercept is None:
         shared = ds.get("SharedFunctionalGroupsSequence")

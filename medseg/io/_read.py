@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel.orientations as nio
 import numpy as np
 
 from medseg.core import InputError
@@ -39,7 +40,12 @@ def check_volume_is_sane(volume: Volume, *, path: str | Path) -> Volume:
     InputError
         Naming the file and how many voxels are not finite.
     """
-    if not np.isfinite(volume.affine).all() or abs(np.linalg.det(volume.affine[:3, :3])) < 1e-12:
+    affine = volume.affine
+    if (
+        not np.isfinite(affine).all()
+        or abs(np.linalg.det(affine[:3, :3])) < 1e-12
+        or None in nio.aff2axcodes(affine)
+    ):
         raise InputError(
             "image affine is singular or not finite; the file's geometry is corrupt", path=path
         )

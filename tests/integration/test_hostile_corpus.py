@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import json
+import shutil
 import signal
 import warnings
 from collections.abc import Iterator
@@ -16,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medseg.core import MedsegError
+from medseg.cli import main
+from medseg.core import ExitCode, MedsegError
 from medseg.io import read_image
 from tests.hostile.generate_corpus import generate_corpus
 
@@ -83,3 +85,85 @@ def test_read_image_gives_volume_or_typed_error(corpus: tuple[Path, list]) -> No
     assert untyped == []
     assert unnamed == []
     assert non_finite == []
+
+
+# Corpus cases whose content is certainly invalid (the mutated ones may still be valid).
+_SURELY_BROKEN = (
+    "zero_byte",
+    "truncated",
+    "wrong_magic",
+    "random",
+    "nan_",
+    "inf_voxels",
+    "absurd_dims",
+    "zero_dims",
+    "no_pixel_data",
+    "short_pixel",
+    "singular",
+)
+
+_DOMAIN_EXIT_CODES = {int(code) for code in ExitCode} - {
+    int(ExitCode.OK),
+    int(ExitCode.INTERNAL),
+    int(ExitCode.FAILURE),
+}
+
+
+def _commands(case_path: Path, out: Path, key_file: Path) -> dict[str, list[str]]:
+    single = out / "single"
+    single.mkdir(parents=True, exist_ok=True)
+    shutil.copy(case_path, single / case_path.name)
+    return {
+        "convert": ["convert", str(case_path), str(out / "converted.nii.gz")],
+        "inspect": ["inspect", str(case_path)],
+        "deid": ["deid", str(single), str(out / "deid"), "--key-file", str(key_file)],
+    }
+
+
+def test_every_command_exits_with_a_typed_error_or_succeeds(
+    corpus: tuple[Path, list], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, cases = corpus
+    key_file = tmp_path / "deid.key"
+    key_file.write_text("hostile-corpus-test-key-0123456789\n")
+    before = sorted(p.name for p in folder.iterdir())
+    outcomes: dict[str, collections.Counter[int]] = collections.defaultdict(collections.Counter)
+    codes: dict[tuple[str, str], int] = {}
+    problems = []
+    for index, case in enumerate(cases):
+        out = tmp_path / f"case{index:03d}"
+        for command, argv in _commands(folder / case.path, out, key_file).items():
+            capsys.readouterr()
+            try:
+                with _time_limit(TIMEOUT_S), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    code = main(argv)
+            except BaseException as err:
+                problems.append(f"{case.name} {command}: escaped {type(err).__name__}")
+                continue
+            err_text = capsys.readouterr().err
+            outcomes[command][code] += 1
+            codes[(case.name, command)] = code
+            if "Traceback" in err_text:
+                problems.append(f"{case.name} {command}: traceback")
+            if code != 0:
+                if code not in _DOMAIN_EXIT_CODES:
+                    problems.append(f"{case.name} {command}: exit {code}")
+                error_lines = [line for line in err_text.splitlines() if "medseg: error" in line]
+                if len(error_lines) != 1:
+                    problems.append(f"{case.name} {command}: {len(error_lines)} error lines")
+                if command == "convert" and (out / "converted.nii.gz").exists():
+                    problems.append(f"{case.name} convert: output written despite the error")
+            leftovers = [p.name for p in out.rglob(".tmp-*")]
+            if leftovers:
+                problems.append(f"{case.name} {command}: partial files {leftovers}")
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing written beside inputs
+    print(json.dumps({command: dict(counts) for command, counts in outcomes.items()}, indent=1))
+    print("\n".join(problems))
+    assert problems == []
+    for command, counts in outcomes.items():
+        assert sum(counts.values()) == len(cases), command
+    surely_broken = [c.name for c in cases if any(word in c.name for word in _SURELY_BROKEN)]
+    assert len(surely_broken) > 40
+    accepted = [name for name in surely_broken if codes[(name, "convert")] == 0]
+    assert accepted == []  # broken content is never converted as if it were fine
