@@ -29,7 +29,10 @@ TOLERANCE_MM = 2.0
 
 def make_blob(*, centre_mm: tuple[float, ...], radii_mm: tuple[float, ...], phase: float):
     """A smooth star-shaped blob: an ellipsoid whose radius wobbles with direction."""
-    axes = [np.arange(n, dtype=np.float32) * s - c for n, s, c in zip(SHAPE, SPACING_MM, centre_mm)]
+    axes = [
+        np.arange(n, dtype=np.float32) * s - c
+        for n, s, c in zip(SHAPE, SPACING_MM, centre_mm, strict=True)
+    ]
     x, y, z = np.meshgrid(*axes, indexing="ij", sparse=True)
     rho = np.sqrt((x / radii_mm[0]) ** 2 + (y / radii_mm[1]) ** 2 + (z / radii_mm[2]) ** 2)
     theta = np.arctan2(y, x)
@@ -60,12 +63,12 @@ def main() -> None:
         compute_surface_dice,
     )
 
-    np.Inf = np.inf  # surface-distance 0.1 still uses np.Inf (removed in NumPy 2)
+    np.Inf = np.inf  # noqa: NPY201  (surface-distance 0.1 needs np.Inf, gone in NumPy 2)
     import surface_distance
 
     from medseg.evaluation import compute_segmentation_metrics
 
-    centre = tuple(n * s / 2 for n, s in zip(SHAPE, SPACING_MM))
+    centre = tuple(n * s / 2 for n, s in zip(SHAPE, SPACING_MM, strict=True))
     reference = make_blob(centre_mm=centre, radii_mm=(100.0, 80.0, 90.0), phase=0.0)
     shifted = (centre[0] + 2.4, centre[1] - 1.6, centre[2] + 2.5)
     prediction = make_blob(centre_mm=shifted, radii_mm=(98.0, 82.0, 88.0), phase=0.6)

@@ -226,7 +226,8 @@ def _merge_boxes(
     if second is None:
         return first
     return tuple(
-        slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(first, second, strict=True)
+        slice(min(a.start, b.start), max(a.stop, b.stop))
+        for a, b in zip(first, second, strict=True)
     )
 
 

@@ -217,7 +217,8 @@ class SurfaceDistances:
             (self.distances_ref_to_pred_mm, self.areas_ref),
             (self.distances_pred_to_ref_mm, self.areas_pred),
         ):
-            averages.append(float(np.sum(distances * areas) / np.sum(areas)) if areas.size else math.nan)
+            mean = float(np.sum(distances * areas) / np.sum(areas)) if areas.size else math.nan
+            averages.append(mean)
         return averages[0], averages[1]
 
     def compute_assd_mm(self) -> float:
