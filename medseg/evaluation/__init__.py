@@ -1,7 +1,26 @@
-"""Evaluation: segmentation metrics with stated definitions."""
+"""Evaluation: segmentation metrics with stated definitions, reports of many cases."""
 
 from __future__ import annotations
 
+from medseg.evaluation._cases import (
+    CasePair,
+    LabelsConfig,
+    LoadedCase,
+    case_id_of,
+    find_case_pairs,
+    load_case,
+)
+from medseg.evaluation._evaluate import (
+    HEADLINE_METRICS,
+    CaseLabelResult,
+    EvaluationResult,
+    EvaluationSettings,
+    evaluate_cases,
+    format_summary_table,
+    summary_document,
+    write_metrics_csv,
+    write_summary_json,
+)
 from medseg.evaluation._instance import (
     INSTANCE_METRIC_DEFINITIONS,
     IOU_THRESHOLDS_50_95,
@@ -12,6 +31,7 @@ from medseg.evaluation._instance import (
     match_instances,
 )
 from medseg.evaluation._overlap import compute_dice
+from medseg.evaluation._report import render_report_html, write_report_html
 from medseg.evaluation._semantic import (
     HIGHER_IS_BETTER,
     METRIC_DEFINITIONS,
@@ -30,17 +50,25 @@ from medseg.evaluation._vessel import (
 )
 
 __all__ = [
+    "HEADLINE_METRICS",
     "HIGHER_IS_BETTER",
     "INSTANCE_METRIC_DEFINITIONS",
     "IOU_THRESHOLDS_50_95",
     "METRIC_DEFINITIONS",
     "VESSEL_METRIC_DEFINITIONS",
+    "CaseLabelResult",
+    "CasePair",
     "EmptyCase",
+    "EvaluationResult",
+    "EvaluationSettings",
     "InstanceCounts",
     "InstanceMetrics",
+    "LabelsConfig",
+    "LoadedCase",
     "SegmentationMetrics",
     "SurfaceDistances",
     "VesselMetrics",
+    "case_id_of",
     "compute_auc_roc",
     "compute_cldice",
     "compute_dice",
@@ -50,5 +78,14 @@ __all__ = [
     "compute_segmentation_metrics",
     "compute_surface_distances",
     "compute_vessel_metrics",
+    "evaluate_cases",
+    "find_case_pairs",
+    "format_summary_table",
+    "load_case",
     "match_instances",
+    "render_report_html",
+    "summary_document",
+    "write_metrics_csv",
+    "write_report_html",
+    "write_summary_json",
 ]
