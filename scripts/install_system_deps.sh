@@ -5,6 +5,8 @@ set -euo pipefail
 need=()
 command -v dcm2niix >/dev/null 2>&1 || need+=(dcm2niix)
 command -v dciodvfy >/dev/null 2>&1 || need+=(dicom3tools)
+# headless browser that renders medseg evaluate's report.html in the tests
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
     echo "system-deps: please install: ${need[*]} (apt-get install ${need[*]})" >&2

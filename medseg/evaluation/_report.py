@@ -25,10 +25,12 @@ logger = logging.getLogger(__name__)
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1200px; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; white-space: nowrap; }
 th { background: #f0f0f0; } td.name, th.name { text-align: left; }
+td.text { text-align: left; white-space: normal; max-width: 900px; }
 .flag { color: #a33; } .note { color: #555; font-size: 13px; }
-figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; max-width: 100%; }
+img { max-width: 100%; height: auto; }
 figcaption { font-size: 12px; color: #444; max-width: 420px; }
 """
 
@@ -110,30 +112,53 @@ def _fmt(value: float | int | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def _summary_table(result: EvaluationResult) -> str:
+_SUMMARY_METRICS = ("dice", "iou", "hd95_mm", "assd_mm", "nsd", "volume_diff_percent")
+
+
+def _stat_cell(stats: dict[str, float | int | None]) -> str:
+    if stats["mean"] is None:
+        text = "–"
+    else:
+        text = _fmt(stats["mean"])
+        if stats["std"] is not None:
+            text += f" ± {_fmt(stats['std'])}"
+        if stats["n_finite"] and int(stats["n_finite"]) > 1:  # type: ignore[arg-type]
+            text += (
+                f"<br><small>med {_fmt(stats['median'])} "
+                f"[{_fmt(stats['q1'])}, {_fmt(stats['q3'])}]</small>"
+            )
+    flags = []
+    if stats["n_undefined"]:
+        flags.append(f"{stats['n_undefined']} NaN")
+    if stats["n_infinite"]:
+        flags.append(f"{stats['n_infinite']} ∞")
+    if flags:
+        text += f"<br><span class='flag'>{', '.join(flags)}</span>"
+    return f"<td>{text}</td>"
+
+
+def _summary_table(result: EvaluationResult, *, metrics: tuple[str, ...], table_id: str) -> str:
     summary = result.summarise()
-    metrics = list(METRIC_DEFINITIONS)
     head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
     rows = []
     for name, per_metric in summary.items():
-        cells = []
-        for metric in metrics:
-            s = per_metric[metric]
-            text = f"{_fmt(s['mean'])} ± {_fmt(s['std'])}<br>med {_fmt(s['median'])}"
-            text += f" [IQR {_fmt(s['iqr'])}]"
-            flags = []
-            if s["n_undefined"]:
-                flags.append(f"{s['n_undefined']} NaN")
-            if s["n_infinite"]:
-                flags.append(f"{s['n_infinite']} ∞")
-            if flags:
-                text += f"<br><span class='flag'>{', '.join(flags)}</span>"
-            cells.append(f"<td>{text}</td>")
-        rows.append(f"<tr><td class='name'>{html.escape(name)}</td>{''.join(cells)}</tr>")
+        n = per_metric[metrics[0]]["n"]
+        cells = "".join(_stat_cell(per_metric[m]) for m in metrics)
+        rows.append(f"<tr><td class='name'>{html.escape(name)}</td><td>{n}</td>{cells}</tr>")
     return (
-        "<table id='summary-table'><thead><tr><th class='name'>label</th>"
+        f"<table id='{table_id}'><thead><tr><th class='name'>label</th><th>cases</th>"
         f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _worst_rows(result: EvaluationResult, *, count: int) -> list:
+    rows = [
+        row
+        for label_id in result.labels
+        for row in result.worst_cases(label_id)
+        if (row.case_id, label_id) in result.worst_overlays
+    ]
+    return sorted(rows, key=lambda r: (r.metrics.dice, -r.metrics.hd95_mm))[:count]
 
 
 def _case_table(result: EvaluationResult) -> str:
@@ -156,7 +181,7 @@ def render_report_html(result: EvaluationResult) -> str:
     """The report as one HTML string (plots embedded)."""
     settings = result.settings
     definitions = "".join(
-        f"<tr><td class='name'>{html.escape(m)}</td><td class='name'>{html.escape(text)}"
+        f"<tr><td class='name'>{html.escape(m)}</td><td class='text'>{html.escape(text)}"
         f"{' (higher is better)' if m in HIGHER_IS_BETTER else ''}</td></tr>"
         for m, text in METRIC_DEFINITIONS.items()
     )
@@ -167,20 +192,19 @@ def render_report_html(result: EvaluationResult) -> str:
         for m in HEADLINE_METRICS
     )
     worst = []
-    for label_id, name in result.labels.items():
-        for row in result.worst_cases(label_id):
-            uri = _overlay(result, row.case_id, label_id)
-            if uri is None:
-                continue
-            caption = (
-                f"{html.escape(row.case_id)} · {html.escape(name)}: Dice {_fmt(row.metrics.dice)}, "
-                f"HD95 {_fmt(row.metrics.hd95_mm, 2)} mm, NSD {_fmt(row.metrics.nsd)} "
-                f"({row.metrics.empty.value})"
-            )
-            worst.append(
-                f"<figure class='worst-case'><img alt='overlay {html.escape(row.case_id)} "
-                f"{html.escape(name)}' src='{uri}'><figcaption>{caption}</figcaption></figure>"
-            )
+    for row in _worst_rows(result, count=12):
+        uri = _overlay(result, row.case_id, row.label_id)
+        if uri is None:
+            continue
+        caption = (
+            f"{html.escape(row.case_id)} · {html.escape(row.label)}: Dice "
+            f"{_fmt(row.metrics.dice)}, HD95 {_fmt(row.metrics.hd95_mm, 2)} mm, NSD "
+            f"{_fmt(row.metrics.nsd)} ({row.metrics.empty.value})"
+        )
+        worst.append(
+            f"<figure class='worst-case'><img alt='overlay {html.escape(row.case_id)} "
+            f"{html.escape(row.label)}' src='{uri}'><figcaption>{caption}</figcaption></figure>"
+        )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>medseg evaluation report</title>
 <style>{_STYLE}</style></head><body>
@@ -192,15 +216,20 @@ def render_report_html(result: EvaluationResult) -> str:
 2×2(×2) voxel cubes weighted by their marching-cubes area (3D) or contour length (2D); distances
 in mm using the voxel spacing. Statistics are over finite values; NaN (undefined, e.g. both masks
 empty) and ∞ (distance to an empty mask) are counted separately.</p>
-<h2>Summary per label</h2>
-{_summary_table(result)}
 <h2>Distributions</h2>
 <div id="boxplots">{plots}</div>
-<h2>Worst cases (lowest Dice per label)</h2>
+<h2>Summary per label</h2>
+<p class="note">mean ± std (sample); median [q1, q3] when more than one case.</p>
+{_summary_table(result, metrics=_SUMMARY_METRICS, table_id="summary-table")}
+<h2>Worst cases (lowest Dice)</h2>
 <p class="note">Green: reference contour; red: prediction contour.</p>
 <div id="worst-cases">{"".join(worst) or "<p>No case with a defined Dice.</p>"}</div>
 <h2>Definitions</h2>
 <table id="definitions"><tbody>{definitions}</tbody></table>
+<h2>Every metric</h2>
+<details><summary>statistics of all {len(METRIC_DEFINITIONS)} metrics per label</summary>
+{_summary_table(result, metrics=tuple(METRIC_DEFINITIONS), table_id="full-summary-table")}
+</details>
 <h2>All cases</h2>
 <details><summary>{len(result.results)} case × label rows</summary>{_case_table(result)}</details>
 </body></html>
