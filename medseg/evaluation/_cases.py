@@ -212,7 +212,7 @@ def load_case(pair: CasePair, *, binarize: bool = False) -> LoadedCase:
     else:
         ref = _label_array(np.asarray(reference.array), "reference", pair.reference)
         pred = _label_array(np.asarray(prediction.array), "prediction", pair.prediction)
-    spacing = reference.spacing_mm
+    spacing: tuple[float, ...] = reference.spacing_mm
     image = None
     if pair.image is not None and pair.image.exists():
         try:

@@ -50,7 +50,7 @@ def _surfel_area_table(spacing_mm: tuple[float, ...]) -> np.ndarray:
                 n[0] = normal[0] * spacing_mm[1] * spacing_mm[2]
                 n[1] = normal[1] * spacing_mm[0] * spacing_mm[2]
                 n[2] = normal[2] * spacing_mm[0] * spacing_mm[1]
-                sum_area += np.linalg.norm(n)
+                sum_area += float(np.linalg.norm(n))
             table[code] = sum_area
         return table
     vertical, horizontal = spacing_mm
