@@ -70,6 +70,20 @@ def test_every_percentile_matches_surface_distance(percentile: float) -> None:
     )
 
 
+@pytest.mark.parametrize("gap", [0, 1, 3, 12, 40])
+def test_near_and_far_surfaces_match_surface_distance(gap: int) -> None:
+    # distances inside and far beyond the local search window (then the k-d tree answers)
+    reference = np.zeros((70, 20, 12), bool)
+    reference[5:15, 4:14, 3:9] = True
+    prediction = np.zeros_like(reference)
+    prediction[15 + gap : 22 + gap, 6:16, 2:8] = True
+    spacing = (0.8, 0.8, 2.5)
+    oracle = _oracle(reference, prediction, spacing)
+    ours = compute_segmentation_metrics(prediction, reference, spacing_mm=spacing).to_dict()
+    for name, expected in oracle.items():
+        assert ours[name] == pytest.approx(expected, abs=TOLERANCE), name
+
+
 def test_translated_square_by_hand() -> None:
     # A 3×3 square and the same square moved down 2 rows; spacing 1.5 mm (rows) × 0.5 mm.
     reference = np.zeros((10, 10), bool)
