@@ -108,3 +108,18 @@ def test_log_evaluation_refuses_phi_param_and_logs_otherwise(tmp_path: Path) -> 
     runs = MlflowClient(tracking_uri=uri).search_runs([run.info.experiment_id])
     refused = [r for r in runs if r.info.run_id != run_id]
     assert all("model" not in r.data.params for r in refused)  # nothing PHI-like was stored
+
+
+def test_start_tracking_leaves_the_environment_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with start_tracking(tracking_uri=default_tracking_uri(tmp_path), experiment="env"):
+        pass
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # mlflow.set_tracking_uri sets it
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
+    with start_tracking(tracking_uri=default_tracking_uri(tmp_path), experiment="env"):
+        pass
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:1"
