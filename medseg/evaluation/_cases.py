@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.core import ConfigModel, GeometryError, InputError
-from medseg.io import DatasetManifest, check_same_grid, read_image
+from medseg.io import DatasetManifest, Volume, check_same_grid, read_image, reorient
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,10 @@ class LoadedCase:
     Attributes
     ----------
     prediction, reference
-        Integer label maps, axes ``(i, j[, k])`` in file order (2D images: column, row).
+        Integer label maps. 3D volumes are reoriented to LPS axes (i: right→left, j:
+        anterior→posterior, k: inferior→superior), so that ``array[:, :, k].T`` is an axial
+        slice in radiological display; metrics do not depend on axis order or flips. 2D images
+        keep their file axes (column, row).
     spacing_mm
         Voxel size along those axes in mm (2D: pixel size from the file, 1.0 when unknown).
     image
@@ -187,6 +190,13 @@ def _label_array(array: np.ndarray, what: str, path: Path) -> np.ndarray:
     return array
 
 
+def _display_orientation(volume: Volume) -> Volume:
+    """3D volumes on LPS axes (radiological axial slices); 2D images unchanged."""
+    if volume.array.ndim == 3 and volume.array.shape[2] > 1:
+        return reorient(volume, "LPS")
+    return volume
+
+
 def load_case(pair: CasePair, *, binarize: bool = False) -> LoadedCase:
     """Read a case's prediction and reference (and image) and check they share a grid.
 
@@ -206,6 +216,7 @@ def load_case(pair: CasePair, *, binarize: bool = False) -> LoadedCase:
     reference = read_image(pair.reference)
     prediction = read_image(pair.prediction)
     check_same_grid(reference, prediction, what="prediction")
+    reference, prediction = _display_orientation(reference), _display_orientation(prediction)
     if binarize:
         ref = _binary_mask(np.asarray(reference.array))
         pred = _binary_mask(np.asarray(prediction.array))
@@ -217,6 +228,7 @@ def load_case(pair: CasePair, *, binarize: bool = False) -> LoadedCase:
     if pair.image is not None and pair.image.exists():
         try:
             volume = read_image(pair.image)
+            volume = _display_orientation(volume)
             check_same_grid(reference, volume, what="reference")
             image = np.asarray(volume.array, dtype=np.float32)
             if image.ndim == 4:
