@@ -189,3 +189,20 @@ def test_binary_masks_in_2d(repo_root: Path, tmp_path: Path) -> None:
     assert dice["n"] == 2
     assert 0.7 < dice["mean"] < 0.85
     assert math.isfinite(summary["metrics"]["label_1"]["hd95_mm"]["mean"])
+
+
+def test_tracking_uri_option_overrides_the_embedded_store(
+    repo_root: Path, perturbed_prediction: Path, tmp_path: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    store = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    out = tmp_path / "eval"
+    prediction = perturbed_prediction / "ct_small_01.nii.gz"
+    args = ["evaluate", "--pred", str(prediction), "--ref", str(repo_root / REFERENCE)]
+    assert main([*args, "--out", str(out), "--tracking-uri", store]) == ExitCode.OK
+    assert not (out / "mlflow.db").exists()
+    experiment = MlflowClient(tracking_uri=store).get_experiment_by_name("medseg-evaluate")
+    (run,) = MlflowClient(tracking_uri=store).search_runs([experiment.experiment_id])
+    assert run.data.params["model"] == "unknown"
+    assert run.data.metrics["n_cases"] == 1.0
