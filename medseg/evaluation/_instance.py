@@ -6,8 +6,11 @@ Names say exactly what they are, because the field uses "AP" for two different t
   "accuracy" and what the Data Science Bowl 2018 and Cellpose call "average precision" (AP).
 - ``mean_accuracy_50_95`` = the mean of ``accuracy`` over IoU thresholds 0.50, 0.55, …, 0.95:
   the DSB2018 leaderboard score (Cellpose's "AP" averaged over thresholds). It is **not** the
-  area under a precision–recall curve (COCO/PASCAL AP), which needs a confidence score per
-  predicted instance; medseg does not report that one.
+  area under a precision–recall curve.
+- ``coco_ap_50_95`` (:func:`compute_average_precision`, only when every predicted instance has
+  a confidence score): the precision–recall AP of COCO — predictions ranked by score, each
+  matched greedily to the unmatched reference of highest IoU ≥ threshold, precision made
+  monotone and sampled at 101 recall points, averaged over the ten thresholds.
 - ``f1`` = 2TP / (2TP + FP + FN) (StarDist "f1", equal to the recognition quality RQ).
 - ``pq`` = panoptic quality (Kirillov et al. 2019) = SQ × RQ, with SQ the mean IoU of the
   matched pairs and RQ = TP / (TP + FP/2 + FN/2).
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +50,8 @@ INSTANCE_METRIC_DEFINITIONS: dict[str, str] = {
     "sq_50": "Segmentation quality: mean IoU of the pairs matched at IoU ≥ 0.5.",
     "rq_50": "Recognition quality TP / (TP + FP/2 + FN/2) at IoU ≥ 0.5.",
     "pq_50": "Panoptic quality SQ × RQ at IoU ≥ 0.5 (Kirillov et al. 2019).",
+    "coco_ap_50_95": "Precision-recall AP (COCO: score-ranked greedy matching, 101-point "
+    "interpolation) averaged over IoU 0.50:0.05:0.95; needs a score per predicted instance.",
 }
 
 
@@ -249,3 +254,69 @@ def compute_instance_metrics(
     else:
         empty = EmptyCase.NONE
     return InstanceMetrics(n_pred=n_pred, n_ref=n_ref, counts=tuple(counts), empty=empty)
+
+
+def _coco_average_precision(
+    iou: np.ndarray, ranked_columns: np.ndarray, *, iou_threshold: float
+) -> float:
+    """101-point interpolated AP at one threshold, COCO's greedy score-ordered matching."""
+    n_ref = iou.shape[0]
+    if n_ref == 0:
+        return math.nan
+    taken = np.zeros(n_ref, dtype=bool)
+    is_tp = np.zeros(ranked_columns.size, dtype=bool)
+    for rank, column in enumerate(ranked_columns):
+        candidates = np.where(~taken & (iou[:, column] >= iou_threshold), iou[:, column], -1.0)
+        best = int(np.argmax(candidates)) if candidates.size else -1
+        if best >= 0 and candidates[best] >= 0:
+            taken[best] = True
+            is_tp[rank] = True
+    tp = np.cumsum(is_tp)
+    fp = np.cumsum(~is_tp)
+    recall = tp / n_ref
+    precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1] if precision.size else precision
+    recall_points = np.linspace(0.0, 1.0, 101)
+    index = np.searchsorted(recall, recall_points, side="left")
+    sampled = np.zeros(recall_points.size)
+    valid = index < envelope.size
+    sampled[valid] = envelope[index[valid]]
+    return float(sampled.mean())
+
+
+def compute_average_precision(
+    prediction: np.ndarray,
+    reference: np.ndarray,
+    *,
+    scores: Mapping[int, float],
+    iou_thresholds: Sequence[float] = IOU_THRESHOLDS_50_95,
+) -> float:
+    """Precision–recall average precision (COCO definition), averaged over IoU thresholds.
+
+    Parameters
+    ----------
+    prediction, reference
+        Instance label maps (0 = background), same shape.
+    scores
+        Confidence of every predicted instance id (higher = more confident).
+    iou_thresholds
+        Thresholds to average over (default 0.50:0.05:0.95).
+
+    Returns
+    -------
+    float
+        Mean over thresholds of the 101-point interpolated AP; NaN without reference
+        instances. Differs from :attr:`InstanceMetrics.mean_accuracy_50_95` (the DSB2018 "AP").
+    """
+    iou, _, pred_ids = compute_instance_iou(prediction, reference)
+    missing = [int(i) for i in pred_ids if int(i) not in scores]
+    if missing:
+        raise ValueError(
+            f"scores must cover every predicted instance; {len(missing)} id(s) have none "
+            f"(first: {missing[0]})"
+        )
+    confidence = np.array([float(scores[int(i)]) for i in pred_ids])
+    ranked = np.argsort(-confidence, kind="stable")
+    return float(
+        np.mean([_coco_average_precision(iou, ranked, iou_threshold=t) for t in iou_thresholds])
+    )

@@ -322,7 +322,7 @@ def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
     order of magnitude faster than a pass per axis or ``find_objects`` on a 512²×200 mask),
     then finds the first axis' extent inside the already-narrowed box.
     """
-    plane = mask.any(axis=0)
+    plane = np.asarray(mask.any(axis=0))
     inner = []
     for axis in range(plane.ndim):
         others = tuple(a for a in range(plane.ndim) if a != axis)

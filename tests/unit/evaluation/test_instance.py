@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from medseg.evaluation import (
     IOU_THRESHOLDS_50_95,
+    compute_average_precision,
     compute_instance_iou,
     compute_instance_metrics,
     match_instances,
@@ -47,6 +48,29 @@ def test_hand_worked_counts_and_scores() -> None:
     expected = [2 / 4] * 3 + [1 / 5] * 7
     assert metrics.mean_accuracy_50_95 == pytest.approx(np.mean(expected))
     assert metrics.to_dict()["f1_50"] == pytest.approx(2 / 3)
+
+
+def test_coco_average_precision_by_hand() -> None:
+    prediction, reference = _hand_case()
+    # ranked: A (exact, 0.9), the false positive (0.8), B (IoU 0.6, 0.7)
+    scores = {1: 0.9, 5: 0.8, 2: 0.7}
+    # t ≤ 0.60: precision 1, 1/2, 2/3 at recall 1/3, 1/3, 2/3 → envelope 1 for the 34 recall
+    # points ≤ 1/3, 2/3 for the 33 points ≤ 2/3, 0 beyond: AP = (34 + 22) / 101.
+    # t ≥ 0.65: only A matches → AP = 34 / 101.
+    assert compute_average_precision(
+        prediction, reference, scores=scores, iou_thresholds=[0.5]
+    ) == pytest.approx(56 / 101)
+    assert compute_average_precision(prediction, reference, scores=scores) == pytest.approx(
+        (3 * 56 + 7 * 34) / 1010
+    )
+    # ranking the false positive last: precision 1, 1, 2/3 at recall 1/3, 2/3, 2/3 → the
+    # envelope is 1 up to recall 2/3 (67 points) → AP = 67 / 101
+    better = {1: 0.9, 2: 0.8, 5: 0.1}
+    assert compute_average_precision(
+        prediction, reference, scores=better, iou_thresholds=[0.5]
+    ) == pytest.approx(67 / 101)
+    with pytest.raises(ValueError, match="every predicted instance"):
+        compute_average_precision(prediction, reference, scores={1: 0.5})
 
 
 def test_iou_matrix_by_hand() -> None:
