@@ -10,6 +10,7 @@ from pathlib import Path
 
 from medseg import __version__
 from medseg.core import (
+    ConfigError,
     ExitCode,
     LogLevel,
     MedsegError,
@@ -33,6 +34,7 @@ _EVALUATE_EPILOG = """\
 examples:
   medseg evaluate --pred preds/ --ref labels/ --out eval/
   medseg evaluate --pred preds/ --manifest data_manifests/ct_totalsegmentator.yaml --out eval/
+  medseg evaluate --kind instance --pred nuclei_pred/ --ref nuclei_labels/ --out eval/
   medseg evaluate --pred case01.nii.gz --ref ref01.nii.gz --labels labels.yaml --out eval/ \\
       --tracking-uri http://127.0.0.1:5000 --model my-unet-v3
 
@@ -74,9 +76,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from medseg.core import read_yaml
     from medseg.evaluation import (
+        EvaluationKind,
         EvaluationSettings,
         LabelsConfig,
         evaluate_cases,
+        evaluate_instance_cases,
         find_case_pairs,
         format_summary_table,
         write_metrics_csv,
@@ -91,6 +95,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         start_tracking,
     )
 
+    kind = EvaluationKind(args.kind)
+    if kind is EvaluationKind.INSTANCE and (args.labels or args.binary):
+        raise ConfigError("--labels and --binary apply to --kind semantic only")
     manifest = load_manifest(args.manifest) if args.manifest else None
     labels = None
     if args.labels:
@@ -113,14 +120,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 "output already exists; pass --overwrite to replace it", path=path
             )
     settings = EvaluationSettings(tolerance_mm=args.tolerance_mm, percentile=args.hd_percentile)
-    result = evaluate_cases(
-        pairs,
-        labels=labels,
-        settings=settings,
-        binarize=args.binary,
-        # a manifest lists every class of the dataset: report only those present
-        skip_absent_labels=args.labels is None,
-    )
+    if kind is EvaluationKind.INSTANCE:
+        result = evaluate_instance_cases(pairs)
+    else:
+        result = evaluate_cases(
+            pairs,
+            labels=labels,
+            settings=settings,
+            binarize=args.binary,
+            # a manifest lists every class of the dataset: report only those present
+            skip_absent_labels=args.labels is None,
+        )
     write_metrics_csv(result, outputs["metrics.csv"], overwrite=args.overwrite)
     write_summary_json(result, outputs["summary.json"], overwrite=args.overwrite)
     write_report_html(result, outputs["report.html"], overwrite=args.overwrite)
@@ -242,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     evaluate.add_argument("--pred", type=Path, required=True, help="prediction file or folder")
+    evaluate.add_argument(
+        "--kind",
+        choices=["semantic", "instance"],
+        default="semantic",
+        help="semantic label maps (default) or instance label maps (cells, lesions: matching "
+        "by IoU, F1@0.5, DSB 'AP' = mean TP/(TP+FP+FN) over IoU 0.5:0.95, PQ)",
+    )
     evaluate.add_argument(
         "--ref", type=Path, help="reference file or folder (default: the manifest's labels)"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import enum
 import json
 import logging
 import math
@@ -15,6 +16,11 @@ import numpy as np
 
 from medseg.core import atomic_output, progress
 from medseg.evaluation._cases import CasePair, LoadedCase, load_case
+from medseg.evaluation._instance import (
+    INSTANCE_METRIC_DEFINITIONS,
+    InstanceMetrics,
+    compute_instance_metrics,
+)
 from medseg.evaluation._semantic import (
     HIGHER_IS_BETTER,
     METRIC_DEFINITIONS,
@@ -27,6 +33,54 @@ logger = logging.getLogger(__name__)
 
 #: The metrics shown first in summaries, plots and MLflow.
 HEADLINE_METRICS = ("dice", "hd95_mm", "assd_mm", "nsd")
+
+
+class EvaluationKind(str, enum.Enum):
+    """What the label maps hold: semantic classes or object instances."""
+
+    SEMANTIC = "semantic"
+    INSTANCE = "instance"
+
+
+@dataclass(frozen=True)
+class MetricSet:
+    """The metrics of one evaluation kind: definitions, headline, table columns, ranking."""
+
+    kind: EvaluationKind
+    definitions: Mapping[str, str]
+    headline: tuple[str, ...]
+    table: tuple[str, ...]
+    higher_is_better: frozenset[str]
+    rank_by: str
+
+
+SEMANTIC_METRICS = MetricSet(
+    kind=EvaluationKind.SEMANTIC,
+    definitions=METRIC_DEFINITIONS,
+    headline=HEADLINE_METRICS,
+    table=("dice", "iou", "hd_mm", "hd95_mm", "assd_mm", "nsd", "volume_diff_percent"),
+    higher_is_better=HIGHER_IS_BETTER,
+    rank_by="dice",
+)
+_INSTANCE_DEFINITIONS = {
+    "n_pred": "Number of predicted instances.",
+    "n_ref": "Number of reference instances.",
+    "tp_50": "True positives: pairs matched one-to-one at IoU ≥ 0.5.",
+    "fp_50": "Unmatched predicted instances at IoU ≥ 0.5.",
+    "fn_50": "Unmatched reference instances at IoU ≥ 0.5.",
+    **{k: v for k, v in INSTANCE_METRIC_DEFINITIONS.items() if k != "coco_ap_50_95"},
+}
+INSTANCE_METRICS = MetricSet(
+    kind=EvaluationKind.INSTANCE,
+    definitions=_INSTANCE_DEFINITIONS,
+    headline=("f1_50", "accuracy_50", "mean_accuracy_50_95", "pq_50"),
+    table=("n_ref", "n_pred", "precision_50", "recall_50", "f1_50", "mean_accuracy_50_95", "pq_50"),
+    higher_is_better=frozenset(
+        {"precision_50", "recall_50", "f1_50", "accuracy_50", "mean_accuracy_50_95"}
+        | {"sq_50", "rq_50", "pq_50"}
+    ),
+    rank_by="f1_50",
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +98,7 @@ class CaseLabelResult:
     case_id: str
     label_id: int
     label: str
-    metrics: SegmentationMetrics
+    metrics: SegmentationMetrics | InstanceMetrics
 
 
 @dataclass
@@ -56,6 +110,7 @@ class EvaluationResult:
     settings: EvaluationSettings
     seconds: float = 0.0
     worst_overlays: dict[tuple[str, int], LoadedCase] = field(default_factory=dict)
+    metric_set: MetricSet = SEMANTIC_METRICS
 
     @property
     def case_ids(self) -> list[str]:
@@ -64,7 +119,7 @@ class EvaluationResult:
 
     def values(self, label_id: int, metric: str) -> list[float]:
         """All values of ``metric`` for one label, one per case (NaN/inf kept)."""
-        return [getattr(r.metrics, metric) for r in self.results if r.label_id == label_id]
+        return [r.metrics.to_dict()[metric] for r in self.results if r.label_id == label_id]
 
     def summarise(self) -> dict[str, dict[str, dict[str, float | int | None]]]:
         """Per label and metric: n, counts of undefined/infinite values, and statistics.
@@ -76,7 +131,7 @@ class EvaluationResult:
         summary: dict[str, dict[str, dict[str, float | int | None]]] = {}
         for label_id, name in self.labels.items():
             per_metric = {}
-            for metric in METRIC_DEFINITIONS:
+            for metric in self.metric_set.definitions:
                 values = np.asarray(self.values(label_id, metric), dtype=np.float64)
                 finite = values[np.isfinite(values)]
                 stats: dict[str, float | int | None] = {
@@ -102,11 +157,16 @@ class EvaluationResult:
         return summary
 
     def worst_cases(self, label_id: int, *, count: int = 3) -> list[CaseLabelResult]:
-        """Lowest-Dice cases of a label (cases where Dice is undefined are left out)."""
+        """Worst cases of a label by the ranking metric (Dice, or F1 for instances);
+        cases where it is undefined are left out."""
+        metric = self.metric_set.rank_by
         rows = [
-            r for r in self.results if r.label_id == label_id and not math.isnan(r.metrics.dice)
+            r
+            for r in self.results
+            if r.label_id == label_id and not math.isnan(r.metrics.to_dict()[metric])
         ]
-        return sorted(rows, key=lambda r: (r.metrics.dice, -r.metrics.hd95_mm))[:count]
+        sign = 1.0 if metric in self.metric_set.higher_is_better else -1.0
+        return sorted(rows, key=lambda r: sign * r.metrics.to_dict()[metric])[:count]
 
 
 def _present_labels(cases: Sequence[LoadedCase]) -> set[int]:
@@ -230,8 +290,9 @@ def summary_document(result: EvaluationResult) -> dict[str, object]:
             "using the voxel spacing",
             "statistics": "over finite values; n_undefined counts NaN, n_infinite counts inf",
         },
-        "definitions": METRIC_DEFINITIONS,
-        "higher_is_better": sorted(HIGHER_IS_BETTER),
+        "kind": result.metric_set.kind.value,
+        "definitions": dict(result.metric_set.definitions),
+        "higher_is_better": sorted(result.metric_set.higher_is_better),
         "empty_cases": _empty_counts(result),
         "metrics": result.summarise(),
         "seconds": round(result.seconds, 3),
@@ -248,8 +309,9 @@ def write_summary_json(result: EvaluationResult, path: Path, *, overwrite: bool 
     return path
 
 
-def format_summary_table(result: EvaluationResult, *, metrics: Sequence[str] = HEADLINE_METRICS):
+def format_summary_table(result: EvaluationResult, *, metrics: Sequence[str] | None = None) -> str:
     """A plain-text table: one line per label, mean ± std and median of headline metrics."""
+    metrics = metrics or result.metric_set.headline
     summary = result.summarise()
     width = max([len("label"), *(len(name) for name in summary)])
     header = f"{'label':<{width}}  " + "  ".join(f"{m:>22}" for m in metrics)
@@ -268,3 +330,30 @@ def format_summary_table(result: EvaluationResult, *, metrics: Sequence[str] = H
             cells.append(f"{cell:>22}")
         lines.append(f"{name:<{width}}  " + "  ".join(cells))
     return "\n".join(lines)
+
+
+def evaluate_instance_cases(pairs: Sequence[CasePair], *, worst_cases: int = 3) -> EvaluationResult:
+    """Score instance label maps (cells, lesions): one row per case, label ``instances``.
+
+    See :mod:`medseg.evaluation._instance` for the matching rule and the exact meaning of
+    each metric (``accuracy`` is DSB2018's "AP", not a precision-recall AP).
+    """
+    started = time.perf_counter()
+    cases = [load_case(pair) for pair in pairs]
+    results = [
+        CaseLabelResult(
+            case.case_id, 1, "instances", compute_instance_metrics(case.prediction, case.reference)
+        )
+        for case in progress(cases, description="evaluate", unit="case")
+    ]
+    result = EvaluationResult(
+        results=results,
+        labels={1: "instances"},
+        settings=EvaluationSettings(),
+        metric_set=INSTANCE_METRICS,
+    )
+    by_id = {case.case_id: case for case in cases}
+    for row in result.worst_cases(1, count=worst_cases):
+        result.worst_overlays[(row.case_id, 1)] = by_id[row.case_id]
+    result.seconds = time.perf_counter() - started
+    return result

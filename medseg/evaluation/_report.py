@@ -17,8 +17,7 @@ import numpy as np
 
 from medseg import __version__
 from medseg.core import atomic_output
-from medseg.evaluation._evaluate import HEADLINE_METRICS, EvaluationResult
-from medseg.evaluation._semantic import HIGHER_IS_BETTER, METRIC_DEFINITIONS
+from medseg.evaluation._evaluate import EvaluationKind, EvaluationResult
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +32,13 @@ figure { display: inline-block; margin: 0.5em; vertical-align: top; max-width: 1
 img { max-width: 100%; height: auto; }
 figcaption { font-size: 12px; color: #444; max-width: 420px; }
 """
+
+
+_INSTANCE_NOTE = (
+    "Instances are matched one-to-one by IoU (StarDist's rule); 'accuracy' is TP/(TP+FP+FN), "
+    "what DSB2018 and Cellpose call 'AP'; mean_accuracy_50_95 averages it over IoU "
+    "0.50:0.05:0.95 (the DSB2018 score), it is not a precision-recall AP."
+)
 
 
 def _pyplot():
@@ -72,7 +78,13 @@ def _overlay(result: EvaluationResult, case_id: str, label_id: int) -> str | Non
     if case is None:
         return None
     plt = _pyplot()
-    pred, ref = case.prediction == label_id, case.reference == label_id
+    if result.metric_set.kind is EvaluationKind.INSTANCE:
+        from skimage.segmentation import find_boundaries
+
+        pred = find_boundaries(case.prediction, mode="inner")
+        ref = find_boundaries(case.reference, mode="inner")
+    else:
+        pred, ref = case.prediction == label_id, case.reference == label_id
     image = case.image
     if pred.ndim == 3:  # the slice along k with the most disagreement (else most structure)
         disagreement = (pred ^ ref).sum(axis=(0, 1))
@@ -112,9 +124,6 @@ def _fmt(value: float | int | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-_SUMMARY_METRICS = ("dice", "iou", "hd95_mm", "assd_mm", "nsd", "volume_diff_percent")
-
-
 def _stat_cell(stats: dict[str, float | int | None]) -> str:
     if stats["mean"] is None:
         text = "–"
@@ -152,22 +161,24 @@ def _summary_table(result: EvaluationResult, *, metrics: tuple[str, ...], table_
 
 
 def _worst_rows(result: EvaluationResult, *, count: int) -> list:
+    metric = result.metric_set.rank_by
+    sign = 1.0 if metric in result.metric_set.higher_is_better else -1.0
     rows = [
         row
         for label_id in result.labels
         for row in result.worst_cases(label_id)
         if (row.case_id, label_id) in result.worst_overlays
     ]
-    return sorted(rows, key=lambda r: (r.metrics.dice, -r.metrics.hd95_mm))[:count]
+    return sorted(rows, key=lambda r: sign * r.metrics.to_dict()[metric])[:count]
 
 
 def _case_table(result: EvaluationResult) -> str:
-    metrics = ("dice", "iou", "hd_mm", "hd95_mm", "assd_mm", "nsd", "volume_diff_percent")
+    metrics = result.metric_set.table
     head = "".join(f"<th>{m}</th>" for m in metrics)
     rows = [
         f"<tr><td class='name'>{html.escape(r.case_id)}</td><td class='name'>"
         f"{html.escape(r.label)}</td><td class='name'>{r.metrics.empty.value}</td>"
-        + "".join(f"<td>{_fmt(getattr(r.metrics, m))}</td>" for m in metrics)
+        + "".join(f"<td>{_fmt(r.metrics.to_dict()[m])}</td>" for m in metrics)
         + "</tr>"
         for r in result.results
     ]
@@ -180,55 +191,64 @@ def _case_table(result: EvaluationResult) -> str:
 def render_report_html(result: EvaluationResult) -> str:
     """The report as one HTML string (plots embedded)."""
     settings = result.settings
+    metric_set = result.metric_set
     definitions = "".join(
         f"<tr><td class='name'>{html.escape(m)}</td><td class='text'>{html.escape(text)}"
-        f"{' (higher is better)' if m in HIGHER_IS_BETTER else ''}</td></tr>"
-        for m, text in METRIC_DEFINITIONS.items()
+        f"{' (higher is better)' if m in metric_set.higher_is_better else ''}</td></tr>"
+        for m, text in metric_set.definitions.items()
     )
     plots = "".join(
         f"<figure><img id='boxplot-{m}' alt='box plot of {m} per label' "
-        f"src='{_box_plot(result, m)}'><figcaption>{html.escape(METRIC_DEFINITIONS[m])}"
+        f"src='{_box_plot(result, m)}'><figcaption>{html.escape(metric_set.definitions[m])}"
         "</figcaption></figure>"
-        for m in HEADLINE_METRICS
+        for m in metric_set.headline
     )
     worst = []
     for row in _worst_rows(result, count=12):
         uri = _overlay(result, row.case_id, row.label_id)
         if uri is None:
             continue
+        values = row.metrics.to_dict()
         caption = (
-            f"{html.escape(row.case_id)} · {html.escape(row.label)}: Dice "
-            f"{_fmt(row.metrics.dice)}, HD95 {_fmt(row.metrics.hd95_mm, 2)} mm, NSD "
-            f"{_fmt(row.metrics.nsd)} ({row.metrics.empty.value})"
+            f"{html.escape(row.case_id)} · {html.escape(row.label)}: "
+            + ", ".join(f"{m} {_fmt(values[m])}" for m in metric_set.headline)
+            + f" ({row.metrics.empty.value})"
         )
         worst.append(
             f"<figure class='worst-case'><img alt='overlay {html.escape(row.case_id)} "
             f"{html.escape(row.label)}' src='{uri}'><figcaption>{caption}</figcaption></figure>"
         )
+    if metric_set.kind is EvaluationKind.INSTANCE:
+        note = _INSTANCE_NOTE
+    else:
+        note = (
+            f"Normalised surface Dice tolerance {settings.tolerance_mm:g} mm; robust Hausdorff "
+            f"percentile {settings.percentile:g}. Surfaces follow DeepMind's "
+            "<code>surface-distance</code>: surface elements of 2×2(×2) voxel cubes weighted by "
+            "their marching-cubes area (3D) or contour length (2D); distances in mm using the "
+            "voxel spacing."
+        )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>medseg evaluation report</title>
 <style>{_STYLE}</style></head><body>
 <h1>Segmentation evaluation</h1>
-<p>{len(result.case_ids)} cases × {len(result.labels)} labels, evaluated in
-{result.seconds:.1f} s by medseg {html.escape(__version__)}. Normalised surface Dice tolerance
-{settings.tolerance_mm:g} mm; robust Hausdorff percentile {settings.percentile:g}.</p>
-<p class="note">Surfaces follow DeepMind's <code>surface-distance</code>: surface elements of
-2×2(×2) voxel cubes weighted by their marching-cubes area (3D) or contour length (2D); distances
-in mm using the voxel spacing. Statistics are over finite values; NaN (undefined, e.g. both masks
+<p>{len(result.case_ids)} cases × {len(result.labels)} labels ({metric_set.kind.value}),
+evaluated in {result.seconds:.1f} s by medseg {html.escape(__version__)}.</p>
+<p class="note">{note} Statistics are over finite values; NaN (undefined, e.g. both masks
 empty) and ∞ (distance to an empty mask) are counted separately.</p>
 <h2>Distributions</h2>
 <div id="boxplots">{plots}</div>
 <h2>Summary per label</h2>
 <p class="note">mean ± std (sample); median [q1, q3] when more than one case.</p>
-{_summary_table(result, metrics=_SUMMARY_METRICS, table_id="summary-table")}
-<h2>Worst cases (lowest Dice)</h2>
+{_summary_table(result, metrics=metric_set.table, table_id="summary-table")}
+<h2>Worst cases (lowest {html.escape(metric_set.rank_by)})</h2>
 <p class="note">Green: reference contour; red: prediction contour.</p>
 <div id="worst-cases">{"".join(worst) or "<p>No case with a defined Dice.</p>"}</div>
 <h2>Definitions</h2>
 <table id="definitions"><tbody>{definitions}</tbody></table>
 <h2>Every metric</h2>
-<details><summary>statistics of all {len(METRIC_DEFINITIONS)} metrics per label</summary>
-{_summary_table(result, metrics=tuple(METRIC_DEFINITIONS), table_id="full-summary-table")}
+<details><summary>statistics of all {len(metric_set.definitions)} metrics per label</summary>
+{_summary_table(result, metrics=tuple(metric_set.definitions), table_id="full-summary-table")}
 </details>
 <h2>All cases</h2>
 <details><summary>{len(result.results)} case × label rows</summary>{_case_table(result)}</details>

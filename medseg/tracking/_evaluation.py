@@ -10,7 +10,7 @@ from pathlib import Path
 
 from medseg import __version__
 from medseg.core import TrackingError
-from medseg.evaluation import HEADLINE_METRICS, EvaluationResult
+from medseg.evaluation import EvaluationResult
 from medseg.tracking._mlflow import Tracker, check_no_phi
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def aggregate_metrics(result: EvaluationResult) -> dict[str, float]:
     """
     summary = result.summarise()
     metrics: dict[str, float] = {"n_cases": float(len(result.case_ids))}
-    for metric in HEADLINE_METRICS:
+    for metric in result.metric_set.headline:
         label_means = []
         for name, per_metric in summary.items():
             stats = per_metric[metric]
@@ -112,6 +112,7 @@ def log_evaluation(
             **describe_code_version(),
             "n_cases": len(result.case_ids),
             "n_labels": len(result.labels),
+            "kind": result.metric_set.kind.value,
             "nsd_tolerance_mm": result.settings.tolerance_mm,
             "hd_percentile": result.settings.percentile,
             "surface_definition": "deepmind-surfels",

@@ -206,3 +206,45 @@ def test_tracking_uri_option_overrides_the_embedded_store(
     (run,) = MlflowClient(tracking_uri=store).search_runs([experiment.experiment_id])
     assert run.data.params["model"] == "unknown"
     assert run.data.metrics["n_cases"] == 1.0
+
+
+def test_instance_evaluation_on_dsb2018_nuclei(repo_root: Path, tmp_path: Path) -> None:
+    """Real DSB2018 test label maps vs copies with every fourth nucleus removed."""
+    import shutil
+
+    import tifffile
+
+    from medseg.io import read_image
+
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "pred").mkdir()
+    expected_recall = []
+    for path in sorted((repo_root / "data/cells_dsb2018/test/labels").glob("*.tif"))[:3]:
+        shutil.copy(path, tmp_path / "ref" / path.name)
+        labels = tifffile.imread(path)
+        ids = np.unique(labels[labels > 0])
+        dropped = ids[3::4]
+        tifffile.imwrite(
+            tmp_path / "pred" / path.name, np.where(np.isin(labels, dropped), 0, labels)
+        )
+        expected_recall.append(1 - dropped.size / ids.size)
+        assert read_image(path).array.shape[2] == 1  # read as a one-slice 2D image
+    out = tmp_path / "eval"
+    args = ["evaluate", "--kind", "instance", "--pred", str(tmp_path / "pred")]
+    assert main([*args, "--ref", str(tmp_path / "ref"), "--out", str(out)]) == ExitCode.OK
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["kind"] == "instance"
+    assert "DSB2018" in summary["definitions"]["accuracy_50"]
+    stats = summary["metrics"]["instances"]
+    assert stats["precision_50"]["mean"] == 1.0  # every kept nucleus matches itself
+    assert stats["recall_50"]["mean"] == pytest.approx(np.mean(expected_recall))
+    assert stats["mean_accuracy_50_95"]["mean"] == pytest.approx(np.mean(expected_recall))
+    report = (out / "report.html").read_text()
+    assert "id='boxplot-f1_50'" in report
+    assert "not a precision-recall AP" in report
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("medseg-evaluate").experiment_id])
+    assert run.data.params["kind"] == "instance"
+    assert run.data.metrics["f1_50/instances/mean"] > 0.8
