@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.core import ConfigError, InputError, atomic_output
-from medseg.evaluation import compute_dice
+from medseg.evaluation import compute_instance_metrics, compute_label_metrics
 from medseg.export import write_contour_overlay
 from medseg.inference import embed_image, predict_box_logits
 from medseg.io import Case, Volume, axis_codes, read_image, reorient, reorient_like, write_nifti
@@ -203,22 +203,32 @@ def segment(context: CaseContext, config: PipelineConfig) -> None:
         context.prediction = segment_nuclei_watershed(image, config=config.segment.watershed)
 
 
+_SEMANTIC_LOGGED = ("dice", "hd95_mm", "assd_mm", "nsd")
+_INSTANCE_LOGGED = ("f1_50", "mean_accuracy_50_95", "pq_50", "n_pred", "n_ref")
+
+
 def evaluate(context: CaseContext, config: PipelineConfig) -> None:
-    """Score the prediction against the reference; metrics go to ``metrics.json``."""
+    """Score the prediction against the reference with :mod:`medseg.evaluation`.
+
+    Semantic: Dice, HD95, ASSD and NSD (2 mm) per structure, surface metrics in mm from the
+    image spacing (DeepMind definitions). Instance: F1 at IoU 0.5, mean accuracy over IoU
+    0.50:0.95 (the DSB2018 score) and panoptic quality. All go to ``metrics.json``; the
+    headline ones are returned for tracking. Infinite distances (one mask empty) are kept
+    in the JSON and left out of the tracked numbers.
+    """
     if context.prediction is None or context.reference is None:
         raise InputError(
             "evaluate needs a prediction and a reference label", case_id=context.case.id
         )
     predicted = context.prediction.array
     reference = context.reference.array
+    details: dict[str, object] = {}
     metrics: dict[str, float] = {}
     if config.evaluate.kind is EvaluationKind.INSTANCE:
-        metrics["dice_foreground"] = compute_dice(predicted > 0, reference > 0)
-        n_predicted = len(np.unique(predicted[predicted > 0]))
-        n_reference = len(np.unique(reference[reference > 0]))
-        metrics["count_predicted"] = float(n_predicted)
-        metrics["count_reference"] = float(n_reference)
-        metrics["count_error"] = float(n_predicted - n_reference)
+        result = compute_instance_metrics(predicted, reference).to_dict()
+        details = {"instances": result, "empty": None}
+        metrics = {name: result[name] for name in _INSTANCE_LOGGED}
+        metrics["count_error"] = result["n_pred"] - result["n_ref"]
     else:
         sam = config.segment.sam
         names = (
@@ -226,12 +236,25 @@ def evaluate(context: CaseContext, config: PipelineConfig) -> None:
             if sam is not None
             else [context.labels[i] for i in sorted(context.labels)]
         )
-        for name, label_id in label_ids_for(names, context.labels).items():
-            metrics[f"dice_{name}"] = compute_dice(predicted == label_id, reference == label_id)
+        ids = label_ids_for(names, context.labels)
+        spatial = context.image.spatial_shape if context.image is not None else predicted.shape
+        spacing = context.reference.spacing_mm[: len(spatial)]
+        per_label = compute_label_metrics(
+            predicted, reference, labels=ids.values(), spacing_mm=spacing
+        )
+        for name, label_id in ids.items():
+            result = per_label[label_id]
+            details[name] = {**result.to_dict(), "empty": result.empty.value}
+            for metric in _SEMANTIC_LOGGED:
+                value = result.to_dict()[metric]
+                if np.isfinite(value):
+                    metrics[f"{metric}_{name}"] = value
     context.metrics = metrics
     path = context.out_dir / "metrics.json"
     with atomic_output(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps({"case": context.case.id, **metrics}, indent=2) + "\n")
+        tmp.write_text(
+            json.dumps({"case": context.case.id, "metrics": details}, indent=2, default=str) + "\n"
+        )
     context.outputs.append(path.name)
 
 

@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+from medseg.tracking._evaluation import (
+    aggregate_metrics,
+    check_case_ids,
+    describe_code_version,
+    log_evaluation,
+)
 from medseg.tracking._mlflow import Tracker, check_no_phi, default_tracking_uri, start_tracking
 
-__all__ = ["Tracker", "check_no_phi", "default_tracking_uri", "start_tracking"]
+__all__ = [
+    "Tracker",
+    "aggregate_metrics",
+    "check_case_ids",
+    "check_no_phi",
+    "default_tracking_uri",
+    "describe_code_version",
+    "log_evaluation",
+    "start_tracking",
+]

@@ -80,18 +80,29 @@ def start_tracking(
     """Open an MLflow run on ``tracking_uri`` and yield a :class:`Tracker` for it.
 
     ``run_id`` reopens an existing run (a resumed batch keeps logging into its run).
+
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the process
+    environment; the previous value is restored when the run ends, so one run's store never
+    leaks into the next run of the same process.
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow  # imported lazily: it takes seconds
 
+    previous_uri = os.environ.get("MLFLOW_TRACKING_URI")
     try:
-        mlflow.set_tracking_uri(tracking_uri)
-        if mlflow.get_experiment_by_name(experiment) is None:
-            location = Path(artifact_location).resolve().as_uri() if artifact_location else None
-            mlflow.create_experiment(experiment, artifact_location=location)
-        mlflow.set_experiment(experiment)
-        run = mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(run_name=run_name)
-    except Exception as err:
-        raise TrackingError(f"cannot open MLflow run at the tracking store ({err})") from err
-    with run:
-        yield Tracker(mlflow)
+        try:
+            mlflow.set_tracking_uri(tracking_uri)
+            if mlflow.get_experiment_by_name(experiment) is None:
+                location = Path(artifact_location).resolve().as_uri() if artifact_location else None
+                mlflow.create_experiment(experiment, artifact_location=location)
+            mlflow.set_experiment(experiment)
+            run = mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(run_name=run_name)
+        except Exception as err:
+            raise TrackingError(f"cannot open MLflow run at the tracking store ({err})") from err
+        with run:
+            yield Tracker(mlflow)
+    finally:
+        if previous_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_uri

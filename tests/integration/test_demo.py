@@ -39,8 +39,11 @@ def test_demo_succeeds_and_prints_dice(demo_run: tuple) -> None:
     assert result.returncode == 0, result.stderr
     assert "cases: 1 done, 0 failed, 0 pending" in result.stdout
     assert "mean dice_liver: 0.9" in result.stdout
-    metrics = json.loads((out / "cases" / CASE / "metrics.json").read_text())
-    assert metrics["dice_liver"] > 0.95
+    metrics = json.loads((out / "cases" / CASE / "metrics.json").read_text())["metrics"]
+    assert metrics["liver"]["dice"] > 0.95
+    assert metrics["liver"]["empty"] == "none"
+    assert 0 < metrics["liver"]["hd95_mm"] < 20
+    assert metrics["liver"]["nsd"] > 0.8
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cases"][CASE]["status"] == "done"
 

@@ -1,0 +1,248 @@
+"""Pair prediction and reference files by case id, and load them on a shared grid."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medseg.core import ConfigModel, GeometryError, InputError
+from medseg.io import DatasetManifest, Volume, check_same_grid, read_image, reorient
+
+logger = logging.getLogger(__name__)
+
+#: File name endings recognised as images or label maps (longest first).
+_SUFFIXES = (".nii.gz", ".nii", ".png", ".tif", ".tiff", ".gif", ".bmp", ".jpg", ".jpeg")
+
+
+class LabelsConfig(ConfigModel):
+    """A ``--labels`` file: ``labels: {1: liver, 2: spleen}`` (label value → name)."""
+
+    labels: dict[int, str]
+
+
+@dataclass(frozen=True)
+class CasePair:
+    """One case to evaluate: pseudonymous id, prediction, reference and optional image."""
+
+    case_id: str
+    prediction: Path
+    reference: Path
+    image: Path | None = None
+
+
+@dataclass(frozen=True)
+class LoadedCase:
+    """Label maps of one case on one grid; 2D images have their singleton axis removed.
+
+    Attributes
+    ----------
+    prediction, reference
+        Integer label maps. 3D volumes are reoriented to LPS axes (i: right→left, j:
+        anterior→posterior, k: inferior→superior), so that ``array[:, :, k].T`` is an axial
+        slice in radiological display; metrics do not depend on axis order or flips. 2D images
+        keep their file axes (column, row).
+    spacing_mm
+        Voxel size along those axes in mm (2D: pixel size from the file, 1.0 when unknown).
+    image
+        Grey image on the same grid for overlays (float32), or None.
+    """
+
+    case_id: str
+    prediction: np.ndarray
+    reference: np.ndarray
+    spacing_mm: tuple[float, ...]
+    image: np.ndarray | None
+
+
+def case_id_of(path: Path) -> str:
+    """Case id of a file: its name without a recognised image suffix."""
+    name = path.name
+    for suffix in _SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _files_by_case(folder: Path) -> dict[str, Path]:
+    files = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not (
+            path.is_dir() or path.name.lower().endswith(_SUFFIXES)
+        ):
+            continue
+        case_id = case_id_of(path)
+        if case_id in files:
+            raise InputError(
+                f"two files for case {case_id!r}; keep one prediction/reference per case",
+                path=folder,
+            )
+        files[case_id] = path
+    if not files:
+        raise InputError("folder holds no image files (.nii.gz, .nii, .png, .tif …)", path=folder)
+    return files
+
+
+def find_case_pairs(
+    prediction: Path,
+    reference: Path | None = None,
+    *,
+    manifest: DatasetManifest | None = None,
+    manifest_root: Path | None = None,
+) -> list[CasePair]:
+    """Match predictions to references by case id.
+
+    Parameters
+    ----------
+    prediction
+        A prediction file, or a folder of files named ``<case id>.<suffix>``.
+    reference
+        A reference file or folder matched the same way; may be omitted with ``manifest``,
+        whose cases' ``label`` paths are then the references.
+    manifest, manifest_root
+        Dataset manifest and the folder its paths are relative to; supplies case ids, the
+        reference labels when ``reference`` is None, and images for overlays.
+
+    Returns
+    -------
+    list of CasePair
+        Sorted by case id.
+
+    Raises
+    ------
+    InputError
+        If a path is missing, a reference has no prediction, or nothing can be paired.
+    """
+    if not prediction.exists():
+        raise InputError("prediction path not found", path=prediction)
+    if reference is not None and not reference.exists():
+        raise InputError("reference path not found", path=reference)
+    if reference is None and manifest is None:
+        raise InputError("give a reference (--ref) or a dataset manifest (--manifest)")
+    root = manifest_root or Path.cwd()
+    images: dict[str, Path] = {}
+    references: dict[str, Path] = {}
+    if manifest is not None:
+        for case in manifest.cases:
+            if case.label is not None:
+                references[case.id] = root / case.label
+                images[case.id] = root / case.image
+    if reference is not None:
+        if reference.is_file():
+            references = {case_id_of(reference): reference}
+        else:
+            references = _files_by_case(reference)
+    if prediction.is_file():
+        if len(references) != 1 and case_id_of(prediction) not in references:
+            raise InputError(
+                "a single prediction file needs a single reference file or a case id found "
+                "in the references",
+                path=prediction,
+            )
+        case_id = case_id_of(prediction) if case_id_of(prediction) in references else None
+        case_id = case_id or next(iter(references))
+        predictions = {case_id: prediction}
+    else:
+        predictions = _files_by_case(prediction)
+    missing = sorted(set(references) - set(predictions))
+    if reference is None:  # manifest mode: evaluate the cases that have a prediction
+        references = {k: v for k, v in references.items() if k in predictions}
+        missing = []
+    if missing:
+        raise InputError(
+            f"{len(missing)} reference case(s) have no prediction (first: {missing[0]!r}); "
+            "name predictions <case id>.<suffix> like the references",
+            path=prediction,
+        )
+    extra = sorted(set(predictions) - set(references))
+    if extra:
+        logger.warning("%d prediction(s) have no reference and are ignored", len(extra))
+    if not references:
+        raise InputError("no prediction matches a reference case id", path=prediction)
+    return [
+        CasePair(
+            case_id=case_id,
+            prediction=predictions[case_id],
+            reference=references[case_id],
+            image=images.get(case_id),
+        )
+        for case_id in sorted(references)
+    ]
+
+
+def _binary_mask(array: np.ndarray) -> np.ndarray:
+    """Foreground = value ≥ half the largest value (0/1, 0/255, palette-noisy 2/254 masks)."""
+    if array.ndim == 4:  # colour axis of a 2D image
+        array = array.mean(axis=3)
+    top = float(array.max()) if array.size else 0.0
+    if top <= 0:
+        return np.zeros(array.shape, np.uint8)
+    return (array >= top / 2).astype(np.uint8)
+
+
+def _label_array(array: np.ndarray, what: str, path: Path) -> np.ndarray:
+    if array.ndim == 4:  # 2D image read with a colour axis: a label map must be grey
+        if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(array.shape[3])):
+            raise InputError(f"{what} must be a grey label map, found colour channels", path=path)
+        array = array[..., 0]
+    return array
+
+
+def _display_orientation(volume: Volume) -> Volume:
+    """3D volumes on LPS axes (radiological axial slices); 2D images unchanged."""
+    if volume.array.ndim == 3 and volume.array.shape[2] > 1:
+        return reorient(volume, "LPS")
+    return volume
+
+
+def load_case(pair: CasePair, *, binarize: bool = False) -> LoadedCase:
+    """Read a case's prediction and reference (and image) and check they share a grid.
+
+    Parameters
+    ----------
+    pair
+        The files of one case.
+    binarize
+        Read binary masks: label 1 where the value is at least half the file's largest value
+        (masks stored as 0/1 or 0/255, also palette GIFs with values such as 2/254).
+
+    Raises
+    ------
+    GeometryError
+        If the grids differ (shape or affine beyond 1e-3 mm).
+    """
+    reference = read_image(pair.reference)
+    prediction = read_image(pair.prediction)
+    check_same_grid(reference, prediction, what="prediction")
+    reference, prediction = _display_orientation(reference), _display_orientation(prediction)
+    if binarize:
+        ref = _binary_mask(np.asarray(reference.array))
+        pred = _binary_mask(np.asarray(prediction.array))
+    else:
+        ref = _label_array(np.asarray(reference.array), "reference", pair.reference)
+        pred = _label_array(np.asarray(prediction.array), "prediction", pair.prediction)
+    spacing: tuple[float, ...] = reference.spacing_mm
+    image = None
+    if pair.image is not None and pair.image.exists():
+        try:
+            volume = read_image(pair.image)
+            volume = _display_orientation(volume)
+            check_same_grid(reference, volume, what="reference")
+            image = np.asarray(volume.array, dtype=np.float32)
+            if image.ndim == 4:
+                image = image.mean(axis=3)
+        except GeometryError:
+            logger.info("image of case %s is on another grid; overlays without it", pair.case_id)
+    if ref.ndim == 3 and ref.shape[2] == 1:  # a 2D image stored as one slice
+        ref, pred = ref[:, :, 0], pred[:, :, 0]
+        spacing = spacing[:2]
+        image = image[:, :, 0] if image is not None else None
+    return LoadedCase(
+        case_id=pair.case_id,
+        prediction=pred,
+        reference=ref,
+        spacing_mm=tuple(spacing),
+        image=image,
+    )
