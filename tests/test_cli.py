@@ -27,7 +27,7 @@ def test_help_lists_only_working_subcommands(capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     for command in ("demo", "manifest", "config"):
         assert command in out
-    for not_yet in ("deid", "evaluate", "train", "infer", "export", "sam", "run "):
+    for not_yet in ("deid", "evaluate", "train", "infer", "export", "run "):
         assert f"    {not_yet}" not in out
 
 

@@ -7,16 +7,18 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from medseg.core import ConfigError, look_up_option
+from medseg.inference import SamSegmentConfig
 from medseg.io import DatasetManifest
 from medseg.runner._demo import DemoConfig
 
 CONFIG_KINDS: dict[str, type[BaseModel]] = {
     "dataset": DatasetManifest,
     "demo": DemoConfig,
+    "sam": SamSegmentConfig,
 }
 
 # Folder a config lives in → its kind, used when --kind is not given.
-_KIND_BY_FOLDER = {"data_manifests": "dataset", "pipelines": "demo"}
+_KIND_BY_FOLDER = {"data_manifests": "dataset", "pipelines": "demo", "sam": "sam"}
 
 
 def config_schema(kind: str | None, path: str | Path) -> type[BaseModel]:
