@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from medseg.inference._sam_3d import (
+    PointStrategy,
     PropagationConfig,
     PropagationResult,
     SliceStack,
     box_from_mask,
+    predict_object,
     propagate_prompt,
+    resolve_point_strategy,
 )
 from medseg.inference._sam_auto import AutoMaskConfig, generate_masks, segment_everything
 from medseg.inference._sam_predict import (
@@ -15,11 +18,13 @@ from medseg.inference._sam_predict import (
     Precision,
     SamPrediction,
     SamPrompt,
+    box_around_points,
     embed_image,
     mask_to_prompt_logits,
     predict_box_logits,
     predict_box_mask,
     predict_prompts,
+    predict_with_box_growing,
     upsample_logits,
 )
 from medseg.inference._sam_preprocess import (
@@ -58,6 +63,7 @@ __all__ = [
     "IntensityMode",
     "ObjectPrompt",
     "ObjectPromptSpec",
+    "PointStrategy",
     "Precision",
     "PromptFile",
     "PropagationConfig",
@@ -66,6 +72,7 @@ __all__ = [
     "SamPrompt",
     "SamSegmentConfig",
     "SliceStack",
+    "box_around_points",
     "box_from_mask",
     "build_slice_stack",
     "display_axis_codes",
@@ -76,10 +83,13 @@ __all__ = [
     "mask_to_prompt_logits",
     "predict_box_logits",
     "predict_box_mask",
+    "predict_object",
     "predict_prompts",
+    "predict_with_box_growing",
     "propagate_prompt",
     "resolve_intensity_mode",
     "resolve_object_prompts",
+    "resolve_point_strategy",
     "scale_intensity",
     "segment_automatically",
     "segment_everything",

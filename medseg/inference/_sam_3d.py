@@ -3,13 +3,18 @@
 Propagation (as in MedSAM's 3D inference for LiteMedSAM, extended): the key slice is
 segmented from the user's prompt; each next slice, in both directions, is prompted with the
 box of the previous slice's mask (plus a margin) and, optionally, the previous slice's
-low-resolution logits as a mask prompt. It stops when the mask vanishes (smaller than
-``min_area_px``), when the decoder's predicted IoU drops below ``min_predicted_iou``, or at
-the optional first/last slice, where a user box (if given) replaces the derived one.
+low-resolution logits as a mask prompt; a derived box the mask runs into is widened
+(:func:`predict_with_box_growing`) so objects that grow from slice to slice are not cut. It
+stops when the mask vanishes (smaller than ``min_area_px``), when the decoder's predicted IoU
+falls below ``min_predicted_iou`` or more than ``max_iou_drop`` below the key slice's (a
+box-prompted SAM always returns something inside its box; beyond the object its confidence
+drops), or at the optional first/last slice, where a user box (if given) replaces the
+derived one.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -22,8 +27,10 @@ from medseg.inference._sam_predict import (
     ImageEmbedding,
     Precision,
     SamPrompt,
+    box_around_points,
     embed_image,
     predict_prompts,
+    predict_with_box_growing,
 )
 from medseg.models import SamModel
 
@@ -91,13 +98,39 @@ class SliceStack:
         return embedding
 
 
+class PointStrategy(str, enum.Enum):
+    """How clicks without a box are used.
+
+    ``native``: SAM's point prompts, three candidate masks, best predicted IoU kept.
+    ``grow_box``: a box around the foreground clicks (plus the clicks themselves), widened
+    where the mask runs into it (:func:`predict_with_box_growing`); for box-trained models
+    such as LiteMedSAM, whose decoder was never trained on points alone.
+    ``auto``: ``grow_box`` for LiteMedSAM, ``native`` for SAM.
+    """
+
+    AUTO = "auto"
+    NATIVE = "native"
+    GROW_BOX = "grow_box"
+
+
+def resolve_point_strategy(strategy: PointStrategy, model: SamModel) -> PointStrategy:
+    """The concrete strategy for ``model`` (``auto`` resolved)."""
+    if strategy is not PointStrategy.AUTO:
+        return strategy
+    return PointStrategy.GROW_BOX if model.name == "litemedsam" else PointStrategy.NATIVE
+
+
 class PropagationConfig(ConfigModel):
     """How a prompt is carried from the key slice to its neighbours."""
 
-    box_margin_px: int = Field(default=5, ge=0, le=200)
+    box_margin_px: int = Field(default=2, ge=0, le=200)
+    grow_fraction: float = Field(default=0.1, ge=0.0, le=2.0)
+    max_grow_iterations: int = Field(default=3, ge=0, le=20)
     use_mask_prompt: bool = False
     min_area_px: int = Field(default=10, ge=1)
     min_predicted_iou: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_iou_drop: float = Field(default=0.07, ge=0.0, le=1.0)
+    point_strategy: PointStrategy = PointStrategy.AUTO
 
 
 @dataclass(frozen=True)
@@ -136,12 +169,43 @@ def box_from_mask(mask: np.ndarray, *, margin_px: int = 0) -> tuple[float, float
     )
 
 
-def _predict_best(
-    stack: SliceStack, index: int, prompt: SamPrompt, *, multimask: bool
+def predict_object(
+    stack: SliceStack,
+    index: int,
+    prompt: SamPrompt,
+    *,
+    config: PropagationConfig | None = None,
+    grow: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    (prediction,) = predict_prompts(
-        stack.model, stack.embedding(index), [prompt], multimask_output=multimask
-    )
+    """One object's mask on slice ``index``: ``(mask, low-res logits, predicted IoU)``.
+
+    Points without a box follow ``config.point_strategy``; ``grow`` widens a box the mask
+    runs into (used for boxes derived from a neighbouring slice, not for user boxes).
+    """
+    config = config or PropagationConfig()
+    embedding = stack.embedding(index)
+    strategy = resolve_point_strategy(config.point_strategy, stack.model)
+    if prompt.box_xyxy is None and prompt.points_xy and strategy is PointStrategy.GROW_BOX:
+        box = box_around_points(prompt.points_xy, prompt.point_labels, embedding.original_size)
+        prompt = SamPrompt(
+            box_xyxy=box,
+            points_xy=prompt.points_xy,
+            point_labels=prompt.point_labels,
+            mask_logits=prompt.mask_logits,
+        )
+        grow = True
+    if prompt.box_xyxy is not None and grow and config.max_grow_iterations > 0:
+        prediction = predict_with_box_growing(
+            stack.model,
+            embedding,
+            prompt,
+            grow_fraction=config.grow_fraction,
+            max_iterations=config.max_grow_iterations,
+        )
+    else:
+        (prediction,) = predict_prompts(
+            stack.model, embedding, [prompt], multimask_output=prompt.box_xyxy is None
+        )
     best = prediction.best_index
     return (
         prediction.logits[best] > 0.0,
@@ -171,7 +235,7 @@ def propagate_prompt(
         Index of the prompted slice.
     prompt
         Box and/or points on the key slice, display pixels (x = column, y = row). Points
-        without a box use SAM's three-mask output and keep the best-scored mask.
+        without a box follow ``config.point_strategy``.
     first_slice, last_slice
         Optional inclusive bounds; default: the whole stack.
     first_box_xyxy, last_box_xyxy
@@ -190,9 +254,7 @@ def propagate_prompt(
         )
     masks = np.zeros((stack.n_slices, *stack.slice_shape), dtype=bool)
     scores: dict[int, float] = {}
-    key_mask, key_low_res, key_iou = _predict_best(
-        stack, key_slice, prompt, multimask=prompt.box_xyxy is None
-    )
+    key_mask, key_low_res, key_iou = predict_object(stack, key_slice, prompt, config=config)
     if int(key_mask.sum()) < config.min_area_px:
         logger.warning("the prompt on the key slice gave an empty mask; nothing to propagate")
         return PropagationResult(masks=masks, first_slice=-1, last_slice=-1, iou_scores={})
@@ -209,8 +271,14 @@ def propagate_prompt(
             next_prompt = SamPrompt(
                 box_xyxy=box, mask_logits=previous_low_res if config.use_mask_prompt else None
             )
-            mask, low_res, iou = _predict_best(stack, index, next_prompt, multimask=False)
-            if int(mask.sum()) < config.min_area_px or iou < config.min_predicted_iou:
+            mask, low_res, iou = predict_object(
+                stack, index, next_prompt, config=config, grow=box is not bound_box
+            )
+            if (
+                int(mask.sum()) < config.min_area_px
+                or iou < config.min_predicted_iou
+                or iou < key_iou - config.max_iou_drop
+            ):
                 break
             masks[index] = mask
             scores[index] = iou

@@ -2,8 +2,9 @@
 
 The steps are those of ``segment_anything``'s ``SamAutomaticMaskGenerator`` (whose helpers
 ``build_point_grid``, ``calculate_stability_score`` and ``batched_mask_to_box`` are reused):
-one foreground click per grid point, SAM's three masks per click, masks kept when their
-predicted IoU and stability score pass thresholds, box non-maximum suppression
+one foreground click per grid point with SAM's three masks per click (for LiteMedSAM, which
+was trained on boxes only, boxes of a few sizes centred on each grid point instead), masks
+kept when their predicted IoU and stability score pass thresholds, box non-maximum suppression
 (``torchvision.ops.batched_nms``), then painting from the best score down into a label map
 (pixels already taken are not overwritten; fragments smaller than ``min_area_px`` are
 dropped). SAM's generator returns overlapping masks and works on crops; this one works on
@@ -12,6 +13,7 @@ the whole image and returns one label per pixel, which is what cell counting nee
 
 from __future__ import annotations
 
+import enum
 import logging
 
 import numpy as np
@@ -36,9 +38,24 @@ from medseg.models import SamModel
 logger = logging.getLogger(__name__)
 
 
-class AutoMaskConfig(ConfigModel):
-    """Parameters of the automatic mode (names follow SAM's mask generator)."""
+class GridPrompt(str, enum.Enum):
+    """What each grid point becomes: a click (SAM) or boxes centred on it (box-trained
+    models such as LiteMedSAM, whose decoder was never trained on clicks alone)."""
 
+    AUTO = "auto"
+    POINTS = "points"
+    BOXES = "boxes"
+
+
+class AutoMaskConfig(ConfigModel):
+    """Parameters of the automatic mode (names follow SAM's mask generator).
+
+    ``box_sizes_fraction``: side lengths of the boxes centred on each grid point, as
+    fractions of the longer image side (``boxes`` grid prompts only).
+    """
+
+    grid_prompt: GridPrompt = GridPrompt.AUTO
+    box_sizes_fraction: tuple[float, ...] = (0.06, 0.12)
     points_per_side: int = Field(default=32, ge=1, le=128)
     points_per_batch: int = Field(default=64, ge=1)
     pred_iou_thresh: float = Field(default=0.88, ge=0.0, le=1.0)
@@ -65,15 +82,34 @@ def generate_masks(
     config = config or AutoMaskConfig()
     rows, columns = embedding.original_size
     grid = build_point_grid(config.points_per_side) * np.array([columns, rows])
+    kind = config.grid_prompt
+    if kind is GridPrompt.AUTO:
+        kind = GridPrompt.BOXES if model.name == "litemedsam" else GridPrompt.POINTS
+    prompts_all: list[SamPrompt] = []
+    for x, y in grid:
+        if kind is GridPrompt.POINTS:
+            prompts_all.append(SamPrompt(points_xy=((float(x), float(y)),), point_labels=(1,)))
+            continue
+        for fraction in config.box_sizes_fraction:
+            half = fraction * max(rows, columns) / 2.0
+            prompts_all.append(
+                SamPrompt(
+                    box_xyxy=(
+                        float(max(x - half, 0.0)),
+                        float(max(y - half, 0.0)),
+                        float(min(x + half, columns - 1.0)),
+                        float(min(y + half, rows - 1.0)),
+                    )
+                )
+            )
     kept_masks: list[torch.Tensor] = []
     kept_scores: list[torch.Tensor] = []
     max_area = config.max_area_fraction * rows * columns
-    for start in range(0, len(grid), config.points_per_batch):
-        batch = grid[start : start + config.points_per_batch]
-        prompts = [
-            SamPrompt(points_xy=((float(x), float(y)),), point_labels=(1,)) for x, y in batch
-        ]
-        low_res, iou = _decode_group(model, embedding, prompts, multimask_output=True)
+    for start in range(0, len(prompts_all), config.points_per_batch):
+        prompts = prompts_all[start : start + config.points_per_batch]
+        low_res, iou = _decode_group(
+            model, embedding, prompts, multimask_output=kind is GridPrompt.POINTS
+        )
         logits = upsample_logits(model, embedding, low_res).flatten(0, 1)
         iou = iou.flatten()
         keep = iou > config.pred_iou_thresh

@@ -325,6 +325,100 @@ def predict_box_mask(
     return predict_box_logits(model, embedding, box_xyxy) > 0.0
 
 
+def _touched_sides(mask: np.ndarray, box: tuple[float, ...], edge_px: float) -> list[bool]:
+    rows = np.flatnonzero(mask.any(axis=1))
+    columns = np.flatnonzero(mask.any(axis=0))
+    height, width = mask.shape
+    x0, y0, x1, y1 = box
+    return [
+        x0 > 0 and columns[0] <= x0 + edge_px,
+        y0 > 0 and rows[0] <= y0 + edge_px,
+        x1 < width - 1 and columns[-1] >= x1 - edge_px,
+        y1 < height - 1 and rows[-1] >= y1 - edge_px,
+    ]
+
+
+def predict_with_box_growing(
+    model: SamModel,
+    embedding: ImageEmbedding,
+    prompt: SamPrompt,
+    *,
+    grow_fraction: float = 0.2,
+    max_iterations: int = 4,
+    edge_px: float = 1.0,
+) -> SamPrediction:
+    """Predict from a box, widening each side the mask runs into, until it fits.
+
+    A box-trained model (LiteMedSAM) cannot return more than its box holds, so a box that is
+    too tight (derived from a neighbouring slice, or drawn around clicks) truncates the
+    object. Whenever the mask reaches a side of the box (within ``edge_px``) that is not the
+    image border, that side moves out by ``grow_fraction`` of the box size and the decoder
+    runs again (cheap: the embedding is reused), at most ``max_iterations`` times.
+    Hand-written because neither SAM nor MedSAM ships this step.
+
+    Parameters
+    ----------
+    prompt
+        Must hold a box (pixels, x = column, y = row); its points and mask are kept.
+    """
+    if prompt.box_xyxy is None:
+        raise InputError("box growing needs a prompt with a box")
+    rows, columns = embedding.original_size
+    box = tuple(float(v) for v in prompt.box_xyxy)
+    current = prompt
+    (prediction,) = predict_prompts(model, embedding, [current])
+    for _ in range(max_iterations):
+        mask = prediction.logits[0] > 0.0
+        if not mask.any():
+            break
+        touched = _touched_sides(mask, box, edge_px)
+        if not any(touched):
+            break
+        width, height = box[2] - box[0] + 1, box[3] - box[1] + 1
+        step_x, step_y = max(2.0, grow_fraction * width), max(2.0, grow_fraction * height)
+        grown = (
+            max(0.0, box[0] - step_x) if touched[0] else box[0],
+            max(0.0, box[1] - step_y) if touched[1] else box[1],
+            min(columns - 1.0, box[2] + step_x) if touched[2] else box[2],
+            min(rows - 1.0, box[3] + step_y) if touched[3] else box[3],
+        )
+        if grown == box:
+            break
+        box = grown
+        current = SamPrompt(
+            box_xyxy=box,
+            points_xy=prompt.points_xy,
+            point_labels=prompt.point_labels,
+            mask_logits=prompt.mask_logits,
+        )
+        (prediction,) = predict_prompts(model, embedding, [current])
+    return prediction
+
+
+def box_around_points(
+    points_xy: Sequence[tuple[float, float]],
+    point_labels: Sequence[int],
+    image_size: tuple[int, int],
+    *,
+    half_size_fraction: float = 0.04,
+) -> tuple[float, float, float, float]:
+    """A starting box around the foreground clicks: their extent plus a margin of
+    ``half_size_fraction`` of the longer image side, clipped to the image."""
+    foreground = np.array([p for p, label in zip(points_xy, point_labels, strict=True) if label])
+    if foreground.size == 0:
+        raise InputError("points-only prompts need at least one foreground (label 1) click")
+    rows, columns = image_size
+    half = max(3.0, half_size_fraction * max(rows, columns))
+    low = foreground.min(axis=0) - half
+    high = foreground.max(axis=0) + half
+    return (
+        float(max(low[0], 0.0)),
+        float(max(low[1], 0.0)),
+        float(min(high[0], columns - 1.0)),
+        float(min(high[1], rows - 1.0)),
+    )
+
+
 @torch.inference_mode()
 def mask_to_prompt_logits(
     model: SamModel, embedding: ImageEmbedding, mask: np.ndarray, *, magnitude: float = 8.0

@@ -17,9 +17,14 @@ import numpy as np
 from pydantic import Field
 
 from medseg.core import ConfigModel, InputError
-from medseg.inference._sam_3d import PropagationConfig, SliceStack, propagate_prompt
+from medseg.inference._sam_3d import (
+    PropagationConfig,
+    SliceStack,
+    predict_object,
+    propagate_prompt,
+)
 from medseg.inference._sam_auto import AutoMaskConfig, segment_everything
-from medseg.inference._sam_predict import Precision, SamPrompt, predict_prompts
+from medseg.inference._sam_predict import Precision, SamPrompt
 from medseg.inference._sam_preprocess import IntensityConfig, scale_intensity
 from medseg.inference._sam_prompts import ObjectPrompt
 from medseg.io import Volume, axis_codes, check_same_grid, reorient
@@ -227,14 +232,11 @@ def segment_with_prompts(
             )
             masks = result.masks
         else:
-            (prediction,) = predict_prompts(
-                model,
-                stack.embedding(prompt.key_slice),
-                [prompt.prompt],
-                multimask_output=prompt.prompt.box_xyxy is None,
+            mask, _, _ = predict_object(
+                stack, prompt.key_slice, prompt.prompt, config=config.propagation
             )
             masks = np.zeros_like(labels, dtype=bool)
-            masks[prompt.key_slice] = prediction.best_mask()
+            masks[prompt.key_slice] = mask
         logger.info("object %d: %d voxels", obj.label, int(masks.sum()))
         labels[masks] = obj.label
     return labels_to_file_grid(labels, display, volume)
