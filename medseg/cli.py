@@ -101,33 +101,32 @@ def _cmd_sam(args: argparse.Namespace) -> int:
             "output already exists; pass --overwrite to replace it", path=args.out
         )
 
+    prompt_file = None
+    if args.prompts is not None:
+        prompt_file = load_prompt_file(args.prompts)
+    elif not args.auto:
+        spec: dict[str, object] = {"label": 1, "propagate": args.propagate}
+        if args.box:
+            spec["box"] = _parse_numbers(args.box, what="--box", counts=(4, 6))
+        if args.point:
+            spec["points"] = [_parse_numbers(p, what="--point", counts=(3, 4)) for p in args.point]
+        for key in ("slice", "first_slice", "last_slice"):
+            if getattr(args, key) is not None:
+                spec[key] = getattr(args, key)
+        prompt_file = parse_config(
+            PromptFile,
+            {"cases": [{"case_id": "cli", "objects": [spec]}]},
+            source="command line",
+        )
+
     volume = read_image(args.image)
+    objects = (
+        resolve_object_prompts(prompt_file, volume, case_id=args.case) if prompt_file else None
+    )
     model = load_sam_model(config.model, checkpoint=config.checkpoint, device=config.device)
-    if args.auto:
+    if objects is None:
         labels = segment_automatically(model, volume, config)
     else:
-        if args.prompts is not None:
-            prompt_file = load_prompt_file(args.prompts)
-        else:
-            spec: dict[str, object] = {"label": 1, "propagate": args.propagate}
-            if args.box:
-                spec["box"] = _parse_numbers(args.box, what="--box", counts=(4, 6))
-            if args.point:
-                spec["points"] = [
-                    _parse_numbers(p, what="--point", counts=(3, 4)) for p in args.point
-                ]
-            if args.slice is not None:
-                spec["slice"] = args.slice
-            if args.first_slice is not None:
-                spec["first_slice"] = args.first_slice
-            if args.last_slice is not None:
-                spec["last_slice"] = args.last_slice
-            prompt_file = parse_config(
-                PromptFile,
-                {"cases": [{"case_id": "cli", "objects": [spec]}]},
-                source="command line",
-            )
-        objects = resolve_object_prompts(prompt_file, volume, case_id=args.case)
         labels = segment_with_prompts(model, volume, objects, config)
     write_nifti(labels, args.out, overwrite=args.overwrite)
     n_labels = len({int(v) for v in labels.array[labels.array > 0].ravel()[:1_000_000]})
