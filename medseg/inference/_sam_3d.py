@@ -102,9 +102,10 @@ class PointStrategy(str, enum.Enum):
     """How clicks without a box are used.
 
     ``native``: SAM's point prompts, three candidate masks, best predicted IoU kept.
-    ``grow_box``: a box around the foreground clicks (plus the clicks themselves), widened
-    where the mask runs into it (:func:`predict_with_box_growing`); for box-trained models
-    such as LiteMedSAM, whose decoder was never trained on points alone.
+    ``grow_box``: a box around the foreground clicks, widened where the mask runs into it
+    (:func:`predict_with_box_growing`); the clicks themselves are not passed on. For
+    box-trained models such as LiteMedSAM: measured here, a click alone gives it no usable
+    mask and clicks added to a box make its mask worse.
     ``auto``: ``grow_box`` for LiteMedSAM, ``native`` for SAM.
     """
 
@@ -185,22 +186,20 @@ def predict_object(
     config = config or PropagationConfig()
     embedding = stack.embedding(index)
     strategy = resolve_point_strategy(config.point_strategy, stack.model)
+    grow_fraction, max_iterations = config.grow_fraction, config.max_grow_iterations
     if prompt.box_xyxy is None and prompt.points_xy and strategy is PointStrategy.GROW_BOX:
+        # The clicks only seed the box: LiteMedSAM's decoder degrades when given points.
         box = box_around_points(prompt.points_xy, prompt.point_labels, embedding.original_size)
-        prompt = SamPrompt(
-            box_xyxy=box,
-            points_xy=prompt.points_xy,
-            point_labels=prompt.point_labels,
-            mask_logits=prompt.mask_logits,
-        )
+        prompt = SamPrompt(box_xyxy=box, mask_logits=prompt.mask_logits)
         grow = True
-    if prompt.box_xyxy is not None and grow and config.max_grow_iterations > 0:
+        grow_fraction, max_iterations = max(grow_fraction, 0.5), max(max_iterations, 6)
+    if prompt.box_xyxy is not None and grow and max_iterations > 0:
         prediction = predict_with_box_growing(
             stack.model,
             embedding,
             prompt,
-            grow_fraction=config.grow_fraction,
-            max_iterations=config.max_grow_iterations,
+            grow_fraction=grow_fraction,
+            max_iterations=max_iterations,
         )
     else:
         (prediction,) = predict_prompts(

@@ -31,6 +31,7 @@ from medseg.inference._sam_predict import (
     ImageEmbedding,
     SamPrompt,
     _decode_group,
+    _touched_sides,
     upsample_logits,
 )
 from medseg.models import SamModel
@@ -113,6 +114,14 @@ def generate_masks(
         logits = upsample_logits(model, embedding, low_res).flatten(0, 1)
         iou = iou.flatten()
         keep = iou > config.pred_iou_thresh
+        if kind is GridPrompt.BOXES:
+            # A mask that runs into a side of its box is truncated or is background filling
+            # the box: only masks lying inside their box are objects the box enclosed.
+            inside = [
+                not any(_touched_sides(mask, prompt.box_xyxy, 1.0)) if mask.any() else False
+                for mask, prompt in zip((logits > 0).cpu().numpy(), prompts, strict=True)
+            ]
+            keep &= torch.tensor(inside, device=keep.device)
         logits, iou = logits[keep], iou[keep]
         stability = calculate_stability_score(logits, 0.0, config.stability_score_offset)
         keep = stability >= config.stability_score_thresh
