@@ -118,7 +118,7 @@ def generate_masks(
             # A mask that runs into a side of its box is truncated or is background filling
             # the box: only masks lying inside their box are objects the box enclosed.
             inside = [
-                not any(_touched_sides(mask, prompt.box_xyxy, 1.0)) if mask.any() else False
+                bool(mask.any()) and not any(_touched_sides(mask, prompt.box_xyxy or (), 1.0))
                 for mask, prompt in zip((logits > 0).cpu().numpy(), prompts, strict=True)
             ]
             keep &= torch.tensor(inside, device=keep.device)

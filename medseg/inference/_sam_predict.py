@@ -309,7 +309,8 @@ def predict_box_logits(
     numpy.ndarray
         float32 logits of shape ``original_size``; the mask is ``logits > 0``.
     """
-    (prediction,) = predict_prompts(model, embedding, [SamPrompt(box_xyxy=tuple(box_xyxy))])
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    (prediction,) = predict_prompts(model, embedding, [SamPrompt(box_xyxy=(x0, y0, x1, y1))])
     return prediction.logits[0]
 
 
