@@ -67,6 +67,10 @@ class ImageEmbedding:
 class SamPrompt:
     """One object's prompt on one 2D image.
 
+    LiteMedSAM's decoder was trained on boxes only: with it, give a box (clicks alone give
+    no usable mask, and clicks added to a box lowered Dice in this project's tests); SAM
+    checkpoints take every kind.
+
     Attributes
     ----------
     box_xyxy
