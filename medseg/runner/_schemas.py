@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from medseg.core import ConfigError, look_up_option
 from medseg.deid import DeidConfig, PixelRules
 from medseg.export import StructureCodeMap
+from medseg.inference import SamSegmentConfig
 from medseg.io import DatasetManifest
 from medseg.runner._pipeline import PipelineConfig
 
@@ -18,6 +19,7 @@ CONFIG_KINDS: dict[str, type[BaseModel]] = {
     "export_codes": StructureCodeMap,
     "deid_profile": DeidConfig,
     "deid_pixel_rules": PixelRules,
+    "sam": SamSegmentConfig,
 }
 
 # Folder a config lives in → its kind, used when --kind is not given.
@@ -26,6 +28,7 @@ _KIND_BY_FOLDER = {
     "pipelines": "pipeline",
     "export": "export_codes",
     "deid": "deid_profile",
+    "sam": "sam",
 }
 # File names that decide the kind before the folder does.
 _KIND_BY_NAME = {"pixel_rules.yaml": "deid_pixel_rules"}

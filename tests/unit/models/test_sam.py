@@ -8,8 +8,13 @@ import torch
 
 from medseg.core import ConfigError, ModelError
 from medseg.evaluation import compute_dice
-from medseg.inference import Precision, predict_box_mask
-from medseg.models import SamModel, litemedsam_checkpoint_path, load_sam_model
+from medseg.inference import Precision, SamPrompt, embed_image, predict_box_mask, predict_prompts
+from medseg.models import (
+    InputNormalization,
+    SamModel,
+    litemedsam_checkpoint_path,
+    load_sam_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +74,36 @@ def test_wrong_weights_are_refused(tmp_path: Path) -> None:
 @pytest.mark.gpu
 def test_auto_device_uses_cuda() -> None:
     assert load_sam_model(device="auto").device.type == "cuda"
+
+
+def test_sam_vit_models_need_a_checkpoint() -> None:
+    with pytest.raises(ModelError, match="no shipped weights; pass --checkpoint"):
+        load_sam_model("sam_vit_b")
+    with pytest.raises(ConfigError, match="did you mean 'sam_vit_h'"):
+        load_sam_model("sam_vit_hh")
+
+
+@pytest.mark.slow
+def test_official_sam_checkpoint_by_path_loads_strictly_and_predicts(tmp_path: Path) -> None:
+    from segment_anything import sam_model_registry
+
+    torch.manual_seed(0)
+    reference = sam_model_registry["vit_b"](checkpoint=None)
+    path = tmp_path / "sam_vit_b.pth"
+    torch.save(reference.state_dict(), path)
+    model = load_sam_model("sam_vit_b", checkpoint=path, device="cpu")
+    assert model.image_size == 1024
+    assert model.normalization is InputNormalization.IMAGENET
+    for key, tensor in reference.state_dict().items():
+        part, _, name = key.partition(".")
+        assert torch.equal(getattr(model, part).state_dict()[name], tensor), key
+    # The same API runs end to end on a non-square image (random weights: shapes only).
+    image = np.random.default_rng(0).random((60, 90))
+    embedding = embed_image(model, image)
+    assert embedding.features.shape == (1, 256, 64, 64)
+    assert embedding.resized_size == (683, 1024)
+    (prediction,) = predict_prompts(model, embedding, [SamPrompt(box_xyxy=(10, 10, 50, 40))])
+    assert prediction.logits.shape == (1, 60, 90)
+    # LiteMedSAM weights do not fit ViT-B: refused, naming the part.
+    with pytest.raises(ModelError, match="image_encoder do not fit"):
+        load_sam_model("sam_vit_b", checkpoint=litemedsam_checkpoint_path())

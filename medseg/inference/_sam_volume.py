@@ -1,0 +1,285 @@
+"""Prompted SAM segmentation of whole images and volumes with exact geometry.
+
+The work happens in a display orientation: axes are permuted/flipped (no resampling) so that
+each slice along k shows as a radiologist's viewer shows it (axial: ``LP`` in-plane, row 0
+anterior, column 0 patient right; coronal ``LI``; sagittal ``PI``), keeping the file's k
+axis and its direction, so slice k of the file is slice k of the display. Prompts given in
+the file's voxel indices are mapped through the two affines; the label map is mapped back
+and carries the input's affine exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import Field
+
+from medseg.core import ConfigModel, InputError
+from medseg.inference._sam_3d import (
+    PropagationConfig,
+    SliceStack,
+    predict_object,
+    propagate_prompt,
+)
+from medseg.inference._sam_auto import AutoMaskConfig, segment_everything
+from medseg.inference._sam_predict import Precision, SamPrompt
+from medseg.inference._sam_preprocess import IntensityConfig, scale_intensity
+from medseg.inference._sam_prompts import ObjectPrompt
+from medseg.io import Volume, axis_codes, check_same_grid, reorient
+from medseg.models import SamModel
+from medseg.transforms import from_display_slice, to_display_slice
+
+logger = logging.getLogger(__name__)
+
+_IN_PLANE_CODES = {"S": "LP", "I": "LP", "A": "LI", "P": "LI", "L": "PI", "R": "PI"}
+
+
+class SamSegmentConfig(ConfigModel):
+    """How ``medseg sam`` runs a SAM-family model on an image."""
+
+    model: str = "litemedsam"
+    checkpoint: str | None = None
+    device: str = "auto"
+    precision: Precision = Precision.FP32
+    intensity: IntensityConfig = IntensityConfig()
+    propagation: PropagationConfig = PropagationConfig()
+    auto: AutoMaskConfig = AutoMaskConfig()
+    max_cached_slices: int = Field(default=32, ge=1)
+
+
+def display_axis_codes(volume: Volume) -> str:
+    """Display orientation codes for ``volume`` that keep its k axis and direction."""
+    slice_code = axis_codes(volume)[2]
+    return _IN_PLANE_CODES[slice_code] + slice_code
+
+
+@dataclass(frozen=True)
+class DisplayVolume:
+    """A volume in display orientation plus the map from file voxels to display voxels.
+
+    Attributes
+    ----------
+    volume
+        The reoriented volume (axes i, j, k: display column, display row, slice).
+    file_to_display
+        4×4 matrix taking file voxel indices ``(i, j, k, 1)`` to display voxel indices.
+    """
+
+    volume: Volume
+    file_to_display: np.ndarray
+
+    def map_points(self, points_ijk: np.ndarray) -> np.ndarray:
+        """File voxel coordinates ``(N, 3)`` → display voxel coordinates ``(N, 3)``."""
+        points = np.atleast_2d(np.asarray(points_ijk, dtype=np.float64))
+        homogeneous = np.c_[points, np.ones(len(points))]
+        return (self.file_to_display @ homogeneous.T).T[:, :3]
+
+
+def to_display_volume(volume: Volume) -> DisplayVolume:
+    """Reorient ``volume`` for display (see :func:`display_axis_codes`)."""
+    display = reorient(volume, display_axis_codes(volume))
+    mapping = np.linalg.inv(display.affine) @ volume.affine
+    return DisplayVolume(volume=display, file_to_display=np.round(mapping, 6))
+
+
+def build_slice_stack(
+    model: SamModel,
+    display: DisplayVolume,
+    intensity: IntensityConfig,
+    *,
+    precision: Precision = Precision.FP32,
+    max_cached: int = 32,
+) -> SliceStack:
+    """Scale intensities over the whole volume and stack its display slices."""
+    array = display.volume.array
+    is_rgb = array.ndim == 4
+    if array.ndim == 4 and array.shape[-1] not in (3, 4):
+        raise InputError(
+            f"multi-channel images must be RGB(A), found {array.shape[-1]} channels; "
+            "pick one channel first"
+        )
+    modality = display.volume.metadata.get("modality")
+    scaled = scale_intensity(
+        array, intensity, is_rgb=is_rgb, modality=modality if isinstance(modality, str) else None
+    )
+    slices = np.stack([to_display_slice(scaled[:, :, k]) for k in range(scaled.shape[2])]).astype(
+        np.float32
+    )
+    return SliceStack(model, slices, precision=precision, max_cached=max_cached)
+
+
+@dataclass(frozen=True)
+class _DisplayPrompt:
+    key_slice: int
+    prompt: SamPrompt
+    first_slice: int | None
+    last_slice: int | None
+    propagate: bool
+
+
+def _display_prompt(obj: ObjectPrompt, display: DisplayVolume, n_slices: int) -> _DisplayPrompt:
+    rows, columns = display.volume.spatial_shape[1], display.volume.spatial_shape[0]
+    box_xyxy = None
+    box_slices: tuple[int, int] | None = None
+    if obj.box_ijk is not None:
+        corners = display.map_points(np.array([obj.box_ijk[:3], obj.box_ijk[3:]]))
+        low, high = corners.min(axis=0), corners.max(axis=0)
+        box_slices = (int(np.floor(low[2] + 0.5)), int(np.floor(high[2] + 0.5)))
+        box_xyxy = (
+            float(np.clip(low[0], 0, columns - 1)),
+            float(np.clip(low[1], 0, rows - 1)),
+            float(np.clip(high[0], 0, columns - 1)),
+            float(np.clip(high[1], 0, rows - 1)),
+        )
+    points_xy: tuple[tuple[float, float], ...] = ()
+    point_slice = None
+    if obj.points_ijk:
+        mapped = display.map_points(np.array(obj.points_ijk))
+        point_slices = {int(np.floor(z + 0.5)) for z in mapped[:, 2]}
+        if len(point_slices) != 1:
+            raise InputError(
+                f"object {obj.label}: all points must lie on one slice, found slices "
+                f"{sorted(point_slices)}"
+            )
+        point_slice = point_slices.pop()
+        points_xy = tuple((float(x), float(y)) for x, y in mapped[:, :2])
+    if box_slices is not None:
+        first, last = box_slices
+        key = point_slice if point_slice is not None else (first + last) // 2
+        if not first <= key <= last:
+            raise InputError(
+                f"object {obj.label}: the points lie on slice {key}, outside the box's "
+                f"slices {first}-{last}"
+            )
+        propagate = obj.propagate or last > first
+    else:
+        key = int(point_slice)  # type: ignore[arg-type]
+        first, last = None, None  # type: ignore[assignment]
+        propagate = obj.propagate
+    # The display orientation keeps the file's k axis and direction: slice k is slice k.
+    if obj.first_slice is not None:
+        first = obj.first_slice
+    if obj.last_slice is not None:
+        last = obj.last_slice
+    if not 0 <= key < n_slices:
+        raise InputError(
+            f"object {obj.label}: prompt slice {key} is outside the image (0-{n_slices - 1})"
+        )
+    for point in points_xy:
+        if not (0 <= point[0] <= columns - 1 and 0 <= point[1] <= rows - 1):
+            raise InputError(
+                f"object {obj.label}: point {point} is outside the slice "
+                f"({columns} columns × {rows} rows)"
+            )
+    if first is not None:
+        first = max(first, 0)
+    if last is not None:
+        last = min(last, n_slices - 1)
+    prompt = SamPrompt(box_xyxy=box_xyxy, points_xy=points_xy, point_labels=obj.point_labels)
+    return _DisplayPrompt(key, prompt, first, last, propagate)
+
+
+def segment_with_prompts(
+    model: SamModel,
+    volume: Volume,
+    objects: list[ObjectPrompt],
+    config: SamSegmentConfig | None = None,
+) -> Volume:
+    """Segment each prompted object and return a label map on ``volume``'s grid.
+
+    Parameters
+    ----------
+    model
+        A loaded SAM-family model.
+    volume
+        Image as read (``medseg.io.read_image``): a 3D volume or a one-slice 2D image,
+        grey or RGB(A) (channels last).
+    objects
+        Prompts in the file's voxel indices; later objects are painted over earlier ones
+        where they overlap.
+    config
+        Intensity, precision and propagation settings.
+
+    Returns
+    -------
+    Volume
+        uint16 label map ``(i, j, k)`` with ``volume``'s affine; 0 is background.
+    """
+    config = config or SamSegmentConfig()
+    if not objects:
+        raise InputError("no prompts: give a box, points or a prompt file (or use --auto)")
+    display = to_display_volume(volume)
+    stack = build_slice_stack(
+        model,
+        display,
+        config.intensity,
+        precision=config.precision,
+        max_cached=config.max_cached_slices,
+    )
+    labels = np.zeros((stack.n_slices, *stack.slice_shape), dtype=np.uint16)
+    for obj in objects:
+        prompt = _display_prompt(obj, display, stack.n_slices)
+        if prompt.propagate:
+            result = propagate_prompt(
+                stack,
+                key_slice=prompt.key_slice,
+                prompt=prompt.prompt,
+                first_slice=prompt.first_slice,
+                last_slice=prompt.last_slice,
+                config=config.propagation,
+            )
+            masks = result.masks
+        else:
+            mask, _, _ = predict_object(
+                stack, prompt.key_slice, prompt.prompt, config=config.propagation
+            )
+            masks = np.zeros_like(labels, dtype=bool)
+            masks[prompt.key_slice] = mask
+        logger.info("object %d: %d voxels", obj.label, int(masks.sum()))
+        labels[masks] = obj.label
+    return labels_to_file_grid(labels, display, volume)
+
+
+def labels_to_file_grid(labels: np.ndarray, display: DisplayVolume, volume: Volume) -> Volume:
+    """Map ``(n_slices, rows, columns)`` display labels back onto ``volume``'s grid."""
+    display_array = np.stack([from_display_slice(s) for s in labels], axis=2)
+    moved = reorient(display.volume.with_array(display_array), axis_codes(volume))
+    check_same_grid(volume, moved, what="label map")
+    return Volume(
+        array=np.ascontiguousarray(moved.array),
+        affine=volume.affine.copy(),
+        metadata={"kind": "label_map"},
+    )
+
+
+def segment_automatically(
+    model: SamModel,
+    volume: Volume,
+    config: SamSegmentConfig | None = None,
+    *,
+    slices: list[int] | None = None,
+) -> Volume:
+    """Automatic mode on every slice (or the given ones): an instance label map.
+
+    Each slice is segmented on its own (objects are not linked across slices); labels are
+    numbered 1..N over the whole volume, slice by slice.
+
+    Returns
+    -------
+    Volume
+        uint32 label map ``(i, j, k)`` with ``volume``'s affine.
+    """
+    config = config or SamSegmentConfig()
+    display = to_display_volume(volume)
+    stack = build_slice_stack(
+        model, display, config.intensity, precision=config.precision, max_cached=1
+    )
+    labels = np.zeros((stack.n_slices, *stack.slice_shape), dtype=np.uint32)
+    offset = 0
+    for index in range(stack.n_slices) if slices is None else slices:
+        slice_labels = segment_everything(model, stack.embedding(index), config.auto)
+        labels[index] = np.where(slice_labels > 0, slice_labels + offset, 0)
+        offset += int(slice_labels.max())
+    return labels_to_file_grid(labels, display, volume)
