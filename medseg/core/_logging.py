@@ -39,4 +39,9 @@ def configure_logging(level: LogLevel | str = LogLevel.INFO) -> None:
         "asyncio",
     ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level.name)))
+    # nibabel logs each header repair of a damaged file; the typed error that follows is
+    # what the user needs.
+    logging.getLogger("nibabel").setLevel(
+        logging.DEBUG if level is LogLevel.DEBUG else logging.ERROR
+    )
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
