@@ -24,7 +24,7 @@ def describe_code_version(*, repo_root: Path | None = None) -> dict[str, str]:
     root = repo_root or Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short=10", "HEAD"],
+            ["git", "-C", str(root), "rev-parse", "HEAD"],  # full: never mistaken for an ID
             capture_output=True,
             text=True,
             check=True,

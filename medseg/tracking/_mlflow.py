@@ -20,6 +20,9 @@ _PHI_LIKE = (
     re.compile(r"(?<!\d)(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?!\d)"),
     re.compile(r"(?<![\d.])\d{7,}(?![\d.])"),
 )
+# Lower-case hex tokens of 16+ characters with a letter are digests (git commits, sha256,
+# DSB2018 image ids), not identifiers of a person: they are not searched for the patterns.
+_HEX_DIGEST = re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-f]*[a-f])[0-9a-f]{16,}(?![0-9A-Za-z])")
 
 
 def default_tracking_uri(output_dir: str | Path) -> str:
@@ -31,7 +34,8 @@ def check_no_phi(values: Mapping[str, object], *, what: str) -> None:
     """Raise TrackingError if a key or value looks like PHI; the value is never echoed."""
     for key, value in values.items():
         for text in (str(key), str(value)):
-            if any(pattern.search(text) for pattern in _PHI_LIKE):
+            searched = _HEX_DIGEST.sub(" ", text)
+            if any(pattern.search(searched) for pattern in _PHI_LIKE):
                 raise TrackingError(
                     f"{what} {key!r} looks like it carries identifying data (person name, "
                     "date or long identifier); log a pseudonymous value instead"
