@@ -1,7 +1,14 @@
-"""Inference: prompted SAM prediction (sliding-window U-Net inference comes here too)."""
+"""Inference: sliding-window segmentation from checkpoints, postprocessing, prompted SAM."""
 
 from __future__ import annotations
 
+from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
+from medseg.inference._predict import (
+    InferConfig,
+    Prediction,
+    predict_volume,
+    predict_with_checkpoint,
+)
 from medseg.inference._sam_predict import (
     ImageEmbedding,
     Precision,
@@ -9,11 +16,29 @@ from medseg.inference._sam_predict import (
     predict_box_logits,
     predict_box_mask,
 )
+from medseg.inference._sliding_window import (
+    ComputePrecision,
+    SlidingWindowConfig,
+    compute_window_starts,
+    predict_sliding_window,
+    softmax_,
+)
 
 __all__ = [
+    "ComputePrecision",
     "ImageEmbedding",
+    "InferConfig",
+    "LabelPostprocess",
     "Precision",
+    "Prediction",
+    "SlidingWindowConfig",
+    "compute_window_starts",
     "embed_image",
+    "postprocess_labels",
     "predict_box_logits",
     "predict_box_mask",
+    "predict_sliding_window",
+    "predict_volume",
+    "predict_with_checkpoint",
+    "softmax_",
 ]
