@@ -25,7 +25,13 @@ from medseg.inference._sliding_window import (
 )
 from medseg.io import Volume
 from medseg.models import Checkpoint, resolve_device
-from medseg.transforms import Plans, build_preprocessing, resample_to_shape, volume_to_case
+from medseg.transforms import (
+    Plans,
+    build_preprocessing,
+    resample_to_shape,
+    run_chain,
+    volume_to_case,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +128,9 @@ def predict_volume(
             f"the model was trained on {plans.spatial_dims}D images; this input is "
             f"{case.image.ndim - 1}D"
         )
-    item = build_preprocessing(plans)({"image": case.image, "spacing_mm": list(case.spacing_mm)})
+    item = run_chain(
+        build_preprocessing(plans), {"image": case.image, "spacing_mm": list(case.spacing_mm)}
+    )
     image = torch.as_tensor(np.asarray(item["image"], dtype=np.float32))
     del item
     network = network.to(device).eval()

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from monai.transforms import Transform
 
 from medseg.core import ConfigError, InputError, OutputExistsError, atomic_output, dump_config
 from medseg.io import Case, DatasetManifest
@@ -38,7 +39,13 @@ from medseg.models import (
 )
 from medseg.training._config import OptimizerName, TrainConfig, compute_poly_factor
 from medseg.training._config import network_from_plans as _network_from_plans
-from medseg.transforms import Plans, build_augmentation, build_preprocessing, load_case
+from medseg.transforms import (
+    Plans,
+    build_augmentation,
+    build_preprocessing,
+    load_case,
+    run_chain,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -103,15 +110,22 @@ def _select_cases(manifest: DatasetManifest, splits: Sequence[Any], *, what: str
     return cases
 
 
-class _LoadCased:
-    """MONAI-style dict transform: a manifest case → image/label arrays (cached)."""
+class _LoadCased(Transform):
+    """Dict transform: a manifest case → image/label arrays.
 
-    def __init__(self, *, root: Path, labels: dict[int, str]) -> None:
+    A MONAI ``Transform`` subclass so that ``CacheDataset`` caches it (it caches the
+    deterministic ``Transform`` prefix of the chain).
+    """
+
+    def __init__(self, *, root: Path, labels: dict[int, str], image_keys: list[str]) -> None:
         self.root = root
         self.labels = labels
+        self.image_keys = image_keys
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
-        arrays = load_case(item["case"], root=self.root, labels=self.labels)
+        arrays = load_case(
+            item["case"], root=self.root, labels=self.labels, image_keys=self.image_keys
+        )
         label = arrays.label[None] if arrays.label is not None else None
         return {"image": arrays.image, "label": label, "spacing_mm": list(arrays.spacing_mm)}
 
@@ -126,7 +140,11 @@ def _build_datasets(
     from monai.data import CacheDataset
     from monai.transforms import Compose, EnsureTyped, Lambda
 
-    load = _LoadCased(root=root, labels={int(k): v for k, v in manifest.labels.items()})
+    load = _LoadCased(
+        root=root,
+        labels={int(k): v for k, v in manifest.labels.items()},
+        image_keys=plans.image_keys,
+    )
     preprocess = build_preprocessing(plans)
     augment = build_augmentation(plans)
     train_cases = _select_cases(manifest, config.train_splits, what="training")
@@ -140,14 +158,11 @@ def _build_datasets(
         num_workers=None,
         progress=False,
     )
-    validation = [
-        preprocess(load({"case": c}))
-        for c in _select_cases(manifest, config.validation_splits, what="validation")
-    ]
-    for item, case in zip(
-        validation, _select_cases(manifest, config.validation_splits, what=""), strict=True
-    ):
+    validation = []
+    for case in _select_cases(manifest, config.validation_splits, what="validation"):
+        item = run_chain(preprocess, load({"case": case}))
         item["case_id"] = case.id
+        validation.append(item)
     logger.info(
         "training on %d case(s), validating on %d, batch %d",
         len(train_cases),

@@ -16,6 +16,7 @@ from medseg.transforms._chains import (
     build_preprocessing,
     compute_resampled_shape,
     resample_to_shape,
+    run_chain,
 )
 from medseg.transforms._intensity import CTWindow, apply_window, scale_percentiles
 from medseg.transforms._orientation import from_display_slice, to_display_slice
@@ -55,6 +56,7 @@ __all__ = [
     "load_case",
     "plan_from_fingerprint",
     "resample_to_shape",
+    "run_chain",
     "scale_percentiles",
     "to_display_slice",
     "volume_to_case",

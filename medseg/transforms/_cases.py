@@ -8,7 +8,7 @@ name order after the main image.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,14 +100,33 @@ def label_to_classes(
 
 
 def load_case(
-    case: Case, *, root: str | Path, labels: Mapping[int, str], with_label: bool = True
+    case: Case,
+    *,
+    root: str | Path,
+    labels: Mapping[int, str],
+    with_label: bool = True,
+    image_keys: Sequence[str] | None = None,
 ) -> CaseArrays:
-    """Read a manifest case (image, extra channels, label) into a :class:`CaseArrays`."""
+    """Read a manifest case (image, extra channels, label) into a :class:`CaseArrays`.
+
+    ``image_keys`` names the inputs stacked as channels: ``"image"`` and names from the
+    case's ``additional_images`` (default: all of them, sorted after the image). Plans store
+    the keys they were made with, so a case with extra files (e.g. a second observer's
+    annotation) still gives the network the channels it was trained on.
+    """
     root = Path(root)
     volume = read_image(root / case.image)
     two_d = _is_2d(volume)
     channels = [volume_to_channels(volume, is_2d=two_d)]
-    for name in sorted(case.additional_images):
+    keys = (
+        list(image_keys) if image_keys is not None else ["image", *sorted(case.additional_images)]
+    )
+    missing = [k for k in keys if k != "image" and k not in case.additional_images]
+    if keys[:1] != ["image"] or missing:
+        raise InputError(
+            f"case {case.id}: expected inputs {keys} (first 'image'), missing {missing}"
+        )
+    for name in keys[1:]:
         extra = read_image(root / case.additional_images[name])
         check_same_grid(volume, extra, what=f"image {name}")
         channels.append(volume_to_channels(extra, is_2d=two_d))

@@ -127,6 +127,25 @@ class NormalizeChannelsd(MapTransform):
         return item
 
 
+def run_chain(chain: Compose, item: dict[str, Any]) -> dict[str, Any]:
+    """Apply a MONAI chain; a medseg error inside it is re-raised as itself.
+
+    MONAI wraps every exception raised by a transform in ``RuntimeError``; this unwraps
+    medseg's typed errors so the CLI reports them with their exit code.
+    """
+    from medseg.core import MedsegError
+
+    try:
+        return dict(chain(item))
+    except RuntimeError as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, MedsegError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from err
+        raise
+
+
 def build_preprocessing(plans: Plans) -> Compose:
     """Deterministic chain: resample to the target spacing, normalise per channel."""
     return Compose(

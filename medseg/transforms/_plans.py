@@ -60,6 +60,7 @@ class DatasetFingerprint(ConfigModel):
     modality: str
     spatial_dims: int
     n_channels: int
+    image_keys: list[str] = Field(default_factory=lambda: ["image"])
     labels: dict[int, str]
     cases: list[CaseFingerprint]
     foreground_stats: list[ChannelStats]
@@ -87,6 +88,7 @@ class Plans(ConfigModel):
     modality: str
     spatial_dims: int = Field(ge=2, le=3)
     in_channels: int = Field(ge=1)
+    image_keys: list[str] = Field(default_factory=lambda: ["image"])
     labels: dict[int, str]
     target_spacing_mm: list[float]
     median_shape: list[int]
@@ -132,8 +134,9 @@ def compute_fingerprint(
     cases: list[CaseFingerprint] = []
     dims = None
     modality = (chosen[0].modality or manifest.modality).lower()
+    image_keys = ["image", *sorted(set.intersection(*(set(c.additional_images) for c in chosen)))]
     for case in chosen:
-        arrays = load_case(case, root=root, labels=manifest.labels)
+        arrays = load_case(case, root=root, labels=manifest.labels, image_keys=image_keys)
         dims = dims or arrays.image.ndim - 1
         if arrays.image.ndim - 1 != dims:
             raise InputError(f"case {case.id}: all cases must be 2D or all 3D")
@@ -169,6 +172,7 @@ def compute_fingerprint(
         modality=modality,
         spatial_dims=int(dims or 3),
         n_channels=n_channels,
+        image_keys=image_keys,
         labels={int(k): v for k, v in manifest.labels.items()},
         cases=cases,
         foreground_stats=stats,
@@ -293,6 +297,7 @@ def plan_from_fingerprint(
         modality=fingerprint.modality,
         spatial_dims=fingerprint.spatial_dims,
         in_channels=fingerprint.n_channels,
+        image_keys=fingerprint.image_keys,
         labels=fingerprint.labels,
         target_spacing_mm=target,
         median_shape=median_shape,
