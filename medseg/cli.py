@@ -218,7 +218,7 @@ def _output_stem(path: Path) -> str:
 
 def _cmd_infer(args: argparse.Namespace) -> int:
     from medseg.core import read_yaml
-    from medseg.inference import InferConfig, predict_volume
+    from medseg.inference import InferConfig, predict_volume, write_probabilities
     from medseg.io import read_image, write_nifti
     from medseg.models import load_checkpoint
 
@@ -248,8 +248,13 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         write_nifti(prediction.labels, label_path, overwrite=args.overwrite)
         print(f"{label_path} ({prediction.seconds:.1f} s)")
         if prediction.probabilities is not None:
-            prob_path = args.out / f"{stem}_probabilities.nii.gz"
-            write_nifti(prediction.probabilities, prob_path, overwrite=args.overwrite)
+            prob_path = args.out / f"{stem}_probabilities.npz"
+            write_probabilities(
+                prediction.probabilities,
+                prob_path,
+                label_names=checkpoint.label_names,
+                overwrite=args.overwrite,
+            )
             print(f"{prob_path}")
     return ExitCode.OK
 

@@ -8,6 +8,7 @@ from medseg.inference._predict import (
     Prediction,
     predict_volume,
     predict_with_checkpoint,
+    write_probabilities,
 )
 from medseg.inference._sam_predict import (
     ImageEmbedding,
@@ -41,4 +42,5 @@ __all__ = [
     "predict_volume",
     "predict_with_checkpoint",
     "softmax_",
+    "write_probabilities",
 ]

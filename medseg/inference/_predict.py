@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from pydantic import Field
 
-from medseg.core import ConfigError, ConfigModel
+from medseg.core import ConfigError, ConfigModel, atomic_output
 from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
 from medseg.inference._sliding_window import (
     ComputePrecision,
@@ -191,3 +192,28 @@ def predict_with_checkpoint(
     """:func:`predict_volume` with the network and plans stored in ``checkpoint``."""
     network = checkpoint.build(device="cpu")
     return predict_volume(network, volume, plans=checkpoint.plans, config=config, case_id=case_id)
+
+
+def write_probabilities(
+    probabilities: Volume,
+    path: str | Path,
+    *,
+    label_names: dict[int, str],
+    overwrite: bool = False,
+) -> Path:
+    """Write float16 probabilities atomically as a compressed NumPy ``.npz``.
+
+    NIfTI (nibabel) has no float16 type, so the file holds ``probabilities``
+    ``(*spatial, C)`` float16, ``affine`` (4×4 voxel→RAS mm, the source grid's) and
+    ``class_names`` (index 0 is ``background``).
+    """
+    names = ["background"] + [label_names.get(i, f"class_{i}") for i in range(1, 256)]
+    n_classes = probabilities.array.shape[-1]
+    with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "wb") as stream:
+        np.savez_compressed(
+            stream,
+            probabilities=probabilities.array.astype(np.float16, copy=False),
+            affine=probabilities.affine,
+            class_names=np.asarray(names[:n_classes]),
+        )
+    return Path(path)

@@ -383,9 +383,9 @@ def train_model(
                 scaler.step(optimizer)
                 scaler.update()
                 losses.append(float(loss.detach()))
+            metrics = {"train_loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"]}
             scheduler.step()
             result.step_losses += losses
-            metrics = {"train_loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"]}
             if (
                 rank == 0
                 and score_fn is not None

@@ -64,7 +64,7 @@ def test_training_writes_checkpoints_with_plans_labels_and_config(
 ) -> None:
     recorder = _Recorder()
     result = train_model(
-        _config(validate_every_epochs=1),
+        _config(validate_every_epochs=2, overlap=0.0),
         plans=tiny_spleen_plans,
         manifest=spleen_manifest,
         root=repo_root,
@@ -75,7 +75,7 @@ def test_training_writes_checkpoints_with_plans_labels_and_config(
     assert result.epochs_completed == 2
     assert len(result.step_losses) == 4
     assert all(math.isfinite(v) for v in result.step_losses)
-    assert [epoch for epoch, _ in result.validation] == [0, 1]
+    assert [epoch for epoch, _ in result.validation] == [1]  # every 2 epochs
     assert 0.0 <= result.best_metric <= 1.0
     last = load_checkpoint(tmp_path / LAST_CHECKPOINT)
     best = load_checkpoint(tmp_path / BEST_CHECKPOINT)
@@ -89,7 +89,9 @@ def test_training_writes_checkpoints_with_plans_labels_and_config(
     assert recorder.params["model"] == "unet3d"
     assert recorder.params["patch_size"] == "32x32x8"
     assert [step for step, _ in recorder.metrics] == [0, 1]
+    assert "val_dice" not in recorder.metrics[0][1]
     assert {"train_loss", "lr", "val_dice"} <= set(recorder.metrics[-1][1])
+    assert recorder.metrics[1][1]["lr"] < recorder.metrics[0][1]["lr"]  # poly decay
     assert {LAST_CHECKPOINT, BEST_CHECKPOINT, "plans.yaml"} <= set(recorder.artifacts)
     network = last.build()
     with torch.no_grad():
