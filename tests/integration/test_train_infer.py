@@ -144,7 +144,7 @@ def test_cli_plan_train_infer_evaluate_on_drive(repo_root: Path, tmp_path: Path)
     plans_path = tmp_path / "plans.yaml"
     assert main(
         ["plan", str(repo_root / "data_manifests/retina_drive.yaml"), "--out", str(plans_path),
-         "--memory-gb", "0.002", "--features", "4"]
+         "--memory-gb", "0.02", "--features", "4"]
     ) == ExitCode.OK  # fmt: skip
     config = tmp_path / "train.yaml"
     config.write_text(
