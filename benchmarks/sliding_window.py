@@ -5,7 +5,8 @@ weights), same volume (1×1×256×256×160, seeded normal noise), same settings 
 overlap 0.5, Gaussian blending σ = 0.125·ROI, sw batch 2). Each engine runs in a fresh
 subprocess so its peak RSS is its own; each child times the best of ``--repeats`` runs
 after a one-window warm-up, in wall and process CPU seconds (CPU seconds are steadier on a
-shared machine). The parent checks that the fp32 probabilities agree
+shared machine). "run RSS" is the peak minus the RSS before the timed runs: the engine's
+own working memory, without the imports (medseg's package imports SAM's modules too). The parent checks that the fp32 probabilities agree
 (max |Δp| ≤ 1e-3) and prints voxels/s, peak RSS and the speed ratio.
 
     python benchmarks/sliding_window.py                 # fp32 + bf16, 2 repeats
@@ -87,6 +88,9 @@ def _child(args: argparse.Namespace) -> None:
             return predict_sliding_window(net, image[0], config=config)
 
     run(volume[..., : ROI[0], : ROI[1], : ROI[2]].contiguous())  # warm-up: one window
+    import psutil
+
+    rss_before_mb = psutil.Process().memory_info().rss / 2**20  # imports, network, input
     seconds, cpu_seconds = [], []
     for _ in range(args.repeats):
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -102,6 +106,7 @@ def _child(args: argparse.Namespace) -> None:
                 "cpu_seconds": min(cpu_seconds),
                 "all_seconds": seconds,
                 "peak_rss_mb": peak_mb,
+                "run_rss_mb": peak_mb - rss_before_mb,
             }
         )
     )
@@ -129,8 +134,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--sw-batch", type=int, default=2)
     parser.add_argument(
-        "--channels-last", action=argparse.BooleanOptionalAction, default=True,
-        help="medseg: channels-last memory format (default on)",
+        "--channels-last", action=argparse.BooleanOptionalAction, default=False,
+        help="medseg: channels-last memory format (default off)",
     )  # fmt: skip
     args = parser.parse_args()
     if args.child:
@@ -158,12 +163,13 @@ def main() -> None:
     )
     print(
         f"{'engine':<16}{'wall s':>9}{'CPU s':>9}{'Mvox/s':>9}{'peak RSS MB':>13}"
-        f"{'argmax agree':>14}"
+        f"{'run RSS MB':>12}{'argmax agree':>14}"
     )
     for (engine, precision), r in results.items():
         print(
             f"{engine + ' ' + precision:<16}{r['seconds']:>9.2f}{r['cpu_seconds']:>9.2f}"
             f"{voxels / r['seconds'] / 1e6:>9.2f}{r['peak_rss_mb']:>13.0f}"
+            f"{r['run_rss_mb']:>12.0f}"
             f"{agreement[(engine, precision)]:>14.4f}"
         )
     ok = "OK" if fp32_diff <= 1e-3 else "FAIL"

@@ -141,7 +141,7 @@ def predict_volume(
         sw_batch_size=config.sw_batch_size,
         precision=config.precision,
         mirror_axes=list(range(plans.spatial_dims)) if config.mirror else [],
-        channels_last=device.type == "cuda" or plans.spatial_dims == 2,
+        channels_last=device.type == "cuda",
     )
     probabilities = predict_sliding_window(network, image, config=sliding, device=device)
     del image
