@@ -6,8 +6,9 @@ overlap 0.5, Gaussian blending σ = 0.125·ROI, sw batch 2). Each engine runs in
 subprocess so its peak RSS is its own; each child times the best of ``--repeats`` runs
 after a one-window warm-up, in wall and process CPU seconds (CPU seconds are steadier on a
 shared machine). "run RSS" is the peak minus the RSS before the timed runs: the engine's
-own working memory, without the imports (medseg's package imports SAM's modules too). The parent checks that the fp32 probabilities agree
-(max |Δp| ≤ 1e-3) and prints voxels/s, peak RSS and the speed ratio.
+own working memory, without the imports (medseg's package imports SAM's modules too). The
+parent checks that the fp32 probabilities agree (max |Δp| ≤ 1e-3) and prints voxels/s, peak
+RSS and the speed ratios.
 
     python benchmarks/sliding_window.py                 # fp32 + bf16, 2 repeats
     python benchmarks/sliding_window.py --repeats 1 --shape 128 128 80   # quick look
