@@ -1,7 +1,15 @@
-"""Inference: prompted SAM prediction (sliding-window U-Net inference comes here too)."""
+"""Inference: sliding-window segmentation from checkpoints, postprocessing, prompted SAM."""
 
 from __future__ import annotations
 
+from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
+from medseg.inference._predict import (
+    InferConfig,
+    Prediction,
+    predict_volume,
+    predict_with_checkpoint,
+    write_probabilities,
+)
 from medseg.inference._sam_3d import (
     PointStrategy,
     PropagationConfig,
@@ -52,19 +60,30 @@ from medseg.inference._sam_volume import (
     segment_with_prompts,
     to_display_volume,
 )
+from medseg.inference._sliding_window import (
+    ComputePrecision,
+    SlidingWindowConfig,
+    compute_window_starts,
+    predict_sliding_window,
+    softmax_,
+)
 
 __all__ = [
     "AutoMaskConfig",
     "CasePrompts",
+    "ComputePrecision",
     "CoordinateSpace",
     "DisplayVolume",
     "ImageEmbedding",
+    "InferConfig",
     "IntensityConfig",
     "IntensityMode",
+    "LabelPostprocess",
     "ObjectPrompt",
     "ObjectPromptSpec",
     "PointStrategy",
     "Precision",
+    "Prediction",
     "PromptFile",
     "PropagationConfig",
     "PropagationResult",
@@ -72,20 +91,26 @@ __all__ = [
     "SamPrompt",
     "SamSegmentConfig",
     "SliceStack",
+    "SlidingWindowConfig",
     "box_around_points",
     "box_from_mask",
     "build_slice_stack",
+    "compute_window_starts",
     "display_axis_codes",
     "embed_image",
     "generate_masks",
     "labels_to_file_grid",
     "load_prompt_file",
     "mask_to_prompt_logits",
+    "postprocess_labels",
     "predict_box_logits",
     "predict_box_mask",
     "predict_object",
     "predict_prompts",
+    "predict_sliding_window",
+    "predict_volume",
     "predict_with_box_growing",
+    "predict_with_checkpoint",
     "propagate_prompt",
     "resolve_intensity_mode",
     "resolve_object_prompts",
@@ -94,6 +119,8 @@ __all__ = [
     "segment_automatically",
     "segment_everything",
     "segment_with_prompts",
+    "softmax_",
     "to_display_volume",
     "upsample_logits",
+    "write_probabilities",
 ]

@@ -1,8 +1,23 @@
-"""Models: network builders and weight loaders (SAM family; U-Nets come here too)."""
+"""Models: network builders (registry), checkpoints and the SAM-family weight loaders."""
 
 from __future__ import annotations
 
+from medseg.models._checkpoint import (
+    CHECKPOINT_FORMAT,
+    Checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from medseg.models._deeplab import DeepLabV3Plus
 from medseg.models._device import resolve_device
+from medseg.models._registry import (
+    MODEL_DIMS,
+    ModelName,
+    ModelTask,
+    NetworkConfig,
+    build_model,
+    list_models,
+)
 from medseg.models._sam import (
     LITEMEDSAM_SHA256,
     SAM_PIXEL_MEAN,
@@ -15,13 +30,24 @@ from medseg.models._sam import (
 )
 
 __all__ = [
+    "CHECKPOINT_FORMAT",
     "LITEMEDSAM_SHA256",
+    "MODEL_DIMS",
     "SAM_PIXEL_MEAN",
     "SAM_PIXEL_STD",
+    "Checkpoint",
+    "DeepLabV3Plus",
     "InputNormalization",
+    "ModelName",
+    "ModelTask",
+    "NetworkConfig",
     "SamModel",
     "SamModelName",
+    "build_model",
+    "list_models",
     "litemedsam_checkpoint_path",
+    "load_checkpoint",
     "load_sam_model",
     "resolve_device",
+    "save_checkpoint",
 ]

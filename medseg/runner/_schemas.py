@@ -9,9 +9,12 @@ from pydantic import BaseModel
 from medseg.core import ConfigError, look_up_option
 from medseg.deid import DeidConfig, PixelRules
 from medseg.export import StructureCodeMap
-from medseg.inference import SamSegmentConfig
+from medseg.inference import InferConfig, SamSegmentConfig
 from medseg.io import DatasetManifest
+from medseg.models import NetworkConfig
 from medseg.runner._pipeline import PipelineConfig
+from medseg.training import TrainConfig
+from medseg.transforms import Plans
 
 CONFIG_KINDS: dict[str, type[BaseModel]] = {
     "dataset": DatasetManifest,
@@ -20,6 +23,10 @@ CONFIG_KINDS: dict[str, type[BaseModel]] = {
     "deid_profile": DeidConfig,
     "deid_pixel_rules": PixelRules,
     "sam": SamSegmentConfig,
+    "inference": InferConfig,
+    "model": NetworkConfig,
+    "plans": Plans,
+    "training": TrainConfig,
 }
 
 # Folder a config lives in → its kind, used when --kind is not given.
@@ -29,6 +36,10 @@ _KIND_BY_FOLDER = {
     "export": "export_codes",
     "deid": "deid_profile",
     "sam": "sam",
+    "training": "training",
+    "models": "model",
+    "inference": "inference",
+    "plans": "plans",
 }
 # File names that decide the kind before the folder does.
 _KIND_BY_NAME = {"pixel_rules.yaml": "deid_pixel_rules"}

@@ -1,9 +1,35 @@
-"""Training of the project's own segmenters.
-
-Empty until the training issue lands; the layer exists so the import contracts hold from
-the start.
-"""
+"""Training of the project's own segmenters: config, data, loop, checkpoints."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from medseg.training._config import (
+    ModelSection,
+    OptimizerName,
+    TrainConfig,
+    compute_poly_factor,
+)
+from medseg.training._instances import compute_instance_targets
+from medseg.training._trainer import (
+    BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    RunLogger,
+    TrainResult,
+    check_plans_match,
+    network_from_plans,
+    train_model,
+)
+
+__all__ = [
+    "BEST_CHECKPOINT",
+    "LAST_CHECKPOINT",
+    "ModelSection",
+    "OptimizerName",
+    "RunLogger",
+    "TrainConfig",
+    "TrainResult",
+    "check_plans_match",
+    "compute_instance_targets",
+    "compute_poly_factor",
+    "network_from_plans",
+    "train_model",
+]

@@ -1,0 +1,219 @@
+"""Whole-image prediction from a checkpoint: plans-based preprocessing, sliding window,
+inverse resampling onto the source grid and per-class postprocessing.
+
+Memory: the only full-size float32 probability volume is the sliding-window output on the
+network's grid; it is resampled to the source grid one channel at a time (running argmax),
+and optional probabilities are kept as float16.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from medseg.core import ConfigError, ConfigModel, atomic_output
+from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
+from medseg.inference._sliding_window import (
+    ComputePrecision,
+    SlidingWindowConfig,
+    predict_sliding_window,
+)
+from medseg.io import Volume
+from medseg.models import Checkpoint, resolve_device
+from medseg.transforms import (
+    Plans,
+    build_preprocessing,
+    resample_to_shape,
+    run_chain,
+    volume_to_case,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class InferConfig(ConfigModel):
+    """How ``medseg infer`` predicts (``configs/inference/*.yaml`` or CLI flags).
+
+    Attributes
+    ----------
+    overlap, sw_batch_size, precision
+        Sliding-window settings (window = the plans' patch size).
+    mirror
+        Mirror test-time augmentation over every spatial axis (2^dims forward passes).
+    device
+        ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``.
+    save_probabilities
+        Also write per-class probabilities (float16, channel last).
+    postprocess
+        Rules per class name (as in the checkpoint's labels).
+    """
+
+    overlap: float = Field(default=0.5, ge=0, lt=1)
+    sw_batch_size: int = Field(default=4, ge=1)
+    precision: ComputePrecision = ComputePrecision.FP32
+    mirror: bool = False
+    device: str = "auto"
+    save_probabilities: bool = False
+    postprocess: dict[str, LabelPostprocess] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A prediction on the source grid.
+
+    Attributes
+    ----------
+    labels
+        Class map (uint8) with the input's spatial shape and affine (2D: ``(col, row, 1)``).
+    probabilities
+        ``(*spatial, C)`` float16 probabilities on the same grid, or None.
+    seconds
+        Wall time of the prediction.
+    """
+
+    labels: Volume
+    probabilities: Volume | None
+    seconds: float
+
+
+def _rules(plans: Plans, postprocess: dict[str, LabelPostprocess]) -> dict[int, LabelPostprocess]:
+    by_name = {name: int(idx) for idx, name in plans.labels.items()}
+    rules = {}
+    for name, rule in postprocess.items():
+        if name not in by_name:
+            from medseg.core import look_up_option
+
+            look_up_option(name, by_name, what="label in postprocess")
+        rules[by_name[name]] = rule
+    return rules
+
+
+def predict_volume(
+    network: torch.nn.Module,
+    volume: Volume,
+    *,
+    plans: Plans,
+    config: InferConfig,
+    case_id: str = "case",
+) -> Prediction:
+    """Segment one image with a trained network.
+
+    Parameters
+    ----------
+    network
+        Semantic segmenter in eval mode (e.g. ``Checkpoint.build()``); it is moved to the
+        configured device.
+    volume
+        The image as read by :func:`medseg.io.read_image`, with its source geometry.
+    plans
+        The plans the network was trained with (spacing, normalisation, patch size).
+
+    Returns
+    -------
+    Prediction
+        Labels (and optionally probabilities) on the input's grid.
+    """
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    if config.precision is ComputePrecision.FP16 and device.type != "cuda":
+        raise ConfigError("precision fp16 needs CUDA; use bf16 or fp32 on CPU")
+    case = volume_to_case(volume, case_id=case_id)
+    if case.image.ndim - 1 != plans.spatial_dims:
+        raise ConfigError(
+            f"the model was trained on {plans.spatial_dims}D images; this input is "
+            f"{case.image.ndim - 1}D"
+        )
+    item = run_chain(
+        build_preprocessing(plans), {"image": case.image, "spacing_mm": list(case.spacing_mm)}
+    )
+    image = torch.as_tensor(np.asarray(item["image"], dtype=np.float32))
+    del item
+    network = network.to(device).eval()
+    sliding = SlidingWindowConfig(
+        roi_size=plans.patch_size,
+        overlap=config.overlap,
+        sw_batch_size=config.sw_batch_size,
+        precision=config.precision,
+        mirror_axes=list(range(plans.spatial_dims)) if config.mirror else [],
+        channels_last=device.type == "cuda",
+    )
+    probabilities = predict_sliding_window(network, image, config=sliding, device=device)
+    del image
+    source_spatial = case.image.shape[1:]
+    labels, probs16 = _to_source_grid(probabilities, source_spatial, keep=config.save_probabilities)
+    del probabilities
+    labels = postprocess_labels(labels, rules=_rules(plans, config.postprocess))
+    if plans.spatial_dims == 2:
+        labels = labels[:, :, None]
+        probs16 = probs16[:, :, None] if probs16 is not None else None
+    label_volume = Volume(
+        array=labels.astype(np.uint8), affine=volume.affine.copy(), metadata={"kind": "labels"}
+    )
+    prob_volume = (
+        Volume(array=probs16, affine=volume.affine.copy(), metadata={"kind": "probabilities"})
+        if probs16 is not None
+        else None
+    )
+    seconds = time.perf_counter() - started
+    logger.info("case %s: predicted in %.1f s", case_id, seconds)
+    return Prediction(labels=label_volume, probabilities=prob_volume, seconds=seconds)
+
+
+def _to_source_grid(
+    probabilities: torch.Tensor, shape: tuple[int, ...], *, keep: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Channel-by-channel resampling with a running argmax (one channel of float32 extra)."""
+    same = tuple(probabilities.shape[1:]) == tuple(shape)
+    labels = np.zeros(shape, dtype=np.uint8)
+    best = np.full(shape, -1.0, dtype=np.float32)
+    kept = np.empty((*shape, probabilities.shape[0]), dtype=np.float16) if keep else None
+    for channel in range(probabilities.shape[0]):
+        prob = probabilities[channel : channel + 1]
+        if not same:
+            prob = resample_to_shape(prob, shape, is_label=False)
+        values = np.asarray(prob[0].cpu(), dtype=np.float32)
+        better = values > best
+        labels[better] = channel
+        best[better] = values[better]
+        if kept is not None:
+            kept[..., channel] = values
+    return labels, kept
+
+
+def predict_with_checkpoint(
+    checkpoint: Checkpoint, volume: Volume, *, config: InferConfig, case_id: str = "case"
+) -> Prediction:
+    """:func:`predict_volume` with the network and plans stored in ``checkpoint``."""
+    network = checkpoint.build(device="cpu")
+    return predict_volume(network, volume, plans=checkpoint.plans, config=config, case_id=case_id)
+
+
+def write_probabilities(
+    probabilities: Volume,
+    path: str | Path,
+    *,
+    label_names: dict[int, str],
+    overwrite: bool = False,
+) -> Path:
+    """Write float16 probabilities atomically as a compressed NumPy ``.npz``.
+
+    NIfTI (nibabel) has no float16 type, so the file holds ``probabilities``
+    ``(*spatial, C)`` float16, ``affine`` (4×4 voxel→RAS mm, the source grid's) and
+    ``class_names`` (index 0 is ``background``).
+    """
+    names = ["background"] + [label_names.get(i, f"class_{i}") for i in range(1, 256)]
+    n_classes = probabilities.array.shape[-1]
+    with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "wb") as stream:
+        np.savez_compressed(
+            stream,
+            probabilities=probabilities.array.astype(np.float16, copy=False),
+            affine=probabilities.affine,
+            class_names=np.asarray(names[:n_classes]),
+        )
+    return Path(path)

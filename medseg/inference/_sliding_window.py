@@ -1,0 +1,238 @@
+"""Sliding-window inference with Gaussian blending, written for CPU and GPU speed.
+
+Window placement and the Gaussian importance map are MONAI's (``sliding_window_inference``
+with ``mode="gaussian"``, ``sigma_scale=0.125``), so in fp32 the result matches MONAI's to
+float rounding. It is hand-written rather than calling MONAI because MONAI's loop keeps a
+second full-size buffer per output, re-derives the weight map per call, concatenates window
+copies and cannot run under ``torch.inference_mode``; here:
+
+- the network runs under ``inference_mode`` (no autograd bookkeeping), optionally in
+  channels-last memory format and with bf16/fp16 autocast;
+- windows are gathered into one pre-allocated batch buffer (no per-call ``torch.cat``);
+- the importance map and the per-voxel weight sum are cached per (volume, window) shape;
+  the weight sum is a single channel, accumulated once;
+- logits are accumulated in place into one ``(C, *spatial)`` float32 buffer, which is then
+  normalised and turned into probabilities in place (never a second full-size copy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import functools
+import logging
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from pydantic import Field
+
+from medseg.core import ConfigError, ConfigModel
+
+logger = logging.getLogger(__name__)
+
+
+class ComputePrecision(str, enum.Enum):
+    """Arithmetic of the network's forward pass (accumulation is always float32)."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+
+class SlidingWindowConfig(ConfigModel):
+    """How a volume is tiled and blended.
+
+    Attributes
+    ----------
+    roi_size
+        Window size in voxels per spatial axis (usually the plans' patch size).
+    overlap
+        Fraction of a window shared with its neighbour along each axis, in [0, 1).
+    sw_batch_size
+        Windows per forward pass.
+    gaussian
+        Gaussian blending (σ = ``sigma_scale`` × window size); else uniform weights.
+    precision
+        ``fp32``, ``bf16`` or ``fp16`` autocast (fp16 only on CUDA).
+    mirror_axes
+        Test-time augmentation: also predict on inputs flipped along every non-empty subset
+        of these spatial axes (0-based) and average the logits.
+    channels_last
+        Run convolutions in channels-last memory format (helps cuDNN and 2D oneDNN; on
+        CPU it made 3D bf16 ~16x slower and fp32 no faster here, so it is off by default).
+    """
+
+    roi_size: list[int]
+    overlap: float = Field(default=0.5, ge=0.0, lt=1.0)
+    sw_batch_size: int = Field(default=4, ge=1)
+    gaussian: bool = True
+    sigma_scale: float = Field(default=0.125, gt=0.0)
+    precision: ComputePrecision = ComputePrecision.FP32
+    mirror_axes: list[int] = Field(default_factory=list)
+    channels_last: bool = False
+
+
+def compute_window_starts(
+    image_size: Sequence[int], roi_size: Sequence[int], *, overlap: float
+) -> list[list[int]]:
+    """Start index of every window along each axis (MONAI's placement).
+
+    The step is ``int(roi * (1 - overlap))`` (1 at least); the last window is shifted back
+    to end at the image border. ``image_size`` must be ≥ ``roi_size`` on every axis.
+    """
+    starts = []
+    for size, roi in zip(image_size, roi_size, strict=True):
+        if roi >= size:
+            starts.append([0])
+            continue
+        step = max(1, int(roi * (1 - overlap)))
+        count = math.ceil((size - roi) / step) + 1
+        starts.append([min(i * step, size - roi) for i in range(count)])
+    return starts
+
+
+@functools.lru_cache(maxsize=8)
+def _importance_map(roi_size: tuple[int, ...], gaussian: bool, sigma_scale: float) -> torch.Tensor:
+    from monai.data.utils import compute_importance_map
+
+    mode = "gaussian" if gaussian else "constant"
+    return compute_importance_map(roi_size, mode=mode, sigma_scale=sigma_scale, device="cpu")
+
+
+@functools.lru_cache(maxsize=4)
+def _weight_sum(
+    image_size: tuple[int, ...],
+    roi_size: tuple[int, ...],
+    overlap: float,
+    gaussian: bool,
+    sigma_scale: float,
+) -> torch.Tensor:
+    weights = _importance_map(roi_size, gaussian, sigma_scale)
+    total = torch.zeros(image_size, dtype=torch.float32)
+    for corner in _corners(compute_window_starts(image_size, roi_size, overlap=overlap)):
+        total[_window(corner, roi_size)] += weights
+    return total
+
+
+def _corners(starts: list[list[int]]) -> list[tuple[int, ...]]:
+    grids = torch.meshgrid(*[torch.tensor(s) for s in starts], indexing="ij")
+    return [tuple(int(v) for v in row) for row in torch.stack([g.ravel() for g in grids], 1)]
+
+
+def _window(corner: Sequence[int], roi_size: Sequence[int]) -> tuple[slice, ...]:
+    return tuple(slice(c, c + r) for c, r in zip(corner, roi_size, strict=True))
+
+
+def _autocast(
+    device: torch.device, precision: ComputePrecision
+) -> contextlib.AbstractContextManager:
+    if precision is ComputePrecision.FP32:
+        return contextlib.nullcontext()
+    if precision is ComputePrecision.FP16 and device.type != "cuda":
+        raise ConfigError("precision fp16 needs CUDA; use bf16 or fp32 on CPU")
+    dtype = torch.bfloat16 if precision is ComputePrecision.BF16 else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _mirror_sets(axes: Sequence[int]) -> list[tuple[int, ...]]:
+    sets: list[tuple[int, ...]] = [()]
+    for axis in sorted(set(axes)):
+        sets += [(*s, axis) for s in sets]
+    return sets
+
+
+@torch.inference_mode()
+def predict_sliding_window(
+    network: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    image: torch.Tensor,
+    *,
+    config: SlidingWindowConfig,
+    device: torch.device | None = None,
+    probabilities: bool = True,
+) -> torch.Tensor:
+    """Tile ``image``, run ``network`` per window batch and blend the outputs.
+
+    Parameters
+    ----------
+    network
+        Maps ``(B, C_in, *roi_size)`` to logits ``(B, C_out, *roi_size)``; in eval mode.
+    image
+        ``(C_in, *spatial)`` float32 (2 or 3 spatial axes), on CPU or ``device``.
+    device
+        Where the network runs (default: the image's device). The blended output stays on
+        the image's device.
+    probabilities
+        Return softmax probabilities (computed in place) instead of blended logits.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(C_out, *spatial)`` float32: probabilities (or logits) per class.
+    """
+    dims = image.ndim - 1
+    roi = tuple(int(r) for r in config.roi_size)
+    if len(roi) != dims:
+        raise ConfigError(f"roi_size must have {dims} values for this image, not {len(roi)}")
+    device = device or image.device
+    out_device = image.device
+    size = tuple(int(s) for s in image.shape[1:])
+    padded_size = tuple(max(s, r) for s, r in zip(size, roi, strict=True))
+    pad = []
+    for s, p in zip(reversed(size), reversed(padded_size), strict=True):
+        diff = p - s
+        pad += [diff // 2, diff - diff // 2]
+    if any(pad):
+        image = torch.nn.functional.pad(image, pad)
+    memory_format = (
+        (torch.channels_last_3d if dims == 3 else torch.channels_last)
+        if config.channels_last
+        else torch.contiguous_format
+    )
+    corners = _corners(compute_window_starts(padded_size, roi, overlap=config.overlap))
+    weights = _importance_map(roi, config.gaussian, config.sigma_scale).to(out_device)
+    weight_sum = _weight_sum(padded_size, roi, config.overlap, config.gaussian, config.sigma_scale)
+    batch = torch.empty((config.sw_batch_size, image.shape[0], *roi), dtype=image.dtype)
+    batch = batch.to(device=device, memory_format=memory_format)
+    output: torch.Tensor | None = None
+    mirrors = _mirror_sets(config.mirror_axes)
+    with _autocast(device, config.precision):
+        for first in range(0, len(corners), config.sw_batch_size):
+            chunk = corners[first : first + config.sw_batch_size]
+            for n, corner in enumerate(chunk):
+                batch[n].copy_(image[(slice(None), *_window(corner, roi))])
+            logits = None
+            for axes in mirrors:
+                flip = tuple(a + 2 for a in axes)
+                inputs = batch[: len(chunk)]
+                out = network(torch.flip(inputs, flip) if flip else inputs)
+                out = torch.flip(out, flip) if flip else out
+                logits = out.float() if logits is None else logits.add_(out.float())
+            if logits is None:  # pragma: no cover - mirrors always holds ()
+                raise RuntimeError("no forward pass ran")
+            if len(mirrors) > 1:
+                logits.div_(len(mirrors))
+            logits = logits.to(out_device)
+            if output is None:
+                output = torch.zeros((logits.shape[1], *padded_size), dtype=torch.float32)
+                output = output.to(out_device)
+            for n, corner in enumerate(chunk):
+                output[(slice(None), *_window(corner, roi))].addcmul_(logits[n], weights)
+    if output is None:  # pragma: no cover - at least one window always exists
+        raise RuntimeError("no window was predicted")
+    output.div_(weight_sum.to(out_device))
+    if any(pad):
+        lows = [pad[2 * (dims - 1 - i)] for i in range(dims)]
+        crop = tuple(slice(lo, lo + s) for lo, s in zip(lows, size, strict=True))
+        output = output[(slice(None), *crop)].contiguous()
+    if probabilities:
+        softmax_(output)
+    return output
+
+
+def softmax_(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over axis 0 in place (sigmoid for one channel); extra memory: one channel."""
+    if logits.shape[0] == 1:
+        return logits.sigmoid_()
+    logits.sub_(logits.amax(dim=0, keepdim=True)).exp_()
+    return logits.div_(logits.sum(dim=0, keepdim=True))

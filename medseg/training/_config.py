@@ -1,0 +1,152 @@
+"""Typed training config (``configs/training/*.yaml``) and network choice from plans."""
+
+from __future__ import annotations
+
+import enum
+
+from pydantic import Field
+
+from medseg.core import ConfigError, ConfigModel
+from medseg.io import Split
+from medseg.models import ModelName, NetworkConfig
+from medseg.transforms import Plans
+
+
+class OptimizerName(str, enum.Enum):
+    """Optimisers; both use a polynomial learning-rate decay (power 0.9) per epoch."""
+
+    ADAMW = "adamw"
+    SGD = "sgd"  # momentum 0.99, Nesterov (nnU-Net's choice)
+
+
+class ModelSection(ConfigModel):
+    """Which network to train; shape values not given here come from the plans.
+
+    Attributes
+    ----------
+    name
+        A registry name: unet2d, unet3d, dynunet, segresnet, deeplabv3plus.
+    features
+        First-level feature maps (default: the plans').
+    backbone
+        deeplabv3plus encoder (resnet18|34|50|101).
+    """
+
+    name: str
+    features: int | None = Field(default=None, ge=4)
+    backbone: str | None = None
+    deep_supervision: bool = True
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
+class TrainConfig(ConfigModel):
+    """One training run.
+
+    Attributes
+    ----------
+    manifest
+        Dataset manifest path (relative to the repository root or absolute).
+    plans
+        Plans YAML from ``medseg plan``; when absent the plans are computed from the
+        manifest's training cases with a ``memory_budget_gb`` budget.
+    train_splits, validation_splits
+        Which manifest splits train and validate.
+    iterations_per_epoch
+        Batches per epoch (patches are sampled, so an epoch is a number of steps).
+    learning_rate
+        Initial rate (default 3e-4 for AdamW, 1e-2 for SGD).
+    validate_every_epochs
+        Sliding-window validation period; the best checkpoint follows the mean Dice.
+    overlap
+        Sliding-window overlap for validation.
+    amp
+        Mixed precision (fp16 autocast + gradient scaling); used on CUDA only.
+    cache_rate
+        Fraction of cases whose preprocessing MONAI's CacheDataset keeps in memory.
+    """
+
+    manifest: str
+    plans: str | None = None
+    memory_budget_gb: float = Field(default=8.0, gt=0)
+    model: ModelSection
+    train_splits: list[Split] = Field(default_factory=lambda: [Split.TRAIN])
+    validation_splits: list[Split] = Field(default_factory=lambda: [Split.VALIDATION])
+    epochs: int = Field(default=50, ge=1)
+    iterations_per_epoch: int = Field(default=50, ge=1)
+    batch_size: int | None = Field(default=None, ge=1)
+    optimizer: OptimizerName = OptimizerName.ADAMW
+    learning_rate: float | None = Field(default=None, gt=0)
+    weight_decay: float = Field(default=3e-5, ge=0)
+    validate_every_epochs: int = Field(default=1, ge=1)
+    overlap: float = Field(default=0.5, ge=0, lt=1)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    cache_rate: float = Field(default=1.0, ge=0, le=1)
+    num_workers: int = Field(default=0, ge=0)
+    tracking_uri: str | None = None
+    experiment: str = "medseg-train"
+
+    @property
+    def initial_learning_rate(self) -> float:
+        """The configured rate or the optimiser's default."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 3e-4 if self.optimizer is OptimizerName.ADAMW else 1e-2
+
+
+def _power_of_two_factor(n: int) -> int:
+    return (n & -n).bit_length() - 1 if n > 0 else 0
+
+
+def network_from_plans(plans: Plans, section: ModelSection) -> NetworkConfig:
+    """Resolve the network's shape from the plans (channels, classes, strides, kernels).
+
+    Raises
+    ------
+    ConfigError
+        If the model does not support the plans' spatial dimensions or is not a semantic
+        segmenter.
+    """
+    config = NetworkConfig(name=section.name)  # validates the name ("did you mean")
+    name = config.model_name
+    if name is ModelName.MASKRCNN:
+        raise ConfigError(
+            "maskrcnn is an instance segmenter; medseg train handles semantic models "
+            "(unet2d, unet3d, dynunet, segresnet, deeplabv3plus)"
+        )
+    features = section.features or plans.features
+    common = {
+        "name": section.name,
+        "in_channels": plans.in_channels,
+        "out_channels": plans.out_channels,
+        "spatial_dims": plans.spatial_dims,
+        "features": features,
+        "dropout": section.dropout,
+    }
+    try:
+        if name in (ModelName.UNET2D, ModelName.UNET3D, ModelName.DYNUNET):
+            return NetworkConfig(
+                **common,
+                depth=plans.depth,
+                strides=plans.strides,
+                kernel_sizes=plans.kernel_sizes if name is ModelName.DYNUNET else None,
+                deep_supervision=section.deep_supervision,
+            )
+        if name is ModelName.SEGRESNET:
+            depth = min(plans.depth, *(_power_of_two_factor(p) for p in plans.patch_size))
+            return NetworkConfig(**common, depth=max(1, depth))
+        if any(p % 32 for p in plans.patch_size):
+            raise ConfigError(
+                f"deeplabv3plus needs patch sizes divisible by 32, plans have {plans.patch_size}"
+            )
+        return NetworkConfig(**common, backbone=section.backbone)
+    except ValueError as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"model {section.name}: {err}") from err
+
+
+def compute_poly_factor(epoch: int, *, epochs: int, power: float = 0.9) -> float:
+    """Polynomial decay factor ``(1 - epoch / epochs) ** power`` (epoch 0-based)."""
+    return max(0.0, 1.0 - epoch / epochs) ** power if epochs > 0 else 1.0

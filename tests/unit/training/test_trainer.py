@@ -1,0 +1,196 @@
+"""Training loop: losses, checkpoints with context, exact resume, refusal to clobber."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from medseg.core import ConfigError, InputError, OutputExistsError
+from medseg.evaluation import compute_dice
+from medseg.io import DatasetManifest, Split
+from medseg.models import load_checkpoint
+from medseg.training import (
+    BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    ModelSection,
+    TrainConfig,
+    compute_poly_factor,
+    network_from_plans,
+    train_model,
+)
+from medseg.transforms import Plans
+
+
+def _config(name: str = "unet3d", **overrides: object) -> TrainConfig:
+    values: dict = {
+        "manifest": "data_manifests/ct_msd_spleen.yaml",
+        "model": ModelSection(name=name, features=4),
+        "train_splits": [Split.TEST],
+        "validation_splits": [Split.TEST],
+        "epochs": 2,
+        "iterations_per_epoch": 2,
+        "learning_rate": 3e-3,
+        "device": "cpu",
+        "seed": 7,
+    }
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.params: dict = {}
+        self.metrics: list[tuple[int | None, dict]] = []
+        self.artifacts: list[str] = []
+
+    def log_params(self, params: dict) -> None:
+        self.params.update(params)
+
+    def log_metrics(self, metrics: dict, *, step: int | None = None) -> None:
+        self.metrics.append((step, dict(metrics)))
+
+    def log_artifact(self, path: str | Path, *, artifact_path: str | None = None) -> None:
+        self.artifacts.append(Path(path).name)
+
+
+def test_training_writes_checkpoints_with_plans_labels_and_config(
+    tmp_path: Path, tiny_spleen_plans: Plans, spleen_manifest: DatasetManifest, repo_root: Path
+) -> None:
+    recorder = _Recorder()
+    result = train_model(
+        _config(validate_every_epochs=2, overlap=0.0),
+        plans=tiny_spleen_plans,
+        manifest=spleen_manifest,
+        root=repo_root,
+        out_dir=tmp_path,
+        run_logger=recorder,
+        score_fn=compute_dice,
+    )
+    assert result.epochs_completed == 2
+    assert len(result.step_losses) == 4
+    assert all(math.isfinite(v) for v in result.step_losses)
+    assert [epoch for epoch, _ in result.validation] == [1]  # every 2 epochs
+    assert 0.0 <= result.best_metric <= 1.0
+    last = load_checkpoint(tmp_path / LAST_CHECKPOINT)
+    best = load_checkpoint(tmp_path / BEST_CHECKPOINT)
+    assert last.epoch == 1
+    assert last.plans == tiny_spleen_plans
+    assert last.label_names == {1: "spleen"}
+    assert last.training_config["model"]["name"] == "unet3d"
+    assert {"optimizer", "scheduler"} <= set(last.resume_state)
+    assert best.best_metric == pytest.approx(result.best_metric)
+    assert (tmp_path / "plans.yaml").is_file()
+    assert recorder.params["model"] == "unet3d"
+    assert recorder.params["patch_size"] == "32x32x8"
+    assert [step for step, _ in recorder.metrics] == [0, 1]
+    assert "val_dice" not in recorder.metrics[0][1]
+    assert {"train_loss", "lr", "val_dice"} <= set(recorder.metrics[-1][1])
+    assert recorder.metrics[1][1]["lr"] < recorder.metrics[0][1]["lr"]  # poly decay
+    assert {LAST_CHECKPOINT, BEST_CHECKPOINT, "plans.yaml"} <= set(recorder.artifacts)
+    network = last.build()
+    with torch.no_grad():
+        assert network(torch.zeros(1, 1, 32, 32, 8)).shape == (1, 2, 32, 32, 8)
+
+
+def test_resume_continues_with_the_same_next_step_loss(
+    tmp_path: Path, tiny_spleen_plans: Plans, spleen_manifest: DatasetManifest, repo_root: Path
+) -> None:
+    config = _config("dynunet", epochs=2)
+    kwargs = {"plans": tiny_spleen_plans, "manifest": spleen_manifest, "root": repo_root}
+    straight = train_model(config, out_dir=tmp_path / "straight", **kwargs)
+    first = train_model(config, out_dir=tmp_path / "killed", stop_after_epochs=1, **kwargs)
+    assert first.epochs_completed == 1
+    assert first.step_losses == pytest.approx(straight.step_losses[:2], abs=1e-6)
+    resumed = train_model(config, out_dir=tmp_path / "killed", resume=True, **kwargs)
+    assert resumed.epochs_completed == 2
+    assert len(resumed.step_losses) == 2
+    assert resumed.step_losses == pytest.approx(straight.step_losses[2:], rel=1e-4)
+
+
+def test_existing_run_is_not_overwritten(
+    tmp_path: Path, tiny_spleen_plans: Plans, spleen_manifest: DatasetManifest, repo_root: Path
+) -> None:
+    (tmp_path / LAST_CHECKPOINT).write_bytes(b"x")
+    with pytest.raises(OutputExistsError, match="--resume"):
+        train_model(
+            _config(),
+            plans=tiny_spleen_plans,
+            manifest=spleen_manifest,
+            root=repo_root,
+            out_dir=tmp_path,
+        )
+
+
+def test_no_training_cases_is_an_input_error(
+    tmp_path: Path, tiny_spleen_plans: Plans, spleen_manifest: DatasetManifest, repo_root: Path
+) -> None:
+    with pytest.raises(InputError, match="no labelled cases in split"):
+        train_model(
+            _config(train_splits=[Split.TRAIN]),
+            plans=tiny_spleen_plans,
+            manifest=spleen_manifest,
+            root=repo_root,
+            out_dir=tmp_path,
+        )
+
+
+def test_network_from_plans_fills_shape_and_rejects_instance_models(
+    tiny_spleen_plans: Plans,
+) -> None:
+    network = network_from_plans(tiny_spleen_plans, _config("dynunet"))
+    assert network.in_channels == 1
+    assert network.out_channels == 2
+    assert network.strides == tiny_spleen_plans.strides
+    assert network.kernel_sizes == tiny_spleen_plans.kernel_sizes
+    with pytest.raises(ConfigError, match="instance segmenter"):
+        network_from_plans(tiny_spleen_plans, _config("maskrcnn"))
+    with pytest.raises(ConfigError, match="spatial_dims"):
+        network_from_plans(tiny_spleen_plans, _config("unet2d"))
+
+
+def test_poly_schedule() -> None:
+    assert compute_poly_factor(0, epochs=10) == 1.0
+    assert compute_poly_factor(5, epochs=10) == pytest.approx(0.5**0.9)
+    assert compute_poly_factor(10, epochs=10) == 0.0
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes(tmp_path: Path, repo_root: Path) -> None:
+    """torchrun, 2 processes, gloo: both ranks train, rank 0 writes the checkpoint."""
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        "manifest: data_manifests/ct_msd_spleen.yaml\n"
+        f"plans: {tmp_path / 'plans.yaml'}\n"
+        "model: {name: unet3d, features: 4}\n"
+        "train_splits: [test]\nvalidation_splits: [test]\n"
+        "epochs: 1\niterations_per_epoch: 1\nbatch_size: 1\ndevice: cpu\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(repo_root), "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "medseg", "plan", "data_manifests/ct_msd_spleen.yaml",
+         "--splits", "test", "--memory-gb", "0.002", "--features", "4",
+         "--out", str(tmp_path / "plans.yaml")],
+        cwd=repo_root, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", "29533", "-m", "medseg", "train", str(config),
+         "--out", str(tmp_path / "run")],
+        cwd=repo_root, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "world_size" not in done.stderr
+    checkpoint = load_checkpoint(tmp_path / "run" / LAST_CHECKPOINT)
+    assert checkpoint.epoch == 0
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["medseg-train"])
+    assert len(runs) == 1
+    assert runs["params.world_size"].iloc[0] == "2"
