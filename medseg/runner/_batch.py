@@ -108,8 +108,13 @@ def run_case(
         if final_dir.exists():  # left by an earlier attempt whose state was not recorded
             shutil.rmtree(final_dir)
         tmp_dir.rename(final_dir)
-    except MedsegError as err:
+    except Exception as err:  # a case's failure is reported, never raised across workers
         shutil.rmtree(tmp_dir, ignore_errors=True)
+        if isinstance(err, MedsegError):
+            message = err.message
+        else:  # a bug or a library failure: report its type, not its text (may hold PHI)
+            logger.debug("case %s failed", case.id, exc_info=True)
+            message = "unexpected error; rerun with --log-level debug"
         return CaseOutcome(
             case_id=case.id,
             ok=False,
@@ -117,19 +122,7 @@ def run_case(
             outputs=[],
             seconds=time.perf_counter() - started,
             error_type=type(err).__name__,
-            error_message=err.message,
-        )
-    except Exception as err:  # a bug or a library failure: report its type, not its text
-        logger.debug("case %s failed", case.id, exc_info=True)
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        return CaseOutcome(
-            case_id=case.id,
-            ok=False,
-            metrics={},
-            outputs=[],
-            seconds=time.perf_counter() - started,
-            error_type=type(err).__name__,
-            error_message="unexpected error; rerun with --log-level debug",
+            error_message=message,
         )
     return CaseOutcome(
         case_id=case.id,

@@ -17,7 +17,7 @@ import numpy as np
 from medseg.core import ConfigError, InputError, atomic_output
 from medseg.evaluation import compute_instance_metrics, compute_label_metrics
 from medseg.export import write_contour_overlay
-from medseg.inference import embed_image, predict_box_logits
+from medseg.inference import box_from_mask, embed_image, predict_box_logits
 from medseg.io import Case, Volume, axis_codes, read_image, reorient, reorient_like, write_nifti
 from medseg.models import SamModel, load_sam_model
 from medseg.runner._pipeline import (
@@ -84,18 +84,6 @@ def _display_image(volume_lps: Volume, k: int, *, window: tuple[float, float] | 
     return scale_percentiles(plane)
 
 
-def _box_from_mask(mask: np.ndarray, *, margin_px: int) -> tuple[float, float, float, float]:
-    rows = np.flatnonzero(mask.any(axis=1))
-    columns = np.flatnonzero(mask.any(axis=0))
-    height, width = mask.shape
-    return (
-        float(max(columns[0] - margin_px, 0)),
-        float(max(rows[0] - margin_px, 0)),
-        float(min(columns[-1] + margin_px, width - 1)),
-        float(min(rows[-1] + margin_px, height - 1)),
-    )
-
-
 @functools.lru_cache(maxsize=2)
 def cached_sam_model(name: str, checkpoint: str | None, device: str) -> SamModel:
     """One model load per worker process, not per case."""
@@ -135,9 +123,7 @@ def segment_with_reference_boxes(
             model, _display_image(image_lps, k, window=window), precision=config.precision
         )
         for label_id in present:
-            box = _box_from_mask(
-                to_display_slice(plane == label_id), margin_px=config.box_margin_px
-            )
+            box = box_from_mask(to_display_slice(plane == label_id), margin_px=config.box_margin_px)
             mask = from_display_slice(predict_box_logits(model, embedding, box) > 0.0)
             prediction_lps[:, :, k][mask] = label_id
     prediction = image_lps.with_array(prediction_lps)
