@@ -117,6 +117,16 @@ def _commands(case_path: Path, out: Path, key_file: Path) -> dict[str, list[str]
         "convert": ["convert", str(case_path), str(out / "converted.nii.gz")],
         "inspect": ["inspect", str(case_path)],
         "deid": ["deid", str(single), str(out / "deid"), "--key-file", str(key_file)],
+        "evaluate": [
+            "evaluate",
+            "--pred",
+            str(case_path),
+            "--ref",
+            str(case_path),
+            "--out",
+            str(out / "evaluate"),
+            "--no-tracking",
+        ],
     }
 
 
