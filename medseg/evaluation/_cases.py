@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from medseg.core import ConfigModel, GeometryError, InputError
-from medseg.io import DatasetManifest, Volume, check_same_grid, read_image, reorient
+from medseg.io import (
+    DatasetManifest,
+    Volume,
+    check_same_grid,
+    collapse_grey_channels,
+    read_image,
+    reorient,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -182,14 +189,6 @@ def _binary_mask(array: np.ndarray) -> np.ndarray:
     return (array >= top / 2).astype(np.uint8)
 
 
-def _label_array(array: np.ndarray, what: str, path: Path) -> np.ndarray:
-    if array.ndim == 4:  # 2D image read with a colour axis: a label map must be grey
-        if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(array.shape[3])):
-            raise InputError(f"{what} must be a grey label map, found colour channels", path=path)
-        array = array[..., 0]
-    return array
-
-
 def _display_orientation(volume: Volume) -> Volume:
     """3D volumes on LPS axes (radiological axial slices); 2D images unchanged."""
     if volume.array.ndim == 3 and volume.array.shape[2] > 1:
@@ -221,8 +220,12 @@ def load_case(pair: CasePair, *, binarize: bool = False) -> LoadedCase:
         ref = _binary_mask(np.asarray(reference.array))
         pred = _binary_mask(np.asarray(prediction.array))
     else:
-        ref = _label_array(np.asarray(reference.array), "reference", pair.reference)
-        pred = _label_array(np.asarray(prediction.array), "prediction", pair.prediction)
+        ref = collapse_grey_channels(
+            np.asarray(reference.array), what="reference", path=pair.reference
+        )
+        pred = collapse_grey_channels(
+            np.asarray(prediction.array), what="prediction", path=pair.prediction
+        )
     spacing: tuple[float, ...] = reference.spacing_mm
     image = None
     if pair.image is not None and pair.image.exists():

@@ -16,7 +16,7 @@ from medseg.io._dicom import (
     read_dicom_series,
 )
 from medseg.io._dicom_scan import DicomScan, DicomSeries, scan_dicom
-from medseg.io._image2d import IMAGE_2D_SUFFIXES, read_image_2d
+from medseg.io._image2d import IMAGE_2D_SUFFIXES, collapse_grey_channels, read_image_2d
 from medseg.io._itk import ITK_SUFFIXES, read_itk_image, write_itk_image
 from medseg.io._manifest import (
     Case,
@@ -60,6 +60,7 @@ __all__ = [
     "check_same_grid",
     "check_volume_is_sane",
     "choose_dicom_series",
+    "collapse_grey_channels",
     "convert_image",
     "dicom_series_files",
     "find_manifest_problems",

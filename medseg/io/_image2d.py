@@ -68,3 +68,19 @@ def read_image_2d(path: str | Path) -> Volume:
         affine=np.diag([-1.0, -1.0, 1.0, 1.0]),
         metadata={"format": path.suffix.lower().lstrip("."), "is_2d": True},
     )
+
+
+def collapse_grey_channels(array: np.ndarray, *, what: str, path: str | Path) -> np.ndarray:
+    """A label map read from an image file with a colour axis (GIF/PNG stored as RGB) as one
+    channel; refuses a map whose channels differ (a colour image is not a label map).
+
+    Raises
+    ------
+    InputError
+        If the trailing channel axis holds different values per channel.
+    """
+    if array.ndim != 4:
+        return array
+    if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(array.shape[3])):
+        raise InputError(f"{what} must be a grey label map, found colour channels", path=path)
+    return array[..., 0]

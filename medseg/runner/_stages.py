@@ -18,7 +18,16 @@ from medseg.core import ConfigError, InputError, atomic_output
 from medseg.evaluation import compute_instance_metrics, compute_label_metrics
 from medseg.export import write_contour_overlay
 from medseg.inference import box_from_mask, embed_image, predict_box_logits
-from medseg.io import Case, Volume, axis_codes, read_image, reorient, reorient_like, write_nifti
+from medseg.io import (
+    Case,
+    Volume,
+    axis_codes,
+    collapse_grey_channels,
+    read_image,
+    reorient,
+    reorient_like,
+    write_nifti,
+)
 from medseg.models import SamModel, load_sam_model
 from medseg.runner._pipeline import (
     EvaluationKind,
@@ -52,18 +61,15 @@ class CaseContext:
     outputs: list[str] = field(default_factory=list)
 
 
-def _single_channel(volume: Volume) -> Volume:
-    """Label maps stored as RGB/RGBA (e.g. GIF) become one channel (non-zero = label)."""
-    if volume.array.ndim == 4:
-        return volume.with_array(volume.array[..., 0])
-    return volume
-
-
 def ingest(context: CaseContext) -> None:
     """Read the case's image and reference (moved onto the image grid by flips only)."""
     context.image = read_image(context.root / context.case.image)
     if context.case.label is not None:
-        reference = _single_channel(read_image(context.root / context.case.label))
+        label_path = context.root / context.case.label
+        reference = read_image(label_path)
+        reference = reference.with_array(
+            collapse_grey_channels(reference.array, what="reference label", path=label_path)
+        )
         context.reference = reorient_like(reference, context.image, what="reference label")
 
 

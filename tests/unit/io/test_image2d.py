@@ -43,3 +43,17 @@ def test_corrupt_and_unsupported_inputs(tmp_path: Path) -> None:
         read_image(other)
     with pytest.raises(InputError, match="not found"):
         read_image(tmp_path / "missing.png")
+
+
+def test_collapse_grey_channels(tmp_path: Path) -> None:
+    from medseg.io import collapse_grey_channels
+
+    grey = np.zeros((4, 5, 1, 3), np.uint8)
+    grey[1, 2, 0, :] = 255
+    assert collapse_grey_channels(grey, what="mask", path=tmp_path).shape == (4, 5, 1)
+    colour = grey.copy()
+    colour[0, 0, 0, 1] = 7
+    with pytest.raises(InputError, match="mask must be a grey label map"):
+        collapse_grey_channels(colour, what="mask", path=tmp_path)
+    plain = np.zeros((4, 5, 1), np.uint8)
+    assert collapse_grey_channels(plain, what="mask", path=tmp_path) is plain
