@@ -30,8 +30,6 @@ logger = logging.getLogger(__name__)
 AUDIT_NAME = "deid_audit.jsonl"
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
-#: Statuses that mean an input could not be de-identified (the CLI exits non-zero).
-FAILURE_STATUSES = frozenset({"unreadable", "failed"})
 _PSEUDONYM = re.compile(r"^[A-Z]{16}$")
 _UID_PART = re.compile(r"^[0-9]+(?:\.[0-9]+)*$")
 
@@ -46,6 +44,10 @@ class FileStatus(str, enum.Enum):
     NOT_SUPPORTED = "not_supported"
     DUPLICATE = "duplicate_output"
     FAILED = "failed"
+
+
+#: Statuses that mean an input could not be de-identified (the CLI exits non-zero).
+FAILURE_STATUSES = frozenset({FileStatus.UNREADABLE.value, FileStatus.FAILED.value})
 
 
 @dataclass
