@@ -991,7 +991,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     from medseg.core import read_yaml
     from medseg.inference import InferConfig, predict_volume, write_probabilities
     from medseg.io import read_image, write_nifti
-    from medseg.models import load_checkpoint
+    from medseg.models import load_checkpoint, resolve_model_path
 
     data = read_yaml(args.config) if args.config else {}
     for key in ("overlap", "precision", "device", "sw_batch_size"):
@@ -1003,11 +1003,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     if args.probabilities:
         data["save_probabilities"] = True
     config = parse_config(InferConfig, data, source=args.config)
-    model_path = args.model
-    if model_path.is_dir():
-        best = model_path / "checkpoint_best.pt"
-        model_path = best if best.exists() else model_path / "checkpoint_last.pt"
-    checkpoint = load_checkpoint(model_path)
+    checkpoint = load_checkpoint(resolve_model_path(args.model))
     network = checkpoint.build(device="cpu")
     for index, path in enumerate(args.inputs):
         volume = read_image(path)
@@ -1390,10 +1386,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     infer.add_argument(
         "--model",
-        type=Path,
         required=True,
-        metavar="CKPT",
-        help="checkpoint .pt, or a training run folder (uses its best, else last checkpoint)",
+        metavar="CKPT|NAME",
+        help="checkpoint .pt, a training run folder (its best, else last checkpoint) or the "
+        "name of a model shipped with medseg (see medseg/models/shipped/)",
     )
     infer.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     infer.add_argument("--out", type=Path, required=True, help="output folder")

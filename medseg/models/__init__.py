@@ -28,6 +28,12 @@ from medseg.models._sam import (
     litemedsam_checkpoint_path,
     load_sam_model,
 )
+from medseg.models._shipped import (
+    SHIPPED_MODELS_DIR,
+    list_shipped_models,
+    resolve_model_path,
+    shipped_model_card,
+)
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -35,6 +41,7 @@ __all__ = [
     "MODEL_DIMS",
     "SAM_PIXEL_MEAN",
     "SAM_PIXEL_STD",
+    "SHIPPED_MODELS_DIR",
     "Checkpoint",
     "DeepLabV3Plus",
     "InputNormalization",
@@ -45,9 +52,12 @@ __all__ = [
     "SamModelName",
     "build_model",
     "list_models",
+    "list_shipped_models",
     "litemedsam_checkpoint_path",
     "load_checkpoint",
     "load_sam_model",
     "resolve_device",
+    "resolve_model_path",
     "save_checkpoint",
+    "shipped_model_card",
 ]
