@@ -21,6 +21,7 @@ from medseg.runner._pipeline import (
     SegmentConfig,
     SegmentMethod,
     StageName,
+    TrainedModelConfig,
     WatershedConfig,
 )
 from medseg.runner._schemas import CONFIG_KINDS, config_schema
@@ -30,6 +31,7 @@ from medseg.runner._stages import (
     segment_with_reference_boxes,
 )
 from medseg.runner._state import CaseRecord, CaseStateStore, CaseStatus
+from medseg.runner._trained import compute_case_vessel_metrics, segment_with_trained_model
 
 __all__ = [
     "CONFIG_KINDS",
@@ -50,11 +52,14 @@ __all__ = [
     "SegmentConfig",
     "SegmentMethod",
     "StageName",
+    "TrainedModelConfig",
     "WatershedConfig",
+    "compute_case_vessel_metrics",
     "config_schema",
     "run_case",
     "run_pipeline",
     "segment_nuclei_watershed",
     "segment_with_reference_boxes",
+    "segment_with_trained_model",
     "select_cases",
 ]

@@ -12,7 +12,7 @@ import enum
 from pydantic import Field, field_validator, model_validator
 
 from medseg.core import ConfigModel
-from medseg.inference import Precision
+from medseg.inference import ComputePrecision, Precision
 from medseg.io import Split
 from medseg.transforms import CTWindow
 
@@ -34,6 +34,7 @@ class SegmentMethod(str, enum.Enum):
 
     SAM_REFERENCE_BOX = "sam_reference_box"
     OTSU_WATERSHED = "otsu_watershed"
+    TRAINED_MODEL = "trained_model"
 
 
 class SamBoxConfig(ConfigModel):
@@ -59,17 +60,36 @@ class WatershedConfig(ConfigModel):
     min_size_px: int = Field(default=15, ge=0)
 
 
+class TrainedModelConfig(ConfigModel):
+    """A network trained with ``medseg train``, run by sliding window (``predict_volume``).
+
+    ``model`` is a checkpoint file or run folder (relative to the repository root or
+    absolute) or the name of a shipped model (``medseg/models/shipped/<name>``). The
+    model's classes are mapped onto the dataset's labels by name.
+    """
+
+    model: str = Field(min_length=1)
+    device: str = "auto"
+    precision: ComputePrecision = ComputePrecision.FP32
+    overlap: float = Field(default=0.5, ge=0, lt=1)
+    sw_batch_size: int = Field(default=4, ge=1)
+    mirror: bool = Field(default=False, description="mirror test-time augmentation")
+
+
 class SegmentConfig(ConfigModel):
     """Which segmenter runs and its settings."""
 
     method: SegmentMethod
     sam: SamBoxConfig | None = None
     watershed: WatershedConfig = WatershedConfig()
+    trained_model: TrainedModelConfig | None = None
 
     @model_validator(mode="after")
     def _method_has_settings(self) -> SegmentConfig:
         if self.method is SegmentMethod.SAM_REFERENCE_BOX and self.sam is None:
             raise ValueError("method sam_reference_box needs a 'sam' section with structures")
+        if self.method is SegmentMethod.TRAINED_MODEL and self.trained_model is None:
+            raise ValueError("method trained_model needs a 'trained_model' section with a model")
         return self
 
 
@@ -78,6 +98,7 @@ class EvaluationKind(str, enum.Enum):
 
     SEMANTIC = "semantic"
     INSTANCE = "instance"
+    VESSEL = "vessel"  # retina: F1, AUC, Se, Sp, Acc, clDice inside the case's roi (FOV)
 
 
 class EvaluateConfig(ConfigModel):

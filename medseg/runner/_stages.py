@@ -37,6 +37,12 @@ from medseg.runner._pipeline import (
     StageName,
     WatershedConfig,
 )
+from medseg.runner._trained import (
+    VESSEL_LOGGED,
+    compute_case_vessel_metrics,
+    read_field_of_view,
+    segment_with_trained_model,
+)
 from medseg.transforms import apply_window, from_display_slice, scale_percentiles, to_display_slice
 
 logger = logging.getLogger(__name__)
@@ -57,6 +63,7 @@ class CaseContext:
     image: Volume | None = None
     reference: Volume | None = None
     prediction: Volume | None = None
+    probabilities: Volume | None = None  # (*spatial, C) from trained models, C0 background
     metrics: dict[str, float] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
 
@@ -193,6 +200,13 @@ def segment(context: CaseContext, config: PipelineConfig) -> None:
         )
     elif method is SegmentMethod.OTSU_WATERSHED:
         context.prediction = segment_nuclei_watershed(image, config=config.segment.watershed)
+    elif method is SegmentMethod.TRAINED_MODEL:
+        trained = config.segment.trained_model
+        if trained is None:
+            raise ConfigError("segment.trained_model is required for method trained_model")
+        context.prediction, context.probabilities = segment_with_trained_model(
+            image, config=trained, labels=context.labels, root=context.root
+        )
 
 
 _SEMANTIC_LOGGED = ("dice", "hd95_mm", "assd_mm", "nsd")
@@ -204,7 +218,9 @@ def evaluate(context: CaseContext, config: PipelineConfig) -> None:
 
     Semantic: Dice, HD95, ASSD and NSD (2 mm) per structure, surface metrics in mm from the
     image spacing (DeepMind definitions). Instance: F1 at IoU 0.5, mean accuracy over IoU
-    0.50:0.95 (the DSB2018 score) and panoptic quality. All go to ``metrics.json``; the
+    0.50:0.95 (the DSB2018 score) and panoptic quality. Vessel: F1, AUC-ROC (from the
+    trained model's probabilities), sensitivity, specificity, accuracy and clDice inside
+    the case's ``roi`` mask (field of view). All go to ``metrics.json``; the
     headline ones are returned for tracking. Infinite distances (one mask empty) are kept
     in the JSON and left out of the tracked numbers.
     """
@@ -216,7 +232,19 @@ def evaluate(context: CaseContext, config: PipelineConfig) -> None:
     reference = context.reference.array
     details: dict[str, object] = {}
     metrics: dict[str, float] = {}
-    if config.evaluate.kind is EvaluationKind.INSTANCE:
+    if config.evaluate.kind is EvaluationKind.VESSEL:
+        image = context.image if context.image is not None else context.prediction
+        fov = read_field_of_view(context.case, root=context.root, image=image)
+        result = compute_case_vessel_metrics(
+            context.prediction,
+            context.reference,
+            image=image,
+            fov=fov,
+            probabilities=context.probabilities,
+        )
+        details = {"vessel": result, "fov": context.case.roi is not None}
+        metrics = {name: result[name] for name in VESSEL_LOGGED if np.isfinite(result[name])}
+    elif config.evaluate.kind is EvaluationKind.INSTANCE:
         result = compute_instance_metrics(predicted, reference).to_dict()
         details = {"instances": result, "empty": None}
         metrics = {name: result[name] for name in _INSTANCE_LOGGED}

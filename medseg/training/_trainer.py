@@ -147,9 +147,29 @@ def _build_datasets(
     )
     preprocess = build_preprocessing(plans)
     augment = build_augmentation(plans)
-    train_cases = _select_cases(manifest, config.train_splits, what="training")
+    held_out = set(config.validation_case_ids)
+    unknown = held_out - {c.id for c in manifest.cases}
+    if unknown:
+        raise ConfigError(
+            f"validation_case_ids not in manifest {manifest.name}: {', '.join(sorted(unknown))}"
+        )
+    train_cases = [
+        c
+        for c in _select_cases(manifest, config.train_splits, what="training")
+        if c.id not in held_out
+    ]
+    if not train_cases:
+        raise InputError("validation_case_ids hold out every training case; keep some")
+    # Flat: CacheDataset caches the chain up to its first Randomizable member, and a nested
+    # Compose counts as one, so nesting would leave preprocessing uncached.
     chain = Compose(
-        [load, preprocess, Lambda(_drop_meta), augment, EnsureTyped(keys=["image", "label"])]
+        [
+            load,
+            *preprocess.transforms,
+            Lambda(_drop_meta),
+            *augment.transforms,
+            EnsureTyped(keys=["image", "label"]),
+        ]
     )
     dataset = CacheDataset(
         data=[{"case": c} for c in train_cases],
@@ -159,7 +179,12 @@ def _build_datasets(
         progress=False,
     )
     validation = []
-    for case in _select_cases(manifest, config.validation_splits, what="validation"):
+    validation_cases = [c for c in manifest.cases if c.id in held_out and c.label is not None] + [
+        c
+        for c in _select_cases(manifest, config.validation_splits, what="validation")
+        if c.id not in held_out
+    ]
+    for case in validation_cases:
         item = run_chain(preprocess, load({"case": case}))
         item["case_id"] = case.id
         validation.append(item)
@@ -236,6 +261,20 @@ def _distributed(device_name: str) -> Iterator[tuple[int, int, torch.device]]:
         yield dist.get_rank(), world, device
     finally:
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _cpu_threads(threads: int | None) -> Iterator[None]:
+    """Set torch's intra-op thread count for the block, then restore it."""
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _validate(
@@ -321,7 +360,10 @@ def train_model(
         )
     network = network_from_plans(plans, config)
     batch_size = config.batch_size or plans.batch_size
-    with _distributed(config.device) as (rank, world, device):
+    with (
+        _distributed(config.device) as (rank, world, device),
+        _cpu_threads(config.cpu_threads if device.type == "cpu" else None),
+    ):
         _seed_everything(config.seed)
         model = build_model(network).to(device)
         optimizer = _make_optimizer(config, model.parameters())

@@ -18,7 +18,12 @@ from medseg.transforms._chains import (
     resample_to_shape,
     run_chain,
 )
-from medseg.transforms._intensity import CTWindow, apply_window, scale_percentiles
+from medseg.transforms._intensity import (
+    CTWindow,
+    apply_window,
+    equalize_adaptive_histogram,
+    scale_percentiles,
+)
 from medseg.transforms._orientation import from_display_slice, to_display_slice
 from medseg.transforms._plans import (
     CaseFingerprint,
@@ -50,6 +55,7 @@ __all__ = [
     "compute_fingerprint",
     "compute_layout",
     "compute_resampled_shape",
+    "equalize_adaptive_histogram",
     "estimate_training_memory_gb",
     "from_display_slice",
     "label_to_classes",

@@ -8,6 +8,7 @@ caches it; augmentation follows.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from monai.transforms import (
     Compose,
+    Lambda,
     MapTransform,
     NormalizeIntensity,
     Rand2DElasticd,
@@ -32,6 +34,7 @@ from monai.transforms import (
     ThresholdIntensity,
 )
 
+from medseg.transforms._intensity import equalize_adaptive_histogram
 from medseg.transforms._plans import NormalizationScheme, Plans
 
 
@@ -90,7 +93,8 @@ class NormalizeChannelsd(MapTransform):
     """Normalise each channel of ``image`` as the plans say, with MONAI intensity transforms.
 
     ``ct``: clip to the dataset's foreground 0.5–99.5 percentiles, then z-score with the
-    dataset's foreground mean and std. ``zscore``: per image and channel.
+    dataset's foreground mean and std. ``zscore``: per image and channel. ``clahe``:
+    contrast-limited adaptive histogram equalisation, then z-score, per image and channel.
     """
 
     def __init__(self, *, plans: Plans) -> None:
@@ -107,6 +111,13 @@ class NormalizeChannelsd(MapTransform):
                         ]
                     )
                 )
+            elif norm.scheme is NormalizationScheme.CLAHE:
+                equalise = functools.partial(
+                    equalize_adaptive_histogram,
+                    clip_limit=norm.clahe_clip_limit,
+                    kernel_size_px=norm.clahe_tile_px,
+                )
+                self.chains.append(Compose([Lambda(equalise), NormalizeIntensity()]))
             else:
                 self.chains.append(NormalizeIntensity())
 

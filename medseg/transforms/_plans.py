@@ -33,6 +33,7 @@ class NormalizationScheme(str, enum.Enum):
 
     CT = "ct"  # clip to dataset foreground 0.5–99.5 percentiles, z-score with dataset stats
     ZSCORE = "zscore"  # per image and channel: (x - mean) / std (MR, microscopy, RGB)
+    CLAHE = "clahe"  # per image and channel: CLAHE (contrast-limited equalisation), z-score
 
 
 class ChannelStats(ConfigModel):
@@ -68,13 +69,20 @@ class DatasetFingerprint(ConfigModel):
 
 
 class ChannelNormalization(ConfigModel):
-    """Normalisation of one channel (``clip_*``, ``mean``, ``std`` used by ``ct`` only)."""
+    """Normalisation of one channel.
+
+    ``clip_*``, ``mean`` and ``std`` are used by ``ct`` only; ``clahe_clip_limit`` (fraction
+    of a tile's pixels) and ``clahe_tile_px`` (tile side, default 1/8 of each axis) by
+    ``clahe`` only (see :func:`~medseg.transforms.equalize_adaptive_histogram`).
+    """
 
     scheme: NormalizationScheme
     clip_low: float | None = None
     clip_high: float | None = None
     mean: float | None = None
     std: float | None = None
+    clahe_clip_limit: float = Field(default=0.01, gt=0, le=1)
+    clahe_tile_px: int | None = Field(default=None, ge=2)
 
 
 class Plans(ConfigModel):

@@ -194,3 +194,40 @@ def test_ddp_with_two_cpu_processes(tmp_path: Path, repo_root: Path) -> None:
     runs = mlflow.search_runs(experiment_names=["medseg-train"])
     assert len(runs) == 1
     assert runs["params.world_size"].iloc[0] == "2"
+
+
+def test_preprocessing_is_cached_and_validation_is_carved_from_training(
+    tiny_spleen_plans: Plans,
+    spleen_manifest: DatasetManifest,
+    repo_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from medseg.training._trainer import _build_datasets
+    from medseg.transforms import NormalizeChannelsd
+
+    case = spleen_manifest.cases[0]
+    manifest = spleen_manifest.model_copy(
+        update={"cases": [case, case.model_copy(update={"id": "spleen_copy"})]}
+    )
+    config = _config(validation_splits=[], validation_case_ids=["spleen_copy"])
+    dataset, validation, _ = _build_datasets(
+        config, tiny_spleen_plans, manifest, repo_root, batch_size=2
+    )
+    assert [item["case_id"] for item in validation] == ["spleen_copy"]
+    assert len(dataset) == 1
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("normalisation ran again after caching")
+
+    monkeypatch.setattr(NormalizeChannelsd, "__call__", fail)
+    samples = dataset[0]  # augmentation only: the cached prefix holds preprocessing
+    assert tuple(samples[0]["image"].shape[1:]) == tuple(tiny_spleen_plans.patch_size)
+
+    with pytest.raises(ConfigError, match="not in manifest"):
+        _build_datasets(
+            _config(validation_case_ids=["nope"]),
+            tiny_spleen_plans,
+            spleen_manifest,
+            repo_root,
+            batch_size=2,
+        )
