@@ -963,6 +963,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     "best_val_dice": result.best_metric,
                     "validation": result.validation,
                     "seconds": round(result.seconds, 1),
+                    "cpu_seconds": round(result.cpu_seconds, 1),
                 },
                 indent=2,
             ),
@@ -970,7 +971,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
     print(
         f"trained {config.model.name} on {plans.dataset}: {result.epochs_completed} epoch(s) in "
-        f"{result.seconds:.0f} s, best validation Dice {result.best_metric:.4f}"
+        f"{result.seconds:.0f} s ({result.cpu_seconds:.0f} s CPU), best validation Dice "
+        f"{result.best_metric:.4f}"
     )
     print(f"last checkpoint: {result.last_checkpoint}")
     if result.best_checkpoint is not None:

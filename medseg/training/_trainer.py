@@ -82,6 +82,9 @@ class TrainResult:
         ``(epoch, mean Dice)`` for each validation run by this call.
     best_metric
         Best mean validation Dice (NaN if none).
+    seconds, cpu_seconds
+        Wall time of this call, and CPU time (user + system) of this process and of the
+        data-loader workers it waited for, over the same span.
     """
 
     last_checkpoint: Path
@@ -91,6 +94,13 @@ class TrainResult:
     validation: list[tuple[int, float]] = field(default_factory=list)
     best_metric: float = float("nan")
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished child processes."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def _seed_everything(seed: int) -> None:
@@ -348,6 +358,7 @@ def train_model(
         If ``out_dir`` holds a checkpoint and neither ``resume`` nor ``overwrite`` is set.
     """
     started = time.perf_counter()
+    cpu_started = _cpu_seconds()
     root = Path(root)
     out_dir = Path(out_dir)
     last_path = out_dir / LAST_CHECKPOINT
@@ -479,6 +490,7 @@ def train_model(
             for name in ("plans.yaml", "train_config.yaml"):
                 run_logger.log_artifact(out_dir / name)
     result.seconds = time.perf_counter() - started
+    result.cpu_seconds = _cpu_seconds() - cpu_started
     return result
 
 
