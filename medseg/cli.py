@@ -859,7 +859,7 @@ def _cmd_deid_check(args: argparse.Namespace) -> int:
 
 _PLAN_EPILOG = """\
 examples:
-  medseg plan data_manifests/retina_drive.yaml --out plans/retina_drive.yaml
+  medseg plan data_manifests/retina_drive.yaml --out runs/retina_plans.yaml
   medseg plan data_manifests/ct_msd_spleen.yaml --out plans.yaml --splits test --memory-gb 4
 """
 
