@@ -5,8 +5,11 @@
   normalisation that does not depend on the batch (He et al., "Rethinking ImageNet
   Pre-training", ICCV 2019); torchvision's default frozen BatchNorm with random statistics
   would not normalise at all.
-- Heads sized from the FPN width: mask head 4 convolutions of that width, box head an MLP of
-  4× it (torchvision's defaults for a width of 256).
+- GroupNorm also in the FPN and the mask head (as torchvision's v2 Mask R-CNN uses norms
+  there); without it the random-init mask logits start huge (mask loss ~18).
+- Heads sized from the FPN width: mask head 2 convolutions of that width (torchvision: 4),
+  box head an MLP of 4× it (torchvision's size for a width of 256); 128 proposals sampled
+  per training image (torchvision: 512). These keep a CPU training step affordable.
 - Anchors: one size per FPN level (P2–P6), three aspect ratios.
 - Images keep their own size and are expected already normalised (the plans' per-image
   z-score): the built-in transform only batches and pads them.
@@ -29,8 +32,11 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 #: Region proposals sampled per image for the box and mask heads while training (512 in
-#: torchvision); 256 halves the mask head's cost, which dominates on CPU.
-BOX_SAMPLES_PER_IMAGE = 256
+#: torchvision, a quarter of them positive); the mask head's cost, which dominates on CPU,
+#: grows with the positives.
+BOX_SAMPLES_PER_IMAGE = 128
+#: Convolutions in the mask head (torchvision: 4).
+MASK_HEAD_CONVS = 2
 
 
 class NativeSizeTransform(GeneralizedRCNNTransform):
@@ -69,24 +75,28 @@ def build_maskrcnn(
     max_instances
         Most detections kept per image.
     """
-    body = getattr(resnet, backbone)(weights=None, norm_layer=functools.partial(nn.GroupNorm, 32))
+    group_norm = functools.partial(nn.GroupNorm, 32)
+    body = getattr(resnet, backbone)(weights=None, norm_layer=group_norm)
     first_stage = 64 * type(body.layer1[0]).expansion
     features = BackboneWithFPN(
         body,
         return_layers={f"layer{i}": str(i - 1) for i in range(1, 5)},
         in_channels_list=[first_stage * 2**i for i in range(4)],
         out_channels=fpn_channels,
+        norm_layer=group_norm,
     )
     anchors = AnchorGenerator(
         tuple((int(s),) for s in anchor_sizes_px), ((0.5, 1.0, 2.0),) * len(anchor_sizes_px)
     )
     model = MaskRCNN(
         features,
-        num_classes=num_classes,
+        num_classes=None,  # given by the predictors below
         rpn_anchor_generator=anchors,
         box_head=TwoMLPHead(fpn_channels * 7 * 7, 4 * fpn_channels),
         box_predictor=FastRCNNPredictor(4 * fpn_channels, num_classes),
-        mask_head=MaskRCNNHeads(fpn_channels, (fpn_channels,) * 4, 1),
+        mask_head=MaskRCNNHeads(
+            fpn_channels, (fpn_channels,) * MASK_HEAD_CONVS, 1, norm_layer=group_norm
+        ),
         mask_predictor=MaskRCNNPredictor(fpn_channels, fpn_channels, num_classes),
         box_detections_per_img=max_instances,
         box_batch_size_per_image=BOX_SAMPLES_PER_IMAGE,
