@@ -912,7 +912,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import os
 
     from medseg.core import atomic_output
-    from medseg.evaluation import compute_dice
+    from medseg.evaluation import compute_dice, compute_instance_metrics
     from medseg.io import load_manifest
     from medseg.tracking import default_tracking_uri, start_tracking
     from medseg.training import TrainConfig, check_plans_match, train_model
@@ -949,10 +949,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             run_logger=tracker,
             score_fn=compute_dice,
+            instance_score_fn=lambda pred, ref: compute_instance_metrics(pred, ref).at(0.5).f1,
         )
         run_id = tracker.run_id if tracker is not None else None
     if not is_rank0:
         return ExitCode.OK
+    instance = config.model.name == "maskrcnn"
+    metric_key = "best_val_f1_at_0.5" if instance else "best_val_dice"
     with atomic_output(args.out / "train_result.json", overwrite=True) as tmp:
         import json
 
@@ -960,7 +963,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "epochs_completed": result.epochs_completed,
-                    "best_val_dice": result.best_metric,
+                    metric_key: result.best_metric,
                     "validation": result.validation,
                     "seconds": round(result.seconds, 1),
                     "cpu_seconds": round(result.cpu_seconds, 1),
@@ -971,7 +974,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
     print(
         f"trained {config.model.name} on {plans.dataset}: {result.epochs_completed} epoch(s) in "
-        f"{result.seconds:.0f} s ({result.cpu_seconds:.0f} s CPU), best validation Dice "
+        f"{result.seconds:.0f} s ({result.cpu_seconds:.0f} s CPU), best validation "
+        f"{'F1@0.5' if instance else 'Dice'} "
         f"{result.best_metric:.4f}"
     )
     print(f"last checkpoint: {result.last_checkpoint}")
@@ -990,7 +994,7 @@ def _output_stem(path: Path) -> str:
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
-    from medseg.core import read_yaml
+    from medseg.core import InputError, read_yaml
     from medseg.inference import InferConfig, predict_volume, write_probabilities
     from medseg.io import read_image, write_nifti
     from medseg.models import load_checkpoint, resolve_model_path
@@ -1005,15 +1009,32 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     if args.probabilities:
         data["save_probabilities"] = True
     config = parse_config(InferConfig, data, source=args.config)
+    if bool(args.inputs) == bool(args.manifest):
+        raise InputError("give either INPUT files or --manifest (not both, not neither)")
+    jobs: list[tuple[Path, str, str]] = []  # (image, output stem, case id for logs)
+    if args.manifest:
+        from medseg.io import Split, load_manifest, manifest_root
+
+        manifest = load_manifest(args.manifest)
+        root = manifest_root(args.manifest)
+        splits = {Split(s) for s in args.splits}
+        jobs = [(root / c.image, c.id, c.id) for c in manifest.cases if c.split in splits]
+        if not jobs:
+            raise InputError(f"no cases in split(s) {sorted(args.splits)}", path=args.manifest)
+    else:
+        jobs = [
+            (path, f"{_output_stem(path)}_labels", f"input{i}")
+            for i, path in enumerate(args.inputs)
+        ]
     checkpoint = load_checkpoint(resolve_model_path(args.model))
     network = checkpoint.build(device="cpu")
-    for index, path in enumerate(args.inputs):
+    for path, name, case_id in jobs:
         volume = read_image(path)
-        stem = _output_stem(path)
+        stem = name[: -len("_labels")] if name.endswith("_labels") else name
         prediction = predict_volume(
-            network, volume, plans=checkpoint.plans, config=config, case_id=f"input{index}"
+            network, volume, plans=checkpoint.plans, config=config, case_id=case_id
         )
-        label_path = args.out / f"{stem}_labels.nii.gz"
+        label_path = args.out / f"{name}.nii.gz"
         write_nifti(prediction.labels, label_path, overwrite=args.overwrite)
         print(f"{label_path} ({prediction.seconds:.1f} s)")
         if prediction.probabilities is not None:
@@ -1393,12 +1414,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="checkpoint .pt, a training run folder (its best, else last checkpoint) or the "
         "name of a model shipped with medseg (see medseg/models/shipped/)",
     )
-    infer.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    infer.add_argument("inputs", nargs="*", type=Path, metavar="INPUT")
     infer.add_argument("--out", type=Path, required=True, help="output folder")
+    infer.add_argument(
+        "--manifest",
+        type=Path,
+        help="segment the images of this dataset manifest's cases instead of INPUT files; "
+        "outputs are named <case id>.nii.gz, as medseg evaluate --manifest pairs them",
+    )
+    infer.add_argument(
+        "--splits", nargs="+", default=["test"], help="manifest splits to segment (test)"
+    )
     infer.add_argument("--config", type=Path, help="inference config YAML (InferConfig)")
     infer.add_argument("--overlap", type=float, help="window overlap (0.5)")
     infer.add_argument("--sw-batch-size", type=int, help="windows per forward pass (4)")
-    infer.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast (fp32)")
+    infer.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="autocast (auto: fp32 on CPU, bf16/fp16 on CUDA)",
+    )
     infer.add_argument("--device", help="auto, cpu or cuda[:N] (auto)")
     infer.add_argument("--tta", action="store_true", help="mirror test-time augmentation")
     infer.add_argument(

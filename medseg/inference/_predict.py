@@ -18,6 +18,7 @@ import torch
 from pydantic import Field
 
 from medseg.core import ConfigError, ConfigModel, atomic_output
+from medseg.inference._instance_predict import is_instance_detector, predict_instances
 from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
 from medseg.inference._sliding_window import (
     ComputePrecision,
@@ -43,7 +44,8 @@ class InferConfig(ConfigModel):
     Attributes
     ----------
     overlap, sw_batch_size, precision
-        Sliding-window settings (window = the plans' patch size).
+        Sliding-window settings (window = the plans' patch size); precision ``auto`` is
+        fp32 on CPU and bf16/fp16 autocast on CUDA.
     mirror
         Mirror test-time augmentation over every spatial axis (2^dims forward passes).
     device
@@ -52,15 +54,18 @@ class InferConfig(ConfigModel):
         Also write per-class probabilities (float16, channel last).
     postprocess
         Rules per class name (as in the checkpoint's labels).
+    min_score
+        Instance models (Mask R-CNN): detections less confident than this are dropped.
     """
 
     overlap: float = Field(default=0.5, ge=0, lt=1)
     sw_batch_size: int = Field(default=4, ge=1)
-    precision: ComputePrecision = ComputePrecision.FP32
+    precision: ComputePrecision = ComputePrecision.AUTO
     mirror: bool = False
     device: str = "auto"
     save_probabilities: bool = False
     postprocess: dict[str, LabelPostprocess] = Field(default_factory=dict)
+    min_score: float = Field(default=0.5, ge=0, le=1)
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,8 @@ class Prediction:
     Attributes
     ----------
     labels
-        Class map (uint8) with the input's spatial shape and affine (2D: ``(col, row, 1)``).
+        Class map (uint8) with the input's spatial shape and affine (2D: ``(col, row, 1)``);
+        for an instance model, an instance map (uint16, 0 background, 1..N objects).
     probabilities
         ``(*spatial, C)`` float16 probabilities on the same grid, or None.
     seconds
@@ -119,6 +125,8 @@ def predict_volume(
     Prediction
         Labels (and optionally probabilities) on the input's grid.
     """
+    if is_instance_detector(network):  # Mask R-CNN: instances, not a sliding window
+        return predict_instances(network, volume, plans=plans, config=config, case_id=case_id)
     started = time.perf_counter()
     device = resolve_device(config.device)
     if config.precision is ComputePrecision.FP16 and device.type != "cuda":
@@ -141,7 +149,6 @@ def predict_volume(
         sw_batch_size=config.sw_batch_size,
         precision=config.precision,
         mirror_axes=list(range(plans.spatial_dims)) if config.mirror else [],
-        channels_last=device.type == "cuda",
     )
     probabilities = predict_sliding_window(network, image, config=sliding, device=device)
     del image

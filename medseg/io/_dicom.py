@@ -11,16 +11,19 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pydicom
-import SimpleITK as sitk
 from pydicom.uid import UID
 
 from medseg.core import GeometryError, InputError
 from medseg.io._dicom_header import FileRef, SliceHeader
 from medseg.io._dicom_scan import DicomScan, DicomSeries, scan_dicom
 from medseg.io._volume import LPS_TO_RAS, Volume
+
+if TYPE_CHECKING:  # SimpleITK maps ~90 MB of shared libraries: imported where used
+    import SimpleITK as sitk
 
 logger = logging.getLogger(__name__)
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import SimpleITK as sitk
 
 from medseg.core import GeometryError, InputError, atomic_output
 from medseg.io._volume import LPS_TO_RAS, Volume
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ def read_itk_image(path: str | Path) -> Volume:
     InputError
         If the file is missing, unreadable, or not 2D/3D.
     """
+    import SimpleITK as sitk  # ~90 MB of shared libraries: loaded only when used
+
     path = Path(path)
     if not path.is_file():
         raise InputError("image file not found", path=path)
@@ -67,6 +72,8 @@ def read_itk_image(path: str | Path) -> Volume:
 
 
 def _image_from_volume(volume: Volume) -> sitk.Image:
+    import SimpleITK as sitk
+
     array = volume.array
     if array.dtype == bool:
         array = array.astype(np.uint8)
@@ -107,6 +114,8 @@ def write_itk_image(volume: Volume, path: str | Path, *, overwrite: bool = False
     path = Path(path)
     if path.suffix.lower() not in (".nrrd", ".mha"):
         raise InputError(f"write_itk_image writes .nrrd or .mha, not {path.suffix!r}", path=path)
+    import SimpleITK as sitk
+
     image = _image_from_volume(volume)
     with atomic_output(path, overwrite=overwrite) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)

@@ -10,6 +10,7 @@ from medseg.models._checkpoint import (
 )
 from medseg.models._deeplab import DeepLabV3Plus
 from medseg.models._device import resolve_device
+from medseg.models._maskrcnn import detections_to_instances
 from medseg.models._registry import (
     MODEL_DIMS,
     ModelName,
@@ -51,6 +52,7 @@ __all__ = [
     "SamModel",
     "SamModelName",
     "build_model",
+    "detections_to_instances",
     "list_models",
     "list_shipped_models",
     "litemedsam_checkpoint_path",

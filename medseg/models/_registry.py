@@ -13,9 +13,14 @@ by pydantic) through :func:`build_model`; names resolve with "did you mean" via
 - ``segresnet`` (MONAI SegResNet, 2D/3D): ``(B, C_in, *S)`` → logits ``(B, C_out, *S)``.
 - ``deeplabv3plus`` (2D, ResNet + ASPP + decoder): ``(B, C_in, H, W)`` → logits
   ``(B, C_out, H, W)``.
-- ``maskrcnn`` (torchvision Mask R-CNN, 2D instances): a list of ``(3, H, W)`` float images
-  in [0, 1] → in train mode a dict of losses (targets: boxes, labels, masks); in eval mode
-  per image ``boxes``, ``labels``, ``scores``, ``masks`` ``(N, 1, H, W)`` probabilities.
+- ``maskrcnn`` (torchvision Mask R-CNN, 2D instances): a list of ``(3, H, W)`` float images,
+  already normalised (the plans' per-image z-score; the model's own normalisation is the
+  identity and images keep their size: nuclei are a few pixels wide and torchvision's
+  default rescaling to 800 px would change the object scale from image to image) → in
+  train mode a dict of losses (targets: boxes, labels, masks); in eval mode per image
+  ``boxes``, ``labels``, ``scores``, ``masks`` ``(N, 1, H, W)`` probabilities. The ResNet
+  backbone uses GroupNorm (training from scratch with small batches; frozen BatchNorm with
+  random statistics would not normalise at all).
 
 Spatial sizes must be divisible by the network's total stride (``2**depth`` for the
 U-Nets, the product of ``strides`` for DynUNet, 32 for DeepLabV3+).
@@ -90,6 +95,13 @@ class NetworkConfig(ConfigModel):
         DynUNet only: extra output heads at lower resolutions while training.
     backbone
         ``deeplabv3plus``/``maskrcnn``: ``resnet18|34|50|101`` (random weights).
+    anchor_sizes_px
+        ``maskrcnn``: anchor size per FPN level P2–P6, in pixels (default torchvision's
+        32, 64, 128, 256, 512; nuclei need smaller, e.g. 8–128).
+    fpn_channels
+        ``maskrcnn``: width of the FPN and of the mask head (box head: 4× this).
+    max_instances
+        ``maskrcnn``: most objects kept per image.
     """
 
     name: str
@@ -103,6 +115,9 @@ class NetworkConfig(ConfigModel):
     deep_supervision: bool = True
     backbone: str | None = None
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    anchor_sizes_px: list[int] | None = Field(default=None, min_length=5, max_length=5)
+    fpn_channels: int = Field(default=256, ge=32)
+    max_instances: int = Field(default=100, ge=1)
 
     @model_validator(mode="after")
     def _check_name_and_dims(self) -> NetworkConfig:
@@ -219,10 +234,9 @@ def _build_deeplab(config: NetworkConfig) -> nn.Module:
 
 
 def _build_maskrcnn(config: NetworkConfig) -> nn.Module:
-    from torchvision.models.detection import MaskRCNN
-    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+    from medseg.models._maskrcnn import build_maskrcnn
 
-    backbone_name = look_up_option(
+    backbone = look_up_option(
         config.backbone or "resnet50",
         ["resnet18", "resnet34", "resnet50", "resnet101"],
         what="Mask R-CNN backbone",
@@ -232,8 +246,13 @@ def _build_maskrcnn(config: NetworkConfig) -> nn.Module:
             f"maskrcnn takes RGB input (in_channels 3), not {config.in_channels}; "
             "replicate grey images to three channels"
         )
-    backbone = resnet_fpn_backbone(backbone_name=backbone_name, weights=None, trainable_layers=5)
-    return MaskRCNN(backbone, num_classes=config.out_channels, min_size=256, max_size=1024)
+    return build_maskrcnn(
+        backbone=backbone,
+        num_classes=config.out_channels,
+        fpn_channels=config.fpn_channels,
+        anchor_sizes_px=config.anchor_sizes_px or [32, 64, 128, 256, 512],
+        max_instances=config.max_instances,
+    )
 
 
 _BUILDERS: dict[ModelName, Callable[[NetworkConfig], nn.Module]] = {

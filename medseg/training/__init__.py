@@ -8,6 +8,13 @@ from medseg.training._config import (
     TrainConfig,
     compute_poly_factor,
 )
+from medseg.training._instance_trainer import (
+    InstanceScoreFn,
+    build_instance_augmentation,
+    load_instance_items,
+    predict_instance_map,
+    train_instance_model,
+)
 from medseg.training._instances import compute_instance_targets
 from medseg.training._trainer import (
     BEST_CHECKPOINT,
@@ -22,14 +29,19 @@ from medseg.training._trainer import (
 __all__ = [
     "BEST_CHECKPOINT",
     "LAST_CHECKPOINT",
+    "InstanceScoreFn",
     "ModelSection",
     "OptimizerName",
     "RunLogger",
     "TrainConfig",
     "TrainResult",
+    "build_instance_augmentation",
     "check_plans_match",
     "compute_instance_targets",
     "compute_poly_factor",
+    "load_instance_items",
     "network_from_plans",
+    "predict_instance_map",
+    "train_instance_model",
     "train_model",
 ]

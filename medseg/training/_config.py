@@ -25,11 +25,13 @@ class ModelSection(ConfigModel):
     Attributes
     ----------
     name
-        A registry name: unet2d, unet3d, dynunet, segresnet, deeplabv3plus.
+        A registry name: unet2d, unet3d, dynunet, segresnet, deeplabv3plus, maskrcnn.
     features
         First-level feature maps (default: the plans').
     backbone
-        deeplabv3plus encoder (resnet18|34|50|101).
+        deeplabv3plus / maskrcnn encoder (resnet18|34|50|101).
+    anchor_sizes_px, fpn_channels, max_instances
+        maskrcnn only (see :class:`~medseg.models.NetworkConfig`).
     """
 
     name: str
@@ -37,6 +39,9 @@ class ModelSection(ConfigModel):
     backbone: str | None = None
     deep_supervision: bool = True
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    anchor_sizes_px: list[int] | None = Field(default=None, min_length=5, max_length=5)
+    fpn_channels: int = Field(default=256, ge=32)
+    max_instances: int = Field(default=100, ge=1)
 
 
 class TrainConfig(ConfigModel):
@@ -118,15 +123,25 @@ def network_from_plans(plans: Plans, section: ModelSection) -> NetworkConfig:
     Raises
     ------
     ConfigError
-        If the model does not support the plans' spatial dimensions or is not a semantic
-        segmenter.
+        If the model does not support the plans' spatial dimensions or channels.
     """
     config = NetworkConfig(name=section.name)  # validates the name ("did you mean")
     name = config.model_name
     if name is ModelName.MASKRCNN:
-        raise ConfigError(
-            "maskrcnn is an instance segmenter; medseg train handles semantic models "
-            "(unet2d, unet3d, dynunet, segresnet, deeplabv3plus)"
+        if plans.spatial_dims != 2 or plans.in_channels != 3:
+            raise ConfigError(
+                "maskrcnn is a 2D instance segmenter for RGB images; these plans are "
+                f"{plans.spatial_dims}D with {plans.in_channels} channel(s)"
+            )
+        return NetworkConfig(
+            name=section.name,
+            in_channels=3,
+            out_channels=plans.out_channels,
+            spatial_dims=2,
+            backbone=section.backbone,
+            anchor_sizes_px=section.anchor_sizes_px,
+            fpn_channels=section.fpn_channels,
+            max_instances=section.max_instances,
         )
     features = section.features or plans.features
     common = {

@@ -31,6 +31,7 @@ from medseg.io import Case, DatasetManifest
 from medseg.models import (
     Checkpoint,
     ModelName,
+    ModelTask,
     NetworkConfig,
     build_model,
     load_checkpoint,
@@ -333,8 +334,12 @@ def train_model(
     run_logger: RunLogger | None = None,
     score_fn: ScoreFn | None = None,
     stop_after_epochs: int | None = None,
+    instance_score_fn: ScoreFn | None = None,
 ) -> TrainResult:
     """Train the configured network; write checkpoints into ``out_dir``.
+
+    Instance segmenters (``maskrcnn``) are trained by
+    :func:`~medseg.training.train_instance_model` with ``instance_score_fn``.
 
     Parameters
     ----------
@@ -351,12 +356,30 @@ def train_model(
     stop_after_epochs
         Stop after this many epochs in this call (as if killed); the schedule still spans
         ``config.epochs``.
+    instance_score_fn
+        Score of a predicted instance map against the reference one (e.g. F1 at IoU 0.5)
+        for validating instance segmenters.
 
     Raises
     ------
     OutputExistsError
         If ``out_dir`` holds a checkpoint and neither ``resume`` nor ``overwrite`` is set.
     """
+    if NetworkConfig(name=config.model.name).task is ModelTask.INSTANCE:
+        from medseg.training._instance_trainer import train_instance_model
+
+        return train_instance_model(
+            config,
+            plans=plans,
+            manifest=manifest,
+            root=root,
+            out_dir=out_dir,
+            resume=resume,
+            overwrite=overwrite,
+            run_logger=run_logger,
+            score_fn=instance_score_fn,
+            stop_after_epochs=stop_after_epochs,
+        )
     started = time.perf_counter()
     cpu_started = _cpu_seconds()
     root = Path(root)
