@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from medseg.inference._instances import InstanceConfig, label_instances, resolve_instance_config
 from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
 from medseg.inference._predict import (
     InferConfig,
@@ -76,6 +77,7 @@ __all__ = [
     "DisplayVolume",
     "ImageEmbedding",
     "InferConfig",
+    "InstanceConfig",
     "IntensityConfig",
     "IntensityMode",
     "LabelPostprocess",
@@ -99,6 +101,7 @@ __all__ = [
     "display_axis_codes",
     "embed_image",
     "generate_masks",
+    "label_instances",
     "labels_to_file_grid",
     "load_prompt_file",
     "mask_to_prompt_logits",
@@ -112,6 +115,7 @@ __all__ = [
     "predict_with_box_growing",
     "predict_with_checkpoint",
     "propagate_prompt",
+    "resolve_instance_config",
     "resolve_intensity_mode",
     "resolve_object_prompts",
     "resolve_point_strategy",
