@@ -12,7 +12,7 @@ import enum
 from pydantic import Field, field_validator, model_validator
 
 from medseg.core import ConfigModel
-from medseg.inference import Precision
+from medseg.inference import ComputePrecision, InstanceConfig, Precision
 from medseg.io import Split
 from medseg.transforms import CTWindow
 
@@ -34,6 +34,7 @@ class SegmentMethod(str, enum.Enum):
 
     SAM_REFERENCE_BOX = "sam_reference_box"
     OTSU_WATERSHED = "otsu_watershed"
+    NUCLEI_MODEL = "nuclei_model"
 
 
 class SamBoxConfig(ConfigModel):
@@ -59,12 +60,29 @@ class WatershedConfig(ConfigModel):
     min_size_px: int = Field(default=15, ge=0)
 
 
+class NucleiModelConfig(ConfigModel):
+    """A trained instance model (3-class U-Net + marker watershed), e.g. the shipped ``nuclei``.
+
+    ``model`` is a checkpoint file, a training run folder (relative paths are tried under the
+    dataset root first) or a shipped model's name. ``instances`` overrides the watershed
+    settings stored in the checkpoint.
+    """
+
+    model: str = "nuclei"
+    device: str = "auto"
+    precision: ComputePrecision = ComputePrecision.FP32
+    overlap: float = Field(default=0.5, ge=0, lt=1)
+    mirror: bool = Field(default=False, description="mirror test-time augmentation")
+    instances: InstanceConfig | None = None
+
+
 class SegmentConfig(ConfigModel):
     """Which segmenter runs and its settings."""
 
     method: SegmentMethod
     sam: SamBoxConfig | None = None
     watershed: WatershedConfig = WatershedConfig()
+    nuclei_model: NucleiModelConfig = NucleiModelConfig()
 
     @model_validator(mode="after")
     def _method_has_settings(self) -> SegmentConfig:

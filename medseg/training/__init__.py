@@ -16,7 +16,9 @@ from medseg.training._trainer import (
     TrainResult,
     check_plans_match,
     network_from_plans,
+    select_training_cases,
     train_model,
+    training_plans,
 )
 
 __all__ = [
@@ -31,5 +33,7 @@ __all__ = [
     "compute_instance_targets",
     "compute_poly_factor",
     "network_from_plans",
+    "select_training_cases",
     "train_model",
+    "training_plans",
 ]

@@ -60,10 +60,11 @@ def target_label_names(target: TrainingTarget, labels: Mapping[int, str]) -> dic
 def compute_boundary_classes(instances: np.ndarray, *, boundary_width_px: int = 2) -> np.ndarray:
     """Three-class map from an instance map: 0 background, 1 interior, 2 boundary.
 
-    The boundary is the band of each instance's own pixels within ``boundary_width_px``
-    (chessboard distance) of a pixel that is not in the same instance (background or a
-    touching neighbour), found with ``skimage.segmentation.find_boundaries(mode="inner")``
-    and grown inwards. Everything else inside an instance is interior. Works in 2D and 3D.
+    The boundary is a band of each instance's own pixels: those with a face neighbour outside
+    the instance (background or a touching neighbour; ``skimage.segmentation.
+    find_boundaries(mode="inner")``), grown ``boundary_width_px - 1`` times inwards through
+    face, edge and corner neighbours of the same instance. Everything else inside an instance
+    is interior; interiors of touching instances never touch. Works in 2D and 3D.
 
     Parameters
     ----------
