@@ -14,7 +14,7 @@ count error (predicted − reference nuclei per image), and seconds per image. F
 means over images (each image weighs the same, as in DSB2018's score).
 
     PYTHONPATH=. python benchmarks/nuclei.py [--methods unet watershed sam_auto]
-        [--model nuclei] [--split test] [--cases ID ...] [--json OUT.json]
+        [--model nuclei] [--tta] [--split test] [--cases ID ...] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -39,11 +39,13 @@ ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("fluo", "histo", "bright")
 
 
-def _segmenters(methods: list[str], model: str) -> dict[str, Callable[[Volume], np.ndarray]]:
+def _segmenters(
+    methods: list[str], model: str, *, tta: bool
+) -> dict[str, Callable[[Volume], np.ndarray]]:
     segmenters: dict[str, Callable[[Volume], np.ndarray]] = {}
     if "unet" in methods:
         checkpoint = load_checkpoint(resolve_model_path(model))
-        infer = InferConfig(device="auto")
+        infer = InferConfig(device="auto", mirror=tta)
 
         def unet(volume: Volume) -> np.ndarray:
             return predict_with_checkpoint(checkpoint, volume, config=infer).labels.array[:, :, 0]
@@ -88,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--methods", nargs="+", default=["unet", "watershed", "sam_auto"])
     parser.add_argument("--model", default="nuclei", help="checkpoint, run folder or name")
+    parser.add_argument("--tta", action="store_true", help="mirror TTA for the U-Net")
     parser.add_argument("--split", default="test")
     parser.add_argument("--cases", nargs="*", help="case ids (default: the whole split)")
     parser.add_argument("--json", type=Path, help="also write per-image rows and summaries")
@@ -97,7 +100,7 @@ def main() -> None:
     cases = [c for c in manifest.cases if c.split is Split(args.split)]
     if args.cases:
         cases = [c for c in cases if c.id in set(args.cases)]
-    segmenters = _segmenters(args.methods, args.model)
+    segmenters = _segmenters(args.methods, args.model, tta=args.tta)
     rows: dict[str, list[dict[str, float | str]]] = {name: [] for name in segmenters}
     for case in cases:
         image = read_image(ROOT / case.image)

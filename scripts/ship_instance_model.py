@@ -10,7 +10,7 @@ no optimiser state, and the chosen settings stored as the checkpoint's
 ``instance_postprocess`` (what ``medseg infer --model`` applies).
 
     PYTHONPATH=. python scripts/ship_instance_model.py --run runs/nuclei \
-        --out medseg/models/shipped/nuclei
+        --out medseg/models/shipped/nuclei [--tta]
 """
 
 from __future__ import annotations
@@ -33,14 +33,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 GRID = {
     "foreground_threshold": [0.4, 0.5, 0.6],
-    "seed_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+    "seed_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
     "min_seed_size_px": [1, 4, 8],
-    "min_size_px": [0, 10, 20, 30],
 }
+#: min_size_px candidates stop at this percentile of the training nuclei's areas: a handful of
+#: held-out images (with large nuclei) would otherwise pick a size that deletes the small
+#: nuclei of other images (it picked 60 px, the 10th percentile, when allowed)
+MIN_SIZE_PERCENTILE = 2.0
 
 
 def _validation_probabilities(
-    checkpoint: Checkpoint, config: TrainConfig
+    checkpoint: Checkpoint, config: TrainConfig, *, mirror: bool
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
     manifest = load_manifest(ROOT / config.manifest)
     held_out = set(config.validation_case_ids)
@@ -50,7 +53,7 @@ def _validation_probabilities(
         if c.label is not None and (c.id in held_out or c.split in config.validation_splits)
     ]
     network = checkpoint.build(device="cpu")
-    infer = InferConfig(save_probabilities=True)
+    infer = InferConfig(save_probabilities=True, mirror=mirror)
     out = []
     for case in cases:
         image = read_image(ROOT / case.image)
@@ -62,6 +65,18 @@ def _validation_probabilities(
         out.append((case.id, probabilities, reference))
         print(f"predicted {case.id} ({prediction.seconds:.1f} s)", flush=True)
     return out
+
+
+def _min_size_candidates(config: TrainConfig) -> list[int]:
+    manifest = load_manifest(ROOT / config.manifest)
+    areas = []
+    for case in manifest.cases:
+        if case.split in config.train_splits and case.label is not None:
+            labels = np.asarray(read_image(ROOT / case.label).array)
+            counts = np.bincount(labels.ravel().astype(np.int64))[1:]
+            areas.append(counts[counts > 0])
+    limit = int(np.percentile(np.concatenate(areas), MIN_SIZE_PERCENTILE))
+    return sorted({v for v in (0, 10, 20, 30, 45, 60) if v < limit} | {limit})
 
 
 def _score(
@@ -79,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", required=True, help="training run folder or checkpoint")
     parser.add_argument("--out", type=Path, required=True, help="shipped model folder")
+    parser.add_argument("--tta", action="store_true", help="choose with mirror TTA predictions")
     args = parser.parse_args()
 
     trained = load_checkpoint(resolve_model_path(args.run))
@@ -97,12 +113,14 @@ def main() -> None:
         best_metric=trained.best_metric,
     )
     config = TrainConfig.model_validate(checkpoint.training_config)
-    items = _validation_probabilities(checkpoint, config)
+    items = _validation_probabilities(checkpoint, config, mirror=args.tta)
     default = _score(items, InstanceConfig())
     print(f"defaults {InstanceConfig().model_dump()}: {default}")
+    grid = {**GRID, "min_size_px": _min_size_candidates(config)}
+    print(f"grid: {grid}")
     results = []
-    for values in itertools.product(*GRID.values()):
-        candidate = InstanceConfig(**dict(zip(GRID, values, strict=True)))
+    for values in itertools.product(*grid.values()):
+        candidate = InstanceConfig(**dict(zip(grid, values, strict=True)))
         results.append((_score(items, candidate), candidate))
     results.sort(key=lambda r: (r[0]["dsb_score"], r[0]["f1_50"]), reverse=True)
     for scores, candidate in results[:8]:
@@ -114,6 +132,8 @@ def main() -> None:
     summary = {
         "validation_cases": [case_id for case_id, _, _ in items],
         "chosen": best.model_dump(mode="json"),
+        "mirror_tta": args.tta,
+        "grid": grid,
         "validation": {k: round(v, 4) for k, v in best_scores.items()},
         "validation_with_defaults": {k: round(v, 4) for k, v in default.items()},
         "epoch": checkpoint.epoch,

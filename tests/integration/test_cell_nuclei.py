@@ -46,11 +46,13 @@ def test_shipped_checkpoint_is_a_small_instance_model(repo_root: Path) -> None:
     assert all(c.split.value == "train" for c in manifest.cases if c.id in held_out)
 
 
+@pytest.mark.slow  # ~15 s of CPU, 70 s wall on the shared 2-core machine
 def test_infer_reproduces_the_recorded_subset_metrics(
     card: dict, subset_cases: list, repo_root: Path, tmp_path: Path
 ) -> None:
     images = [str(repo_root / case.image) for case in subset_cases]
-    assert main(["infer", "--model", "nuclei", *images, "--out", str(tmp_path)]) == ExitCode.OK
+    command = ["infer", "--model", "nuclei", "--tta", *images, "--out", str(tmp_path)]
+    assert main(command) == ExitCode.OK
     f1, pq = [], []
     for case in subset_cases:
         image = read_image(repo_root / case.image)
@@ -69,6 +71,7 @@ def test_infer_reproduces_the_recorded_subset_metrics(
     assert statistics.fmean(pq) == pytest.approx(recorded["pq_50"], abs=0.01)
 
 
+@pytest.mark.slow  # ~15 s of CPU (MLflow, two images with TTA), 75 s wall under load
 def test_pipeline_runs_end_to_end_on_two_test_images(
     card: dict, subset_cases: list, repo_root: Path, tmp_path: Path
 ) -> None:
