@@ -874,6 +874,7 @@ _INFER_EPILOG = """\
 examples:
   medseg infer --model runs/drive data/retina_drive/test/images/01_test.tif --out pred/
   medseg infer --model runs/spleen image.nii.gz --out pred/ --tta --probabilities --precision bf16
+  medseg infer --model nuclei data/cells_dsb2018/test/images/06350c7cc618be44.png --out pred/
 """
 
 
@@ -995,7 +996,12 @@ def _output_stem(path: Path) -> str:
 
 def _cmd_infer(args: argparse.Namespace) -> int:
     from medseg.core import InputError, read_yaml
-    from medseg.inference import InferConfig, predict_volume, write_probabilities
+    from medseg.inference import (
+        InferConfig,
+        predict_volume,
+        resolve_instance_config,
+        write_probabilities,
+    )
     from medseg.io import read_image, write_nifti
     from medseg.models import load_checkpoint, resolve_model_path
 
@@ -1028,15 +1034,23 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         ]
     checkpoint = load_checkpoint(resolve_model_path(args.model))
     network = checkpoint.build(device="cpu")
+    # a 3-class instance model (e.g. --model nuclei) writes instance ids 1..N, not classes
+    instances = resolve_instance_config(checkpoint, config.instances)
     for path, name, case_id in jobs:
         volume = read_image(path)
         stem = name[: -len("_labels")] if name.endswith("_labels") else name
         prediction = predict_volume(
-            network, volume, plans=checkpoint.plans, config=config, case_id=case_id
+            network,
+            volume,
+            plans=checkpoint.plans,
+            config=config,
+            case_id=case_id,
+            instances=instances,
         )
         label_path = args.out / f"{name}.nii.gz"
         write_nifti(prediction.labels, label_path, overwrite=args.overwrite)
-        print(f"{label_path} ({prediction.seconds:.1f} s)")
+        found = f", {int(prediction.labels.array.max())} instances" if instances else ""
+        print(f"{label_path} ({prediction.seconds:.1f} s{found})")
         if prediction.probabilities is not None:
             prob_path = args.out / f"{stem}_probabilities.npz"
             write_probabilities(
@@ -1403,7 +1417,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="segment images with a trained checkpoint (sliding window, TTA, postprocessing)",
         description="Preprocess each input with the checkpoint's plans, predict by sliding "
         "window with Gaussian blending, resample back to the input grid, postprocess and "
-        "write <name>_labels.nii.gz with the input's shape and affine.",
+        "write <name>_labels.nii.gz with the input's shape and affine. An instance model "
+        "(e.g. the shipped 'nuclei') writes an instance map: 0 background, 1..N one object "
+        "each, separated by a marker watershed.",
         epilog=_INFER_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from medseg.inference._allocator import retain_freed_memory
 from medseg.inference._fast_layers import FastInstanceNorm, SubPixelConvTranspose, prepare_network
 from medseg.inference._instance_predict import is_instance_detector, predict_instances
+from medseg.inference._instances import InstanceConfig, label_instances, resolve_instance_config
 from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
 from medseg.inference._predict import (
     InferConfig,
@@ -136,6 +137,7 @@ __all__ = [
     "FastInstanceNorm",
     "ImageEmbedding",
     "InferConfig",
+    "InstanceConfig",
     "IntensityConfig",
     "IntensityMode",
     "LabelPostprocess",
@@ -161,6 +163,7 @@ __all__ = [
     "embed_image",
     "generate_masks",
     "is_instance_detector",
+    "label_instances",
     "labels_to_file_grid",
     "load_prompt_file",
     "mask_to_prompt_logits",
@@ -176,6 +179,7 @@ __all__ = [
     "predict_with_checkpoint",
     "prepare_network",
     "propagate_prompt",
+    "resolve_instance_config",
     "resolve_intensity_mode",
     "resolve_object_prompts",
     "resolve_point_strategy",

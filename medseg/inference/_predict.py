@@ -1,5 +1,6 @@
 """Whole-image prediction from a checkpoint: plans-based preprocessing, sliding window,
-inverse resampling onto the source grid and per-class postprocessing.
+inverse resampling onto the source grid and per-class postprocessing (or, for an instance
+model, the marker watershed of :func:`~medseg.inference.label_instances`).
 
 Memory: the only full-size float32 probability volume is the sliding-window output on the
 network's grid; it is resampled to the source grid one channel at a time (running argmax),
@@ -19,6 +20,7 @@ from pydantic import Field
 
 from medseg.core import ConfigError, ConfigModel, atomic_output
 from medseg.inference._instance_predict import is_instance_detector, predict_instances
+from medseg.inference._instances import InstanceConfig, label_instances, resolve_instance_config
 from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
 from medseg.inference._sliding_window import (
     ComputePrecision,
@@ -56,6 +58,9 @@ class InferConfig(ConfigModel):
         Rules per class name (as in the checkpoint's labels).
     min_score
         Instance models (Mask R-CNN): detections less confident than this are dropped.
+    instances
+        Instance post-processing of an instance model (``target: instance_boundary``);
+        null uses the settings stored in its checkpoint.
     """
 
     overlap: float = Field(default=0.5, ge=0, lt=1)
@@ -66,6 +71,7 @@ class InferConfig(ConfigModel):
     save_probabilities: bool = False
     postprocess: dict[str, LabelPostprocess] = Field(default_factory=dict)
     min_score: float = Field(default=0.5, ge=0, le=1)
+    instances: InstanceConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,8 @@ class Prediction:
     ----------
     labels
         Class map (uint8) with the input's spatial shape and affine (2D: ``(col, row, 1)``);
-        for an instance model, an instance map (uint16, 0 background, 1..N objects).
+        for an instance model (Mask R-CNN or a 3-class boundary U-Net), an instance map
+        (0 background, 1..N objects).
     probabilities
         ``(*spatial, C)`` float16 probabilities on the same grid, or None.
     seconds
@@ -107,6 +114,7 @@ def predict_volume(
     plans: Plans,
     config: InferConfig,
     case_id: str = "case",
+    instances: InstanceConfig | None = None,
 ) -> Prediction:
     """Segment one image with a trained network.
 
@@ -119,6 +127,9 @@ def predict_volume(
         The image as read by :func:`medseg.io.read_image`, with its source geometry.
     plans
         The plans the network was trained with (spacing, normalisation, patch size).
+    instances
+        For an instance model (see :func:`resolve_instance_config`): turn the background /
+        interior / boundary probabilities into an instance map on the source grid.
 
     Returns
     -------
@@ -153,15 +164,23 @@ def predict_volume(
     probabilities = predict_sliding_window(network, image, config=sliding, device=device)
     del image
     source_spatial = case.image.shape[1:]
-    labels, probs16 = _to_source_grid(probabilities, source_spatial, keep=config.save_probabilities)
+    keep = config.save_probabilities or instances is not None
+    labels, probs16 = _to_source_grid(probabilities, source_spatial, keep=keep)
     del probabilities
-    labels = postprocess_labels(labels, rules=_rules(plans, config.postprocess))
+    kind = "labels"
+    if instances is not None and probs16 is not None:
+        labels = label_instances(np.moveaxis(probs16, -1, 0), config=instances)
+        kind = "instances"
+        if not config.save_probabilities:
+            probs16 = None
+    else:
+        labels = postprocess_labels(labels, rules=_rules(plans, config.postprocess)).astype(
+            np.uint8
+        )
     if plans.spatial_dims == 2:
         labels = labels[:, :, None]
         probs16 = probs16[:, :, None] if probs16 is not None else None
-    label_volume = Volume(
-        array=labels.astype(np.uint8), affine=volume.affine.copy(), metadata={"kind": "labels"}
-    )
+    label_volume = Volume(array=labels, affine=volume.affine.copy(), metadata={"kind": kind})
     prob_volume = (
         Volume(array=probs16, affine=volume.affine.copy(), metadata={"kind": "probabilities"})
         if probs16 is not None
@@ -196,9 +215,17 @@ def _to_source_grid(
 def predict_with_checkpoint(
     checkpoint: Checkpoint, volume: Volume, *, config: InferConfig, case_id: str = "case"
 ) -> Prediction:
-    """:func:`predict_volume` with the network and plans stored in ``checkpoint``."""
+    """:func:`predict_volume` with the network and plans stored in ``checkpoint``; an
+    instance model's output is its instance map (:func:`resolve_instance_config`)."""
     network = checkpoint.build(device="cpu")
-    return predict_volume(network, volume, plans=checkpoint.plans, config=config, case_id=case_id)
+    return predict_volume(
+        network,
+        volume,
+        plans=checkpoint.plans,
+        config=config,
+        case_id=case_id,
+        instances=resolve_instance_config(checkpoint, config.instances),
+    )
 
 
 def write_probabilities(

@@ -2,8 +2,10 @@
 
 A checkpoint is a ``torch.save`` dict of plain types and tensors (loadable with
 ``weights_only=True``): format tag, the resolved :class:`NetworkConfig`, the
-:class:`~medseg.transforms.Plans`, label names, the training config, the weights and — for
-resuming — optimizer/scheduler state, epoch and best metric.
+:class:`~medseg.transforms.Plans`, label names, the training config, what the network was
+trained to output (its :class:`~medseg.transforms.TrainingTarget`, with the instance
+post-processing settings validated for it), the weights and — for resuming —
+optimizer/scheduler state, epoch and best metric.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from torch import nn
 
 from medseg.core import ModelError, atomic_output, parse_config
 from medseg.models._registry import NetworkConfig, build_model
-from medseg.transforms import Plans
+from medseg.transforms import Plans, TrainingTarget
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,12 @@ class Checkpoint:
         Network weights.
     training_config
         The resolved training config (plain dict), for the record.
+    target
+        What the outputs mean: ``semantic`` classes, or ``instance_boundary`` (background /
+        interior / boundary, turned into instances by ``medseg.inference.label_instances``).
+    instance_postprocess
+        For ``instance_boundary``: the ``medseg.inference.InstanceConfig`` fields chosen on
+        validation data for this network (plain dict; empty means the defaults).
     epoch
         Last completed epoch (0-based), or -1 before training.
     best_metric
@@ -51,9 +59,16 @@ class Checkpoint:
     plans: Plans
     state_dict: dict[str, torch.Tensor]
     training_config: dict[str, Any] = field(default_factory=dict)
+    target: TrainingTarget = TrainingTarget.SEMANTIC
+    instance_postprocess: dict[str, Any] = field(default_factory=dict)
     epoch: int = -1
     best_metric: float = float("nan")
     resume_state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_instance_model(self) -> bool:
+        """True when the outputs are turned into object instances (not a class map)."""
+        return self.target is TrainingTarget.INSTANCE_BOUNDARY
 
     @property
     def label_names(self) -> dict[int, str]:
@@ -75,6 +90,8 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path, *, overwrite: bool
         "plans": checkpoint.plans.model_dump(mode="json"),
         "label_names": {int(k): v for k, v in checkpoint.label_names.items()},
         "training_config": checkpoint.training_config,
+        "target": checkpoint.target.value,
+        "instance_postprocess": checkpoint.instance_postprocess,
         "state_dict": checkpoint.state_dict,
         "epoch": checkpoint.epoch,
         "best_metric": checkpoint.best_metric,
@@ -107,11 +124,23 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise ModelError(
             f"not a medseg checkpoint: expected format {CHECKPOINT_FORMAT!r}", path=path
         )
+    target_value = payload.get("target", TrainingTarget.SEMANTIC.value)
+    try:
+        target = TrainingTarget(target_value)
+    except ValueError as err:
+        known = ", ".join(t.value for t in TrainingTarget)
+        raise ModelError(
+            f"unknown checkpoint target {target_value!r} (known: {known}); "
+            "is this checkpoint from a newer medseg?",
+            path=path,
+        ) from err
     return Checkpoint(
         network=parse_config(NetworkConfig, payload["network"], source=path),
         plans=parse_config(Plans, payload["plans"], source=path),
         state_dict=payload["state_dict"],
         training_config=dict(payload.get("training_config", {})),
+        target=target,
+        instance_postprocess=dict(payload.get("instance_postprocess", {})),
         epoch=int(payload.get("epoch", -1)),
         best_metric=float(payload.get("best_metric", float("nan"))),
         resume_state=dict(payload.get("resume_state", {})),

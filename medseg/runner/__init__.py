@@ -15,6 +15,7 @@ from medseg.runner._pipeline import (
     EvaluateConfig,
     EvaluationKind,
     ExportConfig,
+    NucleiModelConfig,
     PipelineConfig,
     PipelineTrackingConfig,
     SamBoxConfig,
@@ -28,6 +29,7 @@ from medseg.runner._schemas import CONFIG_KINDS, config_schema
 from medseg.runner._stages import (
     CaseContext,
     segment_nuclei_watershed,
+    segment_nuclei_with_model,
     segment_with_reference_boxes,
 )
 from medseg.runner._state import CaseRecord, CaseStateStore, CaseStatus
@@ -46,6 +48,7 @@ __all__ = [
     "EvaluateConfig",
     "EvaluationKind",
     "ExportConfig",
+    "NucleiModelConfig",
     "PipelineConfig",
     "PipelineTrackingConfig",
     "SamBoxConfig",
@@ -59,6 +62,7 @@ __all__ = [
     "run_case",
     "run_pipeline",
     "segment_nuclei_watershed",
+    "segment_nuclei_with_model",
     "segment_with_reference_boxes",
     "segment_with_trained_model",
     "select_cases",

@@ -12,7 +12,7 @@ import enum
 from pydantic import Field, field_validator, model_validator
 
 from medseg.core import ConfigModel
-from medseg.inference import ComputePrecision, Precision
+from medseg.inference import ComputePrecision, InstanceConfig, Precision
 from medseg.io import Split
 from medseg.transforms import CTWindow
 
@@ -35,6 +35,7 @@ class SegmentMethod(str, enum.Enum):
     SAM_REFERENCE_BOX = "sam_reference_box"
     OTSU_WATERSHED = "otsu_watershed"
     TRAINED_MODEL = "trained_model"
+    NUCLEI_MODEL = "nuclei_model"
 
 
 class SamBoxConfig(ConfigModel):
@@ -76,6 +77,22 @@ class TrainedModelConfig(ConfigModel):
     mirror: bool = Field(default=False, description="mirror test-time augmentation")
 
 
+class NucleiModelConfig(ConfigModel):
+    """A trained instance model (3-class U-Net + marker watershed), e.g. the shipped ``nuclei``.
+
+    ``model`` is a checkpoint file, a training run folder (relative paths are tried under the
+    dataset root first) or a shipped model's name. ``instances`` overrides the watershed
+    settings stored in the checkpoint.
+    """
+
+    model: str = "nuclei"
+    device: str = "auto"
+    precision: ComputePrecision = ComputePrecision.FP32
+    overlap: float = Field(default=0.5, ge=0, lt=1)
+    mirror: bool = Field(default=False, description="mirror test-time augmentation")
+    instances: InstanceConfig | None = None
+
+
 class SegmentConfig(ConfigModel):
     """Which segmenter runs and its settings."""
 
@@ -83,6 +100,7 @@ class SegmentConfig(ConfigModel):
     sam: SamBoxConfig | None = None
     watershed: WatershedConfig = WatershedConfig()
     trained_model: TrainedModelConfig | None = None
+    nuclei_model: NucleiModelConfig = NucleiModelConfig()
 
     @model_validator(mode="after")
     def _method_has_settings(self) -> SegmentConfig:

@@ -13,11 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from medseg.core import ConfigError, InputError, atomic_output
 from medseg.evaluation import compute_instance_metrics, compute_label_metrics
 from medseg.export import write_contour_overlay
-from medseg.inference import box_from_mask, embed_image, predict_box_logits
+from medseg.inference import (
+    InferConfig,
+    box_from_mask,
+    embed_image,
+    predict_box_logits,
+    predict_volume,
+    resolve_instance_config,
+)
 from medseg.io import (
     Case,
     Volume,
@@ -28,9 +36,10 @@ from medseg.io import (
     reorient_like,
     write_nifti,
 )
-from medseg.models import SamModel, load_sam_model
+from medseg.models import Checkpoint, SamModel, load_checkpoint, load_sam_model, resolve_model_path
 from medseg.runner._pipeline import (
     EvaluationKind,
+    NucleiModelConfig,
     PipelineConfig,
     SamBoxConfig,
     SegmentMethod,
@@ -178,6 +187,43 @@ def segment_nuclei_watershed(image: Volume, *, config: WatershedConfig) -> Volum
     return image.with_array(instances[:, :, None])
 
 
+@functools.lru_cache(maxsize=2)
+def cached_instance_model(path: str) -> tuple[Checkpoint, torch.nn.Module]:
+    """One checkpoint load per worker process, not per case."""
+    checkpoint = load_checkpoint(path)
+    if not checkpoint.is_instance_model:
+        raise ConfigError(
+            f"method nuclei_model needs an instance model (target instance_boundary); this "
+            f"checkpoint's target is {checkpoint.target.value}",
+            path=path,
+        )
+    return checkpoint, checkpoint.build(device="cpu")
+
+
+def segment_nuclei_with_model(image: Volume, *, config: NucleiModelConfig, root: Path) -> Volume:
+    """Nuclei instances from a trained 3-class U-Net and its marker watershed.
+
+    Returns a uint16 instance map (0 background, 1..N) on ``image``'s grid.
+    """
+    candidate = root / config.model
+    path = resolve_model_path(candidate if candidate.exists() else config.model)
+    checkpoint, network = cached_instance_model(str(path))
+    infer = InferConfig(
+        overlap=config.overlap,
+        precision=config.precision,
+        mirror=config.mirror,
+        device=config.device,
+    )
+    prediction = predict_volume(
+        network,
+        image,
+        plans=checkpoint.plans,
+        config=infer,
+        instances=resolve_instance_config(checkpoint, config.instances),
+    )
+    return prediction.labels
+
+
 def segment(context: CaseContext, config: PipelineConfig) -> None:
     """Run the configured segmenter and store its label map on the image grid."""
     image = context.image
@@ -206,6 +252,10 @@ def segment(context: CaseContext, config: PipelineConfig) -> None:
             raise ConfigError("segment.trained_model is required for method trained_model")
         context.prediction, context.probabilities = segment_with_trained_model(
             image, config=trained, labels=context.labels, root=context.root
+        )
+    elif method is SegmentMethod.NUCLEI_MODEL:
+        context.prediction = segment_nuclei_with_model(
+            image, config=config.segment.nuclei_model, root=context.root
         )
 
 

@@ -23,7 +23,9 @@ from medseg.training._trainer import (
     TrainResult,
     check_plans_match,
     network_from_plans,
+    select_training_cases,
     train_model,
+    training_plans,
 )
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "load_instance_items",
     "network_from_plans",
     "predict_instance_map",
+    "select_training_cases",
     "train_instance_model",
     "train_model",
+    "training_plans",
 ]

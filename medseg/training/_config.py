@@ -9,7 +9,7 @@ from pydantic import Field
 from medseg.core import ConfigError, ConfigModel
 from medseg.io import Split
 from medseg.models import ModelName, NetworkConfig
-from medseg.transforms import Plans
+from medseg.transforms import Plans, TrainingTarget
 
 
 class OptimizerName(str, enum.Enum):
@@ -79,6 +79,15 @@ class TrainConfig(ConfigModel):
         one per core). On a CPU shared with other jobs, 1 avoids OpenMP threads waiting
         for each other: a 2D U-Net step measured 0.19 s with 1 thread and 5.0 s with 2
         on this project's 2 cores at load 8.
+    target
+        ``semantic`` (the label map's classes) or ``instance_boundary`` (the labels are
+        instance maps; the network learns background / interior / boundary, see
+        :func:`medseg.transforms.compute_boundary_classes`).
+    boundary_width_px
+        Boundary band width of the ``instance_boundary`` target, in network pixels.
+    validation_case_ids
+        Cases of the training splits held out for validation (moved out of training), for
+        datasets whose manifest has no validation split.
     """
 
     manifest: str
@@ -88,6 +97,8 @@ class TrainConfig(ConfigModel):
     train_splits: list[Split] = Field(default_factory=lambda: [Split.TRAIN])
     validation_splits: list[Split] = Field(default_factory=lambda: [Split.VALIDATION])
     validation_case_ids: list[str] = Field(default_factory=list)
+    target: TrainingTarget = TrainingTarget.SEMANTIC
+    boundary_width_px: int = Field(default=2, ge=1, le=16)
     epochs: int = Field(default=50, ge=1)
     iterations_per_epoch: int = Field(default=50, ge=1)
     batch_size: int | None = Field(default=None, ge=1)

@@ -41,11 +41,14 @@ from medseg.models import (
 from medseg.training._config import OptimizerName, TrainConfig, compute_poly_factor
 from medseg.training._config import network_from_plans as _network_from_plans
 from medseg.transforms import (
+    InstancesToBoundaryClassesd,
     Plans,
+    TrainingTarget,
     build_augmentation,
     build_preprocessing,
     load_case,
     run_chain,
+    target_label_names,
 )
 
 logger = logging.getLogger(__name__)
@@ -121,6 +124,47 @@ def _select_cases(manifest: DatasetManifest, splits: Sequence[Any], *, what: str
     return cases
 
 
+def select_training_cases(
+    config: TrainConfig, manifest: DatasetManifest
+) -> tuple[list[Case], list[Case]]:
+    """Training and validation cases: by split, with ``validation_case_ids`` held out.
+
+    Raises
+    ------
+    ConfigError
+        If a held-out id is not a labelled case of the manifest.
+    """
+    held_out = set(config.validation_case_ids)
+    labelled = {c.id: c for c in manifest.cases if c.label is not None}
+    unknown = sorted(held_out - set(labelled))
+    if unknown:
+        raise ConfigError(
+            f"validation_case_ids not among the labelled cases of {manifest.name}: "
+            f"{', '.join(unknown[:5])}"
+        )
+    train = [
+        c
+        for c in _select_cases(manifest, config.train_splits, what="training")
+        if c.id not in held_out
+    ]
+    if not train:
+        raise InputError("every training case is held out for validation")
+    validation = _select_cases(manifest, config.validation_splits, what="validation")
+    validation += [c for c in manifest.cases if c.id in held_out and c not in validation]
+    return train, validation
+
+
+def training_plans(plans: Plans, config: TrainConfig) -> Plans:
+    """The plans with the class names the network learns for the config's target.
+
+    ``instance_boundary`` replaces the dataset's single object class by its interior and
+    boundary classes (three outputs with background); ``semantic`` keeps the plans as they are.
+    """
+    if config.target is TrainingTarget.SEMANTIC:
+        return plans
+    return plans.model_copy(update={"labels": target_label_names(config.target, plans.labels)})
+
+
 class _LoadCased(Transform):
     """Dict transform: a manifest case → image/label arrays.
 
@@ -128,14 +172,26 @@ class _LoadCased(Transform):
     deterministic ``Transform`` prefix of the chain).
     """
 
-    def __init__(self, *, root: Path, labels: dict[int, str], image_keys: list[str]) -> None:
+    def __init__(
+        self,
+        *,
+        root: Path,
+        labels: dict[int, str],
+        image_keys: list[str],
+        instance_label: bool = False,
+    ) -> None:
         self.root = root
         self.labels = labels
         self.image_keys = image_keys
+        self.instance_label = instance_label
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
         arrays = load_case(
-            item["case"], root=self.root, labels=self.labels, image_keys=self.image_keys
+            item["case"],
+            root=self.root,
+            labels=self.labels,
+            image_keys=self.image_keys,
+            instance_label=self.instance_label,
         )
         label = arrays.label[None] if arrays.label is not None else None
         return {"image": arrays.image, "label": label, "spacing_mm": list(arrays.spacing_mm)}
@@ -149,36 +205,35 @@ def _build_datasets(
     config: TrainConfig, plans: Plans, manifest: DatasetManifest, root: Path, batch_size: int
 ) -> tuple[Any, list[dict[str, Any]], Any]:
     from monai.data import CacheDataset
-    from monai.transforms import Compose, EnsureTyped, Lambda
+    from monai.transforms import Compose, EnsureTyped, Identity, Lambda
 
+    instances = config.target is TrainingTarget.INSTANCE_BOUNDARY
     load = _LoadCased(
         root=root,
         labels={int(k): v for k, v in manifest.labels.items()},
         image_keys=plans.image_keys,
+        instance_label=instances,
     )
     preprocess = build_preprocessing(plans)
     augment = build_augmentation(plans)
-    held_out = set(config.validation_case_ids)
-    unknown = held_out - {c.id for c in manifest.cases}
-    if unknown:
-        raise ConfigError(
-            f"validation_case_ids not in manifest {manifest.name}: {', '.join(sorted(unknown))}"
-        )
-    train_cases = [
-        c
-        for c in _select_cases(manifest, config.train_splits, what="training")
-        if c.id not in held_out
-    ]
-    if not train_cases:
-        raise InputError("validation_case_ids hold out every training case; keep some")
-    # Flat: CacheDataset caches the chain up to its first Randomizable member, and a nested
-    # Compose counts as one, so nesting would leave preprocessing uncached.
+    # instance targets are made after augmentation (on the resampled, rotated instance ids),
+    # so the boundary band keeps its width in network pixels
+    target = (
+        InstancesToBoundaryClassesd(boundary_width_px=config.boundary_width_px)
+        if instances
+        else Identity()
+    )
+    train_cases, validation_cases = select_training_cases(config, manifest)
+    # the chains' transforms are listed one by one: a nested Compose counts as random for
+    # CacheDataset, which would then cache nothing after loading (normalisation, padding and
+    # the crop's voxel indices are deterministic and cached this way)
     chain = Compose(
         [
             load,
             *preprocess.transforms,
             Lambda(_drop_meta),
             *augment.transforms,
+            target,
             EnsureTyped(keys=["image", "label"]),
         ]
     )
@@ -188,15 +243,13 @@ def _build_datasets(
         cache_rate=config.cache_rate,
         num_workers=None,
         progress=False,
+        # the first random transform (the patch crop) reads the cached item without changing
+        # it, so copying every whole cached image per sample (MONAI's default) is not needed
+        copy_cache=False,
     )
     validation = []
-    validation_cases = [c for c in manifest.cases if c.id in held_out and c.label is not None] + [
-        c
-        for c in _select_cases(manifest, config.validation_splits, what="validation")
-        if c.id not in held_out
-    ]
     for case in validation_cases:
-        item = run_chain(preprocess, load({"case": case}))
+        item = target(run_chain(preprocess, load({"case": case})))
         item["case_id"] = case.id
         validation.append(item)
     logger.info(
@@ -392,6 +445,7 @@ def train_model(
             "--overwrite to start again",
             path=last_path,
         )
+    plans = training_plans(plans, config)
     network = network_from_plans(plans, config)
     batch_size = config.batch_size or plans.batch_size
     with (
@@ -531,6 +585,7 @@ def _checkpoint(
         plans=plans,
         state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
         training_config=config.model_dump(mode="json"),
+        target=config.target,
         epoch=epoch,
         best_metric=best_metric,
         resume_state=resume_state or {},

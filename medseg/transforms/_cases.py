@@ -99,6 +99,24 @@ def label_to_classes(
     )
 
 
+def instances_from_volume(volume: Volume, *, is_2d: bool) -> np.ndarray:
+    """Instance map (int32, spatial axes as the image) from an instance label Volume.
+
+    Raises
+    ------
+    InputError
+        If the values are not non-negative integers below 2**31.
+    """
+    array = np.asarray(volume.array)
+    if array.ndim == 4:
+        array = array[..., 0]  # a colour axis written by some tools: ids are in any channel
+    if is_2d:
+        array = array[:, :, 0]
+    if array.size and (array.min() < 0 or array.max() >= 2**31 or not np.all(array % 1 == 0)):
+        raise InputError("instance label map must hold integer ids 0 (background) .. 2**31-1")
+    return array.astype(np.int32)
+
+
 def load_case(
     case: Case,
     *,
@@ -106,6 +124,7 @@ def load_case(
     labels: Mapping[int, str],
     with_label: bool = True,
     image_keys: Sequence[str] | None = None,
+    instance_label: bool = False,
 ) -> CaseArrays:
     """Read a manifest case (image, extra channels, label) into a :class:`CaseArrays`.
 
@@ -113,6 +132,9 @@ def load_case(
     case's ``additional_images`` (default: all of them, sorted after the image). Plans store
     the keys they were made with, so a case with extra files (e.g. a second observer's
     annotation) still gives the network the channels it was trained on.
+
+    ``instance_label``: keep the label's values as they are (an instance map, 0 background,
+    1..N one object each) as int32 instead of mapping them to the manifest's classes.
     """
     root = Path(root)
     volume = read_image(root / case.image)
@@ -138,7 +160,10 @@ def load_case(
             check_same_grid(volume, label_volume)
         except GeometryError as err:
             raise GeometryError(f"case {case.id}: {err}") from err
-        label = label_to_classes(label_volume, labels=labels, is_2d=two_d)
+        if instance_label:
+            label = instances_from_volume(label_volume, is_2d=two_d)
+        else:
+            label = label_to_classes(label_volume, labels=labels, is_2d=two_d)
     spacing = volume.spacing_mm[:2] if two_d else volume.spacing_mm
     return CaseArrays(
         case_id=case.id,

@@ -38,3 +38,26 @@ def test_sam_method_needs_its_section() -> None:
             PipelineConfig,
             {**_BASE, "stages": ["ingest", "segment"], "segment": {"method": "sam_reference_box"}},
         )
+
+
+def test_cell_nuclei_pipeline_uses_the_shipped_instance_model(repo_root) -> None:
+    from medseg.core import load_config
+    from medseg.runner import EvaluationKind, SegmentMethod
+
+    config = load_config(repo_root / "pipelines/cell_nuclei.yaml", PipelineConfig)
+    assert config.segment.method is SegmentMethod.NUCLEI_MODEL
+    assert config.segment.nuclei_model.model == "nuclei"
+    assert config.segment.nuclei_model.instances is None  # the checkpoint's own settings
+    assert config.evaluate.kind is EvaluationKind.INSTANCE
+    with pytest.raises(ConfigError, match="seed_threshold"):
+        parse_config(
+            PipelineConfig,
+            {
+                **_BASE,
+                "stages": ["ingest", "segment"],
+                "segment": {
+                    "method": "nuclei_model",
+                    "nuclei_model": {"instances": {"seed_threshold": 2.0}},
+                },
+            },
+        )

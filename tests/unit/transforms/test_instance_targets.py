@@ -1,0 +1,119 @@
+"""Instance map → background / interior / boundary training target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from medseg.core import InputError
+from medseg.io import load_manifest
+from medseg.transforms import (
+    BOUNDARY_CLASS,
+    INTERIOR_CLASS,
+    InstancesToBoundaryClassesd,
+    TrainingTarget,
+    compute_boundary_classes,
+    load_case,
+    target_label_names,
+)
+
+
+def _two_touching_boxes() -> np.ndarray:
+    labels = np.zeros((12, 20), dtype=np.uint16)
+    labels[2:10, 2:9] = 1
+    labels[2:10, 9:16] = 2
+    return labels
+
+
+def test_width_one_by_hand() -> None:
+    classes = compute_boundary_classes(_two_touching_boxes(), boundary_width_px=1)
+    expected = np.zeros((12, 20), dtype=np.uint8)
+    expected[2:10, 2:16] = BOUNDARY_CLASS
+    expected[3:9, 3:8] = INTERIOR_CLASS  # object 1: columns 2..8, its outline excluded
+    expected[3:9, 10:15] = INTERIOR_CLASS  # object 2: columns 9..15
+    np.testing.assert_array_equal(classes, expected)
+    assert classes.dtype == np.uint8
+
+
+def test_width_two_by_hand() -> None:
+    classes = compute_boundary_classes(_two_touching_boxes(), boundary_width_px=2)
+    expected = np.zeros((12, 20), dtype=np.uint8)
+    expected[2:10, 2:16] = BOUNDARY_CLASS
+    expected[4:8, 4:7] = INTERIOR_CLASS
+    expected[4:8, 11:14] = INTERIOR_CLASS
+    np.testing.assert_array_equal(classes, expected)
+
+
+def test_band_stays_inside_objects_and_separates_touching_ones() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.zeros((96, 96), dtype=np.int32)
+    yy, xx = np.mgrid[:96, :96]
+    for index in range(1, 13):  # overlapping discs: later ones paint over earlier ones
+        cy, cx, r = rng.integers(10, 86), rng.integers(10, 86), rng.integers(5, 12)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < r**2] = index
+    for width in (1, 2, 3):
+        classes = compute_boundary_classes(labels, boundary_width_px=width)
+        np.testing.assert_array_equal(classes > 0, labels > 0)
+        # no interior pixel lies within `width` pixels of another object or background (one
+        # 4-neighbour step, then 8-neighbour steps: the band's definition)
+        for index in np.unique(labels[labels > 0]):
+            outside = labels != index
+            near = ndimage.binary_dilation(outside, ndimage.generate_binary_structure(2, 1))
+            if width > 1:
+                near = ndimage.binary_dilation(near, np.ones((3, 3)), iterations=width - 1)
+            assert not (near & (labels == index) & (classes == INTERIOR_CLASS)).any()
+        # interiors of different objects never touch (8-connectivity)
+        interiors, _ = ndimage.label(classes == INTERIOR_CLASS, np.ones((3, 3)))
+        for component in range(1, interiors.max() + 1):
+            assert len(np.unique(labels[interiors == component])) == 1
+
+
+def test_three_dimensional_instances() -> None:
+    labels = np.zeros((10, 10, 10), dtype=np.uint8)
+    labels[2:8, 2:8, 2:8] = 5
+    classes = compute_boundary_classes(labels, boundary_width_px=1)
+    assert (classes == INTERIOR_CLASS).sum() == 4**3
+    assert (classes == BOUNDARY_CLASS).sum() == 6**3 - 4**3
+
+
+def test_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        compute_boundary_classes(_two_touching_boxes(), boundary_width_px=0)
+    with pytest.raises(InputError, match="integer"):
+        compute_boundary_classes(np.full((4, 4), 0.5))
+
+
+def test_dict_transform_on_a_float_channel_first_label() -> None:
+    item = {"image": np.zeros((3, 12, 20), np.float32), "label": _two_touching_boxes()[None]}
+    out = InstancesToBoundaryClassesd(boundary_width_px=1)({**item, "label": item["label"] * 1.0})
+    assert out["label"].shape == (1, 12, 20)
+    np.testing.assert_array_equal(
+        out["label"][0], compute_boundary_classes(_two_touching_boxes(), boundary_width_px=1)
+    )
+    assert InstancesToBoundaryClassesd()({"image": item["image"]}) == {"image": item["image"]}
+
+
+def test_target_label_names() -> None:
+    assert target_label_names(TrainingTarget.SEMANTIC, {1: "a", 2: "b"}) == {1: "a", 2: "b"}
+    assert target_label_names(TrainingTarget.INSTANCE_BOUNDARY, {1: "nucleus"}) == {
+        1: "nucleus_interior",
+        2: "nucleus_boundary",
+    }
+    with pytest.raises(InputError, match="one object class"):
+        target_label_names(TrainingTarget.INSTANCE_BOUNDARY, {1: "a", 2: "b"})
+
+
+def test_real_dsb_case_keeps_its_instance_ids(repo_root: Path) -> None:
+    manifest = load_manifest(repo_root / "data_manifests/cells_dsb2018.yaml")
+    case = next(c for c in manifest.cases if c.id == "dsb_54fe2d3416951cbc")  # 25 nuclei
+    arrays = load_case(case, root=repo_root, labels=manifest.labels, instance_label=True)
+    assert arrays.label is not None
+    assert arrays.label.dtype == np.int32
+    assert len(np.unique(arrays.label[arrays.label > 0])) == 25
+    classes = compute_boundary_classes(arrays.label)
+    assert set(np.unique(classes)) == {0, 1, 2}
+    semantic = load_case(case, root=repo_root, labels=manifest.labels)
+    np.testing.assert_array_equal(semantic.label > 0, classes > 0)
