@@ -123,6 +123,15 @@ def _runner(name: str, net, sw_batch: int) -> Callable:
     return run_medseg
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak RSS (``VmHWM``; unlike ``ru_maxrss`` it is not inherited from the
+    parent across ``fork``/``exec``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
+
+
 def _child(args: argparse.Namespace) -> None:
     """One row in a fresh process: peak RSS and run RSS of one full run."""
     import psutil
@@ -135,7 +144,7 @@ def _child(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     run(volume)
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _peak_rss_mb()
     result = {"peak_rss_mb": peak_mb, "run_rss_mb": peak_mb - before_mb, "seconds": seconds}
     print(json.dumps(result))
 
@@ -186,6 +195,9 @@ def main() -> None:
     parser.add_argument("--sw-batch", type=int, default=2)
     parser.add_argument("--rss", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
+        "--timing", action=argparse.BooleanOptionalAction, default=True, help="speed rounds"
+    )
+    parser.add_argument(
         "--threads", type=int, help="torch intra-op threads (default: torch's, one per core)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -198,9 +210,17 @@ def main() -> None:
         _child(args)
         return
 
+    rss = {row: _spawn(args, row) for row in MAIN_ROWS} if args.rss else {}
+    if not args.timing:
+        print(f"{'row':<20}{'peak RSS MB':>13}{'run RSS MB':>12}{'wall s (1 run)':>16}")
+        for row, memory in rss.items():
+            print(
+                f"{row:<20}{memory['peak_rss_mb']:>13.0f}{memory['run_rss_mb']:>12.0f}"
+                f"{memory['seconds']:>16.1f}"
+            )
+        return
     rows = list(MAIN_ROWS + EXTRA_ROWS)
     timings, outputs = _time_rows(args, rows)
-    rss = {row: _spawn(args, row) for row in MAIN_ROWS} if args.rss else {}
     reference = outputs["monai fp32"]
     argmax = reference.argmax(0)
     voxels = int(np.prod(args.shape))
