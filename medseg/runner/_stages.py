@@ -285,15 +285,15 @@ def evaluate(context: CaseContext, config: PipelineConfig) -> None:
     if config.evaluate.kind is EvaluationKind.VESSEL:
         image = context.image if context.image is not None else context.prediction
         fov = read_field_of_view(context.case, root=context.root, image=image)
-        result = compute_case_vessel_metrics(
+        vessel = compute_case_vessel_metrics(
             context.prediction,
             context.reference,
             image=image,
             fov=fov,
             probabilities=context.probabilities,
         )
-        details = {"vessel": result, "fov": context.case.roi is not None}
-        metrics = {name: result[name] for name in VESSEL_LOGGED if np.isfinite(result[name])}
+        details = {"vessel": vessel, "fov": context.case.roi is not None}
+        metrics = {name: vessel[name] for name in VESSEL_LOGGED if np.isfinite(vessel[name])}
     elif config.evaluate.kind is EvaluationKind.INSTANCE:
         result = compute_instance_metrics(predicted, reference).to_dict()
         details = {"instances": result, "empty": None}
