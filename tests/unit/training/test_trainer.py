@@ -223,7 +223,7 @@ def test_preprocessing_is_cached_and_validation_is_carved_from_training(
     samples = dataset[0]  # augmentation only: the cached prefix holds preprocessing
     assert tuple(samples[0]["image"].shape[1:]) == tuple(tiny_spleen_plans.patch_size)
 
-    with pytest.raises(ConfigError, match="not in manifest"):
+    with pytest.raises(ConfigError, match="not among the labelled cases"):
         _build_datasets(
             _config(validation_case_ids=["nope"]),
             tiny_spleen_plans,
