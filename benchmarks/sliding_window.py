@@ -194,6 +194,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (3)")
     parser.add_argument("--sw-batch", type=int, default=2)
     parser.add_argument("--rss", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--rss-rows", nargs="+", default=list(MAIN_ROWS), help=argparse.SUPPRESS)
     parser.add_argument(
         "--timing", action=argparse.BooleanOptionalAction, default=True, help="speed rounds"
     )
@@ -210,7 +211,7 @@ def main() -> None:
         _child(args)
         return
 
-    rss = {row: _spawn(args, row) for row in MAIN_ROWS} if args.rss else {}
+    rss = {row: _spawn(args, row) for row in args.rss_rows} if args.rss else {}
     if not args.timing:
         print(f"{'row':<20}{'peak RSS MB':>13}{'run RSS MB':>12}{'wall s (1 run)':>16}")
         for row, memory in rss.items():

@@ -41,8 +41,9 @@ class FastInstanceNorm(nn.Module):
     """Instance normalisation by a two-pass mean/variance that keeps the memory format.
 
     Same result as ``nn.InstanceNorm{1,2,3}d`` without running statistics (to float
-    rounding). Statistics are computed in float32 whatever the input dtype (bf16 under
-    autocast), and the output is float32.
+    rounding). Statistics and normalisation are computed in float32 whatever the input
+    dtype; a bf16/fp16 input (autocast) gets its output in the same dtype, which the next
+    convolution would cast to anyway, and which halves what skip connections hold.
     """
 
     def __init__(
@@ -75,6 +76,8 @@ class FastInstanceNorm(nn.Module):
             F.leaky_relu_(centred, self.activation.negative_slope)
         elif isinstance(self.activation, nn.ReLU):
             centred.relu_()
+        if x.dtype in (torch.bfloat16, torch.float16):  # autocast: the next layer's dtype
+            return centred.to(x.dtype)
         return centred
 
     @staticmethod
