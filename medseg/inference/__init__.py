@@ -16,6 +16,7 @@ from medseg.inference._sam_3d import (
     PropagationResult,
     SliceStack,
     box_from_mask,
+    clip_box,
     predict_object,
     propagate_prompt,
     resolve_point_strategy,
@@ -67,6 +68,11 @@ from medseg.inference._sliding_window import (
     predict_sliding_window,
     softmax_,
 )
+from medseg.inference._subregions import (
+    SubregionResult,
+    TumourSubregionConfig,
+    split_tumour_subregions,
+)
 
 __all__ = [
     "AutoMaskConfig",
@@ -92,9 +98,12 @@ __all__ = [
     "SamSegmentConfig",
     "SliceStack",
     "SlidingWindowConfig",
+    "SubregionResult",
+    "TumourSubregionConfig",
     "box_around_points",
     "box_from_mask",
     "build_slice_stack",
+    "clip_box",
     "compute_window_starts",
     "display_axis_codes",
     "embed_image",
@@ -120,6 +129,7 @@ __all__ = [
     "segment_everything",
     "segment_with_prompts",
     "softmax_",
+    "split_tumour_subregions",
     "to_display_volume",
     "upsample_logits",
     "write_probabilities",

@@ -17,6 +17,9 @@ from medseg.runner._pipeline import (
     ExportConfig,
     PipelineConfig,
     PipelineTrackingConfig,
+    PromptedStructure,
+    PromptSource,
+    SamBox3DConfig,
     SamBoxConfig,
     SegmentConfig,
     SegmentMethod,
@@ -27,7 +30,9 @@ from medseg.runner._schemas import CONFIG_KINDS, config_schema
 from medseg.runner._stages import (
     CaseContext,
     segment_nuclei_watershed,
+    segment_with_3d_boxes,
     segment_with_reference_boxes,
+    simulate_box_prompts,
 )
 from medseg.runner._state import CaseRecord, CaseStateStore, CaseStatus
 
@@ -46,6 +51,9 @@ __all__ = [
     "ExportConfig",
     "PipelineConfig",
     "PipelineTrackingConfig",
+    "PromptSource",
+    "PromptedStructure",
+    "SamBox3DConfig",
     "SamBoxConfig",
     "SegmentConfig",
     "SegmentMethod",
@@ -55,6 +63,8 @@ __all__ = [
     "run_case",
     "run_pipeline",
     "segment_nuclei_watershed",
+    "segment_with_3d_boxes",
     "segment_with_reference_boxes",
     "select_cases",
+    "simulate_box_prompts",
 ]
