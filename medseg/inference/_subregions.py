@@ -10,8 +10,19 @@ tumour.
 - Enhancing: T1c above a threshold taken from the data: Otsu's threshold of the T1c values
   inside the whole tumour (the lesion's T1c histogram is bimodal when it enhances), never
   below a high percentile of T1c in normal-appearing brain (so a non-enhancing lesion does
-  not get an enhancing part from a forced split); components smaller than
-  ``min_enhancing_voxels`` are dropped as noise.
+  not get an enhancing part from a forced split); normal-appearing brain is the brain mask
+  minus the whole tumour grown by ``normal_brain_margin_mm``, because tumour the whole-tumour
+  mask missed lies next to it and would inflate the percentile (measured on the BraTS case:
+  99th percentile 2.30 with no margin, 1.60 with 5 mm, 1.52 with 10 mm; 1.60 against the
+  reference whole tumour). Components smaller than ``min_enhancing_voxels`` are dropped as
+  noise.
+- Whole tumour completed by enhancement: BraTS regions are nested (whole tumour ⊇ core ⊇
+  enhancing), but a mask drawn on FLAIR misses enhancing rim that is not FLAIR-bright; every
+  connected component of enhancing voxels (above the threshold, inside the brain mask and
+  the search region, e.g. the prompt's 3D box) that touches the whole tumour joins it
+  (``complete_with_enhancing``). Measured on the BraTS case (SAM whole tumour from one box):
+  whole-tumour Dice 0.862 → 0.893, enhancing 0.739 → 0.870; 14 % of the added voxels lie
+  outside the reference tumour.
 - Core: the enhancing rim is closed with a ball of ``closing_radius_mm`` (bridging gaps in
   the rim), then enclosed background is filled, per slice and in 3D; the result is cut to
   the whole tumour.
@@ -50,17 +61,24 @@ class TumourSubregionConfig(ConfigModel):
         ``additional_images``).
     normal_brain_percentile
         The enhancing threshold is at least this percentile of T1c in normal-appearing brain
-        (the case's region mask minus the whole tumour); needs the case's ``roi``.
+        (the case's region mask minus the whole tumour and a margin); needs the case's
+        ``roi``.
+    normal_brain_margin_mm
+        Band around the whole tumour left out of normal-appearing brain.
     min_enhancing_voxels
         Enhancing components smaller than this are removed.
     closing_radius_mm
         Radius of the ball closing gaps in the enhancing rim before the core is filled.
+    complete_with_enhancing
+        Add to the whole tumour the enhancing components that touch it (see module doc).
     """
 
     enhancing_channel: str = "t1c"
     normal_brain_percentile: float = Field(default=99.0, ge=50.0, le=100.0)
+    normal_brain_margin_mm: float = Field(default=5.0, ge=0.0, le=50.0)
     min_enhancing_voxels: int = Field(default=10, ge=0)
     closing_radius_mm: float = Field(default=3.0, ge=0.0, le=20.0)
+    complete_with_enhancing: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,7 +88,8 @@ class SubregionResult:
     Attributes
     ----------
     labels
-        uint8 label map on the input grid: 1 core (non-enhancing), 2 oedema, 4 enhancing.
+        uint8 label map on the input grid: 1 core (non-enhancing), 2 oedema, 4 enhancing;
+        its non-zero voxels are the (completed) whole tumour.
     enhancing_threshold
         T1c value above which a whole-tumour voxel counted as enhancing (image units).
     otsu_threshold, normal_brain_threshold
@@ -91,6 +110,29 @@ def _ball(radius_mm: float, spacing_mm: Sequence[float]) -> np.ndarray:
     return np.asarray(distance <= radius_mm**2)
 
 
+def _search_region(
+    wt: np.ndarray, search_mask: np.ndarray | None, brain_mask: np.ndarray | None
+) -> np.ndarray:
+    """Where enhancing voxels may join the whole tumour: the search mask (default: the whole
+    tumour's bounding box), inside the brain when a brain mask is given."""
+    if search_mask is not None:
+        region = np.asarray(search_mask, dtype=bool)
+    else:
+        region = np.zeros(wt.shape, dtype=bool)
+        (box,) = ndimage.find_objects(wt.astype(np.uint8))
+        region[box] = True
+    if brain_mask is not None:
+        region = region & np.asarray(brain_mask, dtype=bool)
+    return region
+
+
+def _touching_components(candidates: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The connected components of ``candidates`` that overlap or touch ``mask``."""
+    components, _ = ndimage.label(candidates)
+    touching = np.unique(components[ndimage.binary_dilation(mask) & candidates])
+    return np.isin(components, touching[touching > 0])
+
+
 def _fill_holes(mask: np.ndarray, *, slice_axis: int) -> np.ndarray:
     """Fill enclosed background in each slice along ``slice_axis``, then in 3D."""
     moved = np.moveaxis(mask, slice_axis, 0)
@@ -105,6 +147,7 @@ def split_tumour_subregions(
     spacing_mm: Sequence[float],
     config: TumourSubregionConfig | None = None,
     brain_mask: np.ndarray | None = None,
+    search_mask: np.ndarray | None = None,
     slice_axis: int = 2,
 ) -> SubregionResult:
     """Split a whole-tumour mask into core, oedema and enhancing tumour (see module doc).
@@ -121,7 +164,11 @@ def split_tumour_subregions(
         The rule parameters.
     brain_mask
         Optional brain (region) mask on the same grid; gives the normal-appearing brain
-        floor of the enhancing threshold. Without it, Otsu's threshold alone is used.
+        floor of the enhancing threshold, and bounds the completion by enhancement.
+        Without it, Otsu's threshold alone is used.
+    search_mask
+        Where enhancing components may extend the whole tumour (e.g. the prompt's 3D box);
+        default: the whole tumour's bounding box.
     slice_axis
         Array axis of the acquisition slices (per-slice hole filling).
     """
@@ -142,7 +189,12 @@ def split_tumour_subregions(
     otsu = float(threshold_otsu(inside)) if float(inside.max()) > float(inside.min()) else nan
     normal = nan
     if brain_mask is not None:
-        normal_voxels = values[np.asarray(brain_mask, dtype=bool) & ~wt]
+        near_tumour = wt
+        if config.normal_brain_margin_mm > 0:
+            near_tumour = ndimage.binary_dilation(
+                wt, structure=_ball(config.normal_brain_margin_mm, spacing_mm)
+            )
+        normal_voxels = values[np.asarray(brain_mask, dtype=bool) & ~near_tumour]
         if normal_voxels.size:
             normal = float(np.percentile(normal_voxels, config.normal_brain_percentile))
     candidates = [t for t in (otsu, normal) if np.isfinite(t)]
@@ -150,7 +202,10 @@ def split_tumour_subregions(
         labels[wt] = OEDEMA_LABEL
         return SubregionResult(labels, nan, otsu, normal)
     threshold = max(candidates)
-    enhancing = wt & (values > threshold)
+    bright = values > threshold
+    if config.complete_with_enhancing:
+        wt = wt | _touching_components(bright & _search_region(wt, search_mask, brain_mask), wt)
+    enhancing = wt & bright
     if config.min_enhancing_voxels and enhancing.any():
         components, count = ndimage.label(enhancing)
         sizes = np.bincount(components.ravel(), minlength=count + 1)

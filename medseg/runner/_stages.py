@@ -282,8 +282,22 @@ def segment_with_3d_boxes(context: CaseContext, config: SamBox3DConfig) -> Volum
         spacing_mm=volume.spacing_mm[:3],
         config=config.subregions,
         brain_mask=context.roi.array > 0 if context.roi is not None else None,
+        search_mask=_box_mask(objects, labels.spatial_shape),
     )
     return labels.with_array(result.labels)
+
+
+def _box_mask(objects: list[ObjectPrompt], shape: tuple[int, ...]) -> np.ndarray | None:
+    """Union of the prompts' voxel boxes (inclusive, rounded outwards); None without boxes."""
+    boxes = [obj.box_ijk for obj in objects if obj.box_ijk is not None]
+    if not boxes:
+        return None
+    mask = np.zeros(shape[:3], dtype=bool)
+    for box in boxes:
+        low = [max(int(np.floor(v)), 0) for v in box[:3]]
+        high = [min(int(np.ceil(v)), n - 1) for v, n in zip(box[3:], shape[:3], strict=True)]
+        mask[low[0] : high[0] + 1, low[1] : high[1] + 1, low[2] : high[2] + 1] = True
+    return mask
 
 
 def segment_nuclei_watershed(image: Volume, *, config: WatershedConfig) -> Volume:
