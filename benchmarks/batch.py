@@ -4,7 +4,7 @@ Runs the shipped watershed nuclei pipeline over all 80 DSB2018 images (overlays 
 twice in this process, once per worker count, each in a fresh output folder, and prints
 cases/minute and the scaling ratio. Cluster start-up is included (it is part of a run).
 
-    .venv/bin/python benchmarks/batch.py [--pipeline pipelines/ct_organs_sam.yaml]
+    .venv/bin/python benchmarks/batch.py [--pipeline pipelines/ct_organs.yaml]
 """
 
 from __future__ import annotations

@@ -157,6 +157,7 @@ def evaluate_case(
             prompt=SamPrompt(box_xyxy=box_3d),
             first_slice=first,
             last_slice=last,
+            bounding_box_xyxy=box_3d,
             config=propagation,
         )
         key_box = _perturb(box_from_mask(reference[key]), rng, reference.shape[1:])

@@ -36,7 +36,7 @@ _RUN_EPILOG = """\
 examples:
   medseg run pipelines/cell_nuclei_watershed.yaml --out runs/nuclei --workers 2
   medseg run pipelines/cell_nuclei_watershed.yaml --out runs/nuclei --resume
-  medseg run pipelines/ct_organs_sam.yaml --out runs/ct --scheduler tcp://10.0.0.5:8786
+  medseg run pipelines/ct_organs.yaml --out runs/ct --scheduler tcp://10.0.0.5:8786
 """
 
 

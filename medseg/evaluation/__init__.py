@@ -37,6 +37,7 @@ from medseg.evaluation._instance import (
     match_instances,
 )
 from medseg.evaluation._overlap import compute_dice
+from medseg.evaluation._regions import BRATS_REGIONS, compute_region_metrics
 from medseg.evaluation._report import render_report_html, write_report_html
 from medseg.evaluation._semantic import (
     HIGHER_IS_BETTER,
@@ -56,6 +57,7 @@ from medseg.evaluation._vessel import (
 )
 
 __all__ = [
+    "BRATS_REGIONS",
     "HEADLINE_METRICS",
     "HIGHER_IS_BETTER",
     "INSTANCE_METRICS",
@@ -86,6 +88,7 @@ __all__ = [
     "compute_instance_iou",
     "compute_instance_metrics",
     "compute_label_metrics",
+    "compute_region_metrics",
     "compute_segmentation_metrics",
     "compute_surface_distances",
     "compute_vessel_metrics",

@@ -30,6 +30,11 @@ from medseg.inference._sliding_window import (
     resolve_precision,
     softmax_,
 )
+from medseg.inference._subregions import (
+    SubregionResult,
+    TumourSubregionConfig,
+    split_tumour_subregions,
+)
 
 if TYPE_CHECKING:
     from medseg.inference._sam_3d import (
@@ -38,6 +43,7 @@ if TYPE_CHECKING:
         PropagationResult,
         SliceStack,
         box_from_mask,
+        clip_box,
         predict_object,
         propagate_prompt,
         resolve_point_strategy,
@@ -104,6 +110,7 @@ _LAZY_SAM_NAMES: dict[str, str] = {
     "SliceStack": "medseg.inference._sam_3d",
     "box_around_points": "medseg.inference._sam_predict",
     "box_from_mask": "medseg.inference._sam_3d",
+    "clip_box": "medseg.inference._sam_3d",
     "build_slice_stack": "medseg.inference._sam_volume",
     "display_axis_codes": "medseg.inference._sam_volume",
     "embed_image": "medseg.inference._sam_predict",
@@ -155,9 +162,12 @@ __all__ = [
     "SliceStack",
     "SlidingWindowConfig",
     "SubPixelConvTranspose",
+    "SubregionResult",
+    "TumourSubregionConfig",
     "box_around_points",
     "box_from_mask",
     "build_slice_stack",
+    "clip_box",
     "compute_window_starts",
     "display_axis_codes",
     "embed_image",
@@ -190,6 +200,7 @@ __all__ = [
     "segment_everything",
     "segment_with_prompts",
     "softmax_",
+    "split_tumour_subregions",
     "to_display_volume",
     "upsample_logits",
     "write_probabilities",

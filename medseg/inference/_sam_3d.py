@@ -4,12 +4,17 @@ Propagation (as in MedSAM's 3D inference for LiteMedSAM, extended): the key slic
 segmented from the user's prompt; each next slice, in both directions, is prompted with the
 box of the previous slice's mask (plus a margin) and, optionally, the previous slice's
 low-resolution logits as a mask prompt; a derived box the mask runs into is widened
-(:func:`predict_with_box_growing`) so objects that grow from slice to slice are not cut. It
-stops when the mask vanishes (smaller than ``min_area_px``), when the decoder's predicted IoU
-falls below ``min_predicted_iou`` or more than ``max_iou_drop`` below the key slice's (a
-box-prompted SAM always returns something inside its box; beyond the object its confidence
-drops), or at the optional first/last slice, where a user box (if given) replaces the
-derived one.
+(:func:`predict_with_box_growing`) so objects that grow from slice to slice are not cut.
+When the object's in-plane extent is known (a 3D box), derived and widened boxes stay
+inside it. It stops when the mask vanishes (smaller than ``min_area_px``), or at the
+optional first/last slice, where a user box (if given) replaces the derived one. Where no
+bound was given, it also stops when the decoder's predicted IoU falls below
+``min_predicted_iou`` or more than ``max_iou_drop`` below the key slice's (a box-prompted SAM
+always returns something inside its box; beyond the object its confidence drops). Between
+given bounds that rule is off by default (``stop_inside_bounds``): the bounds already say
+the object spans those slices, and the confidence of LiteMedSAM dips at small or faint
+cross-sections that still hold the object (measured: a single 3D box on the 3 mm left
+kidney stopped 7 slices early on one of them, Dice 0.745; without the rule 0.93).
 """
 
 from __future__ import annotations
@@ -131,6 +136,10 @@ class PropagationConfig(ConfigModel):
     min_area_px: int = Field(default=10, ge=1)
     min_predicted_iou: float = Field(default=0.0, ge=0.0, le=1.0)
     max_iou_drop: float = Field(default=0.07, ge=0.0, le=1.0)
+    stop_inside_bounds: bool = Field(
+        default=False,
+        description="apply the predicted-IoU stop rules between given first/last slices too",
+    )
     point_strategy: PointStrategy = PointStrategy.AUTO
 
 
@@ -152,6 +161,18 @@ class PropagationResult:
     first_slice: int
     last_slice: int
     iou_scores: dict[int, float]
+
+
+def clip_box(
+    box: tuple[float, float, float, float], limit: tuple[float, float, float, float] | None
+) -> tuple[float, float, float, float]:
+    """``box`` cut to ``limit`` (both ``(x0, y0, x1, y1)``); a box outside it collapses onto
+    its nearest edge. ``limit`` None returns ``box``."""
+    if limit is None:
+        return box
+    x0 = min(max(box[0], limit[0]), limit[2])
+    y0 = min(max(box[1], limit[1]), limit[3])
+    return (x0, y0, max(min(box[2], limit[2]), x0), max(min(box[3], limit[3]), y0))
 
 
 def box_from_mask(mask: np.ndarray, *, margin_px: int = 0) -> tuple[float, float, float, float]:
@@ -177,11 +198,13 @@ def predict_object(
     *,
     config: PropagationConfig | None = None,
     grow: bool = False,
+    limit_xyxy: tuple[float, float, float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """One object's mask on slice ``index``: ``(mask, low-res logits, predicted IoU)``.
 
     Points without a box follow ``config.point_strategy``; ``grow`` widens a box the mask
-    runs into (used for boxes derived from a neighbouring slice, not for user boxes).
+    runs into (used for boxes derived from a neighbouring slice, not for user boxes), never
+    beyond ``limit_xyxy`` when given.
     """
     config = config or PropagationConfig()
     embedding = stack.embedding(index)
@@ -200,6 +223,7 @@ def predict_object(
             prompt,
             grow_fraction=grow_fraction,
             max_iterations=max_iterations,
+            limit_xyxy=limit_xyxy,
         )
     else:
         (prediction,) = predict_prompts(
@@ -222,6 +246,7 @@ def propagate_prompt(
     last_slice: int | None = None,
     first_box_xyxy: tuple[float, float, float, float] | None = None,
     last_box_xyxy: tuple[float, float, float, float] | None = None,
+    bounding_box_xyxy: tuple[float, float, float, float] | None = None,
     config: PropagationConfig | None = None,
 ) -> PropagationResult:
     """Segment an object on ``key_slice`` from ``prompt`` and propagate it both ways.
@@ -240,6 +265,9 @@ def propagate_prompt(
     first_box_xyxy, last_box_xyxy
         Optional boxes drawn on the bounding slices; they replace the box derived from the
         neighbour's mask there.
+    bounding_box_xyxy
+        Optional in-plane extent of the object on every slice (a 3D box's ``x0, y0, x1,
+        y1``): boxes derived from neighbouring masks, and their widening, stay inside it.
     config
         Margins and stopping rules.
     """
@@ -260,23 +288,35 @@ def propagate_prompt(
     masks[key_slice] = key_mask
     scores[key_slice] = key_iou
     reached = {1: key_slice, -1: key_slice}
-    for step, bound, bound_box in ((1, high, last_box_xyxy), (-1, low, first_box_xyxy)):
+    directions = (
+        (1, high, last_box_xyxy, last_slice is not None),
+        (-1, low, first_box_xyxy, first_slice is not None),
+    )
+    for step, bound, bound_box, bounded in directions:
+        confidence_stops = config.stop_inside_bounds or not bounded
         previous, previous_low_res = key_mask, key_low_res
         index = key_slice + step
         while (step > 0 and index <= bound) or (step < 0 and index >= bound):
-            box = box_from_mask(previous, margin_px=config.box_margin_px)
+            box = clip_box(
+                box_from_mask(previous, margin_px=config.box_margin_px), bounding_box_xyxy
+            )
             if index == bound and bound_box is not None:
                 box = bound_box
             next_prompt = SamPrompt(
                 box_xyxy=box, mask_logits=previous_low_res if config.use_mask_prompt else None
             )
             mask, low_res, iou = predict_object(
-                stack, index, next_prompt, config=config, grow=box is not bound_box
+                stack,
+                index,
+                next_prompt,
+                config=config,
+                grow=box is not bound_box,
+                limit_xyxy=bounding_box_xyxy,
             )
-            if (
-                int(mask.sum()) < config.min_area_px
-                or iou < config.min_predicted_iou
-                or iou < key_iou - config.max_iou_drop
+            if int(mask.sum()) < config.min_area_px:
+                break
+            if confidence_stops and (
+                iou < config.min_predicted_iou or iou < key_iou - config.max_iou_drop
             ):
                 break
             masks[index] = mask

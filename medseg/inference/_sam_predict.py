@@ -330,16 +330,24 @@ def predict_box_mask(
     return predict_box_logits(model, embedding, box_xyxy) > 0.0
 
 
-def _touched_sides(mask: np.ndarray, box: tuple[float, ...], edge_px: float) -> list[bool]:
+def _touched_sides(
+    mask: np.ndarray,
+    box: tuple[float, ...],
+    edge_px: float,
+    limit: tuple[float, ...] | None = None,
+) -> list[bool]:
+    """Which sides of ``box`` the mask reaches, among those not on ``limit`` (default: the
+    image border)."""
     rows = np.flatnonzero(mask.any(axis=1))
     columns = np.flatnonzero(mask.any(axis=0))
-    height, width = mask.shape
+    if limit is None:
+        limit = (0.0, 0.0, mask.shape[1] - 1.0, mask.shape[0] - 1.0)
     x0, y0, x1, y1 = box
     return [
-        x0 > 0 and columns[0] <= x0 + edge_px,
-        y0 > 0 and rows[0] <= y0 + edge_px,
-        x1 < width - 1 and columns[-1] >= x1 - edge_px,
-        y1 < height - 1 and rows[-1] >= y1 - edge_px,
+        x0 > limit[0] and columns[0] <= x0 + edge_px,
+        y0 > limit[1] and rows[0] <= y0 + edge_px,
+        x1 < limit[2] and columns[-1] >= x1 - edge_px,
+        y1 < limit[3] and rows[-1] >= y1 - edge_px,
     ]
 
 
@@ -351,6 +359,7 @@ def predict_with_box_growing(
     grow_fraction: float = 0.2,
     max_iterations: int = 4,
     edge_px: float = 1.0,
+    limit_xyxy: tuple[float, float, float, float] | None = None,
 ) -> SamPrediction:
     """Predict from a box, widening each side the mask runs into, until it fits.
 
@@ -365,10 +374,21 @@ def predict_with_box_growing(
     ----------
     prompt
         Must hold a box (pixels, x = column, y = row); its points and mask are kept.
+    limit_xyxy
+        Sides never move beyond this box (e.g. a 3D box's in-plane extent); default: the
+        image.
     """
     if prompt.box_xyxy is None:
         raise InputError("box growing needs a prompt with a box")
     rows, columns = embedding.original_size
+    limit = (0.0, 0.0, columns - 1.0, rows - 1.0)
+    if limit_xyxy is not None:
+        limit = (
+            max(limit[0], float(limit_xyxy[0])),
+            max(limit[1], float(limit_xyxy[1])),
+            min(limit[2], float(limit_xyxy[2])),
+            min(limit[3], float(limit_xyxy[3])),
+        )
     box = tuple(float(v) for v in prompt.box_xyxy)
     current = prompt
     (prediction,) = predict_prompts(model, embedding, [current])
@@ -376,16 +396,16 @@ def predict_with_box_growing(
         mask = prediction.logits[0] > 0.0
         if not mask.any():
             break
-        touched = _touched_sides(mask, box, edge_px)
+        touched = _touched_sides(mask, box, edge_px, limit)
         if not any(touched):
             break
         width, height = box[2] - box[0] + 1, box[3] - box[1] + 1
         step_x, step_y = max(2.0, grow_fraction * width), max(2.0, grow_fraction * height)
         grown = (
-            max(0.0, box[0] - step_x) if touched[0] else box[0],
-            max(0.0, box[1] - step_y) if touched[1] else box[1],
-            min(columns - 1.0, box[2] + step_x) if touched[2] else box[2],
-            min(rows - 1.0, box[3] + step_y) if touched[3] else box[3],
+            max(limit[0], box[0] - step_x) if touched[0] else box[0],
+            max(limit[1], box[1] - step_y) if touched[1] else box[1],
+            min(limit[2], box[2] + step_x) if touched[2] else box[2],
+            min(limit[3], box[3] + step_y) if touched[3] else box[3],
         )
         if grown == box:
             break

@@ -117,6 +117,7 @@ class _DisplayPrompt:
     first_slice: int | None
     last_slice: int | None
     propagate: bool
+    bounding_box_xyxy: tuple[float, float, float, float] | None = None
 
 
 def _display_prompt(obj: ObjectPrompt, display: DisplayVolume, n_slices: int) -> _DisplayPrompt:
@@ -178,7 +179,9 @@ def _display_prompt(obj: ObjectPrompt, display: DisplayVolume, n_slices: int) ->
     if last is not None:
         last = min(last, n_slices - 1)
     prompt = SamPrompt(box_xyxy=box_xyxy, points_xy=points_xy, point_labels=obj.point_labels)
-    return _DisplayPrompt(key, prompt, first, last, propagate)
+    # A box spanning several slices bounds the object's in-plane extent on all of them.
+    spans_slices = box_slices is not None and box_slices[1] > box_slices[0]
+    return _DisplayPrompt(key, prompt, first, last, propagate, box_xyxy if spans_slices else None)
 
 
 def segment_with_prompts(
@@ -228,6 +231,7 @@ def segment_with_prompts(
                 prompt=prompt.prompt,
                 first_slice=prompt.first_slice,
                 last_slice=prompt.last_slice,
+                bounding_box_xyxy=prompt.bounding_box_xyxy,
                 config=config.propagation,
             )
             masks = result.masks

@@ -18,6 +18,9 @@ from medseg.runner._pipeline import (
     NucleiModelConfig,
     PipelineConfig,
     PipelineTrackingConfig,
+    PromptedStructure,
+    PromptSource,
+    SamBox3DConfig,
     SamBoxConfig,
     SegmentConfig,
     SegmentMethod,
@@ -30,7 +33,9 @@ from medseg.runner._stages import (
     CaseContext,
     segment_nuclei_watershed,
     segment_nuclei_with_model,
+    segment_with_3d_boxes,
     segment_with_reference_boxes,
+    simulate_box_prompts,
 )
 from medseg.runner._state import CaseRecord, CaseStateStore, CaseStatus
 from medseg.runner._trained import compute_case_vessel_metrics, segment_with_trained_model
@@ -51,6 +56,9 @@ __all__ = [
     "NucleiModelConfig",
     "PipelineConfig",
     "PipelineTrackingConfig",
+    "PromptSource",
+    "PromptedStructure",
+    "SamBox3DConfig",
     "SamBoxConfig",
     "SegmentConfig",
     "SegmentMethod",
@@ -63,7 +71,9 @@ __all__ = [
     "run_pipeline",
     "segment_nuclei_watershed",
     "segment_nuclei_with_model",
+    "segment_with_3d_boxes",
     "segment_with_reference_boxes",
     "segment_with_trained_model",
     "select_cases",
+    "simulate_box_prompts",
 ]

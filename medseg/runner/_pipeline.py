@@ -12,7 +12,14 @@ import enum
 from pydantic import Field, field_validator, model_validator
 
 from medseg.core import ConfigModel
-from medseg.inference import ComputePrecision, InstanceConfig, Precision
+from medseg.inference import (
+    ComputePrecision,
+    InstanceConfig,
+    IntensityConfig,
+    Precision,
+    PropagationConfig,
+    TumourSubregionConfig,
+)
 from medseg.io import Split
 from medseg.transforms import CTWindow
 
@@ -36,6 +43,7 @@ class SegmentMethod(str, enum.Enum):
     OTSU_WATERSHED = "otsu_watershed"
     TRAINED_MODEL = "trained_model"
     NUCLEI_MODEL = "nuclei_model"
+    SAM_BOX_3D = "sam_box_3d"
 
 
 class SamBoxConfig(ConfigModel):
@@ -93,6 +101,73 @@ class NucleiModelConfig(ConfigModel):
     instances: InstanceConfig | None = None
 
 
+class PromptSource(str, enum.Enum):
+    """Where the 3D boxes of ``sam_box_3d`` come from.
+
+    ``reference``: a simulated radiologist's box: the bounding box of the reference label,
+    each in-plane side moved by a seeded random amount up to ``box_jitter_fraction`` of the
+    box size (the slice range kept exact), as ``benchmarks/sam_accuracy.py`` does.
+    ``file``: boxes or clicks from a prompt file (``medseg sam --prompts`` format), found
+    by case id.
+    """
+
+    REFERENCE = "reference"
+    FILE = "file"
+
+
+class PromptedStructure(ConfigModel):
+    """One structure segmented from one 3D box.
+
+    ``reference_labels`` default to the dataset label called ``name``; ``output_label``
+    (the value written in the prediction) defaults to the first reference label.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    reference_labels: list[int] | None = Field(default=None, min_length=1)
+    output_label: int | None = Field(default=None, ge=1, le=65535)
+
+
+class SamBox3DConfig(ConfigModel):
+    """SAM (LiteMedSAM by default) propagated through a volume from one 3D box per structure,
+    optionally split into brain-tumour sub-regions by intensity rules."""
+
+    model: str = "litemedsam"
+    checkpoint: str | None = None
+    device: str = "auto"
+    precision: Precision = Precision.BF16
+    intensity: IntensityConfig = IntensityConfig()
+    propagation: PropagationConfig = PropagationConfig()
+    image_channel: str | None = Field(
+        default=None,
+        description="segment this one of the case's additional_images; null: the main image",
+    )
+    structures: list[PromptedStructure] = Field(min_length=1)
+    prompts: PromptSource = PromptSource.REFERENCE
+    prompt_file: str | None = Field(
+        default=None, description="JSON prompt file (relative to the repository root)"
+    )
+    box_jitter_fraction: float = Field(default=0.05, ge=0.0, le=0.5)
+    seed: int = Field(default=0, ge=0)
+    max_cached_slices: int = Field(default=32, ge=1)
+    subregions: TumourSubregionConfig | None = None
+
+    @field_validator("structures", mode="before")
+    @classmethod
+    def _names_are_structures(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @model_validator(mode="after")
+    def _file_prompts_need_a_file(self) -> SamBox3DConfig:
+        if self.prompts is PromptSource.FILE and self.prompt_file is None:
+            raise ValueError("prompts 'file' needs prompt_file")
+        names = [s.name for s in self.structures]
+        if len(set(names)) != len(names):
+            raise ValueError("structure names must be unique")
+        return self
+
+
 class SegmentConfig(ConfigModel):
     """Which segmenter runs and its settings."""
 
@@ -101,6 +176,7 @@ class SegmentConfig(ConfigModel):
     watershed: WatershedConfig = WatershedConfig()
     trained_model: TrainedModelConfig | None = None
     nuclei_model: NucleiModelConfig = NucleiModelConfig()
+    sam_3d: SamBox3DConfig | None = None
 
     @model_validator(mode="after")
     def _method_has_settings(self) -> SegmentConfig:
@@ -108,6 +184,8 @@ class SegmentConfig(ConfigModel):
             raise ValueError("method sam_reference_box needs a 'sam' section with structures")
         if self.method is SegmentMethod.TRAINED_MODEL and self.trained_model is None:
             raise ValueError("method trained_model needs a 'trained_model' section with a model")
+        if self.method is SegmentMethod.SAM_BOX_3D and self.sam_3d is None:
+            raise ValueError("method sam_box_3d needs a 'sam_3d' section with structures")
         return self
 
 
@@ -120,9 +198,25 @@ class EvaluationKind(str, enum.Enum):
 
 
 class EvaluateConfig(ConfigModel):
-    """Scoring of each case against its reference label."""
+    """Scoring of each case against its reference label.
+
+    ``regions`` (semantic only) scores named unions of label ids instead of single labels,
+    the same ids selecting the region in prediction and reference (BraTS: whole tumour
+    ``[1, 2, 3, 4]``, tumour core ``[1, 3, 4]``, enhancing ``[4]``).
+    """
 
     kind: EvaluationKind = EvaluationKind.SEMANTIC
+    regions: dict[str, list[int]] | None = None
+
+    @field_validator("regions")
+    @classmethod
+    def _regions_are_positive_ids(
+        cls, regions: dict[str, list[int]] | None
+    ) -> dict[str, list[int]] | None:
+        for name, ids in (regions or {}).items():
+            if not ids or min(ids) < 1:
+                raise ValueError(f"region {name!r} must list label ids >= 1")
+        return regions
 
 
 class ExportConfig(ConfigModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,15 +17,26 @@ import numpy as np
 import torch
 
 from medseg.core import ConfigError, InputError, atomic_output
-from medseg.evaluation import compute_instance_metrics, compute_label_metrics
+from medseg.evaluation import (
+    compute_instance_metrics,
+    compute_label_metrics,
+    compute_region_metrics,
+)
 from medseg.export import write_contour_overlay
 from medseg.inference import (
     InferConfig,
+    IntensityMode,
+    ObjectPrompt,
+    SamSegmentConfig,
     box_from_mask,
     embed_image,
+    load_prompt_file,
     predict_box_logits,
     predict_volume,
     resolve_instance_config,
+    resolve_object_prompts,
+    segment_with_prompts,
+    split_tumour_subregions,
 )
 from medseg.io import (
     Case,
@@ -41,6 +53,8 @@ from medseg.runner._pipeline import (
     EvaluationKind,
     NucleiModelConfig,
     PipelineConfig,
+    PromptSource,
+    SamBox3DConfig,
     SamBoxConfig,
     SegmentMethod,
     StageName,
@@ -73,13 +87,24 @@ class CaseContext:
     reference: Volume | None = None
     prediction: Volume | None = None
     probabilities: Volume | None = None  # (*spatial, C) from trained models, C0 background
+    channels: dict[str, Volume] = field(default_factory=dict)
+    roi: Volume | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
 
 
 def ingest(context: CaseContext) -> None:
-    """Read the case's image and reference (moved onto the image grid by flips only)."""
+    """Read the case's image, its additional images (other MR sequences: ``channels``),
+    region mask and reference, each moved onto the image grid by flips only."""
     context.image = read_image(context.root / context.case.image)
+    for name, relative in context.case.additional_images.items():
+        context.channels[name] = reorient_like(
+            read_image(context.root / relative), context.image, what=f"image {name}"
+        )
+    if context.case.roi is not None:
+        context.roi = reorient_like(
+            read_image(context.root / context.case.roi), context.image, what="region mask"
+        )
     if context.case.label is not None:
         label_path = context.root / context.case.label
         reference = read_image(label_path)
@@ -150,6 +175,141 @@ def segment_with_reference_boxes(
             prediction_lps[:, :, k][mask] = label_id
     prediction = image_lps.with_array(prediction_lps)
     return reorient(prediction, axis_codes(image))
+
+
+def _structure_label_ids(
+    config: SamBox3DConfig, labels: dict[int, str]
+) -> dict[str, tuple[list[int], int]]:
+    """Structure name → (reference label ids, output label)."""
+    known = {name: label_id for label_id, name in labels.items()}
+    resolved = {}
+    for structure in config.structures:
+        ids = structure.reference_labels
+        if ids is None:
+            if structure.name not in known:
+                raise ConfigError(
+                    f"structure {structure.name!r} is not a dataset label; give its "
+                    "reference_labels"
+                )
+            ids = [known[structure.name]]
+        resolved[structure.name] = (ids, structure.output_label or ids[0])
+    return resolved
+
+
+def simulate_box_prompts(
+    reference: Volume,
+    structures: dict[str, tuple[list[int], int]],
+    *,
+    jitter_fraction: float,
+    rng: np.random.Generator,
+) -> list[ObjectPrompt]:
+    """A simulated radiologist's 3D box per structure present in ``reference``.
+
+    The box is the reference's bounding box in file voxel indices; each in-plane side (i, j)
+    moves by a uniform random amount up to ``jitter_fraction`` of the box size along that
+    axis, clipped to the image; the slice range (k) is kept exact.
+    """
+    array = np.asarray(reference.array)
+    shape = array.shape[:3]
+    prompts = []
+    for name, (ids, output_label) in structures.items():
+        where = np.argwhere(np.isin(array, ids))
+        if where.size == 0:
+            logger.warning("structure %s is absent from the reference; not prompted", name)
+            continue
+        low, high = where.min(axis=0)[:3].astype(float), where.max(axis=0)[:3].astype(float)
+        for axis in (0, 1):
+            size = high[axis] - low[axis] + 1
+            moved = np.clip(
+                [low[axis], high[axis]] + rng.uniform(-1, 1, 2) * jitter_fraction * size,
+                0,
+                shape[axis] - 1,
+            )
+            low[axis], high[axis] = float(moved.min()), float(moved.max())
+        prompts.append(
+            ObjectPrompt(label=output_label, box_ijk=(*low.tolist(), *high.tolist()))  # type: ignore[arg-type]
+        )
+    return prompts
+
+
+def segment_with_3d_boxes(context: CaseContext, config: SamBox3DConfig) -> Volume:
+    """SAM propagated from one 3D box per structure, then optional tumour sub-regions.
+
+    Boxes are simulated from the reference (:func:`simulate_box_prompts`, seeded by the
+    pipeline seed and the case id) or read from the prompt file. Returns a label map on the
+    image grid: each structure's output label, or with ``subregions`` the BraTS labels
+    1 (core), 2 (oedema), 4 (enhancing) inside the union of the structures.
+    """
+    case_id = context.case.id
+    if context.image is None:
+        raise InputError("segment needs the ingest stage first", case_id=case_id)
+    volume = context.image
+    if config.image_channel is not None:
+        if config.image_channel not in context.channels:
+            raise ConfigError(
+                f"image_channel {config.image_channel!r} is not among the case's images "
+                f"({', '.join(sorted(context.channels)) or 'none'})"
+            )
+        volume = context.channels[config.image_channel]
+    if config.prompts is PromptSource.FILE:
+        prompt_file = load_prompt_file(context.root / str(config.prompt_file))
+        objects = resolve_object_prompts(prompt_file, volume, case_id=case_id)
+    else:
+        if context.reference is None:
+            raise InputError(
+                "prompts 'reference' needs a reference label to simulate the boxes",
+                case_id=case_id,
+            )
+        seed = [config.seed, zlib.crc32(case_id.encode("utf-8"))]
+        objects = simulate_box_prompts(
+            context.reference,
+            _structure_label_ids(config, context.labels),
+            jitter_fraction=config.box_jitter_fraction,
+            rng=np.random.default_rng(seed),
+        )
+    if not objects:
+        raise InputError("no structure to prompt in this case", case_id=case_id)
+    model = cached_sam_model(config.model, config.checkpoint, config.device)
+    sam_config = SamSegmentConfig(
+        model=config.model,
+        checkpoint=config.checkpoint,
+        device=config.device,
+        precision=config.precision,
+        intensity=config.intensity,
+        propagation=config.propagation,
+        max_cached_slices=config.max_cached_slices,
+    )
+    labels = segment_with_prompts(model, volume, objects, sam_config)
+    if config.subregions is None:
+        return labels
+    channel = config.subregions.enhancing_channel
+    if channel not in context.channels:
+        raise ConfigError(
+            f"subregions.enhancing_channel {channel!r} is not among the case's images "
+            f"({', '.join(sorted(context.channels)) or 'none'})"
+        )
+    result = split_tumour_subregions(
+        labels.array > 0,
+        context.channels[channel].array,
+        spacing_mm=volume.spacing_mm[:3],
+        config=config.subregions,
+        brain_mask=context.roi.array > 0 if context.roi is not None else None,
+        search_mask=_box_mask(objects, labels.spatial_shape),
+    )
+    return labels.with_array(result.labels)
+
+
+def _box_mask(objects: list[ObjectPrompt], shape: tuple[int, ...]) -> np.ndarray | None:
+    """Union of the prompts' voxel boxes (inclusive, rounded outwards); None without boxes."""
+    boxes = [obj.box_ijk for obj in objects if obj.box_ijk is not None]
+    if not boxes:
+        return None
+    mask = np.zeros(shape[:3], dtype=bool)
+    for box in boxes:
+        low = [max(int(np.floor(v)), 0) for v in box[:3]]
+        high = [min(int(np.ceil(v)), n - 1) for v, n in zip(box[3:], shape[:3], strict=True)]
+        mask[low[0] : high[0] + 1, low[1] : high[1] + 1, low[2] : high[2] + 1] = True
+    return mask
 
 
 def segment_nuclei_watershed(image: Volume, *, config: WatershedConfig) -> Volume:
@@ -257,9 +417,24 @@ def segment(context: CaseContext, config: PipelineConfig) -> None:
         context.prediction = segment_nuclei_with_model(
             image, config=config.segment.nuclei_model, root=context.root
         )
+    elif method is SegmentMethod.SAM_BOX_3D:
+        if config.segment.sam_3d is None:
+            raise ConfigError("segment.sam_3d is required for method sam_box_3d")
+        context.prediction = segment_with_3d_boxes(context, config.segment.sam_3d)
 
 
 _SEMANTIC_LOGGED = ("dice", "hd95_mm", "assd_mm", "nsd")
+
+
+def _evaluated_structures(config: PipelineConfig, labels: dict[int, str]) -> list[str]:
+    """The label names a semantic evaluation scores: the segmented ones, else all."""
+    if config.segment.sam is not None:
+        return config.segment.sam.structures
+    if config.segment.sam_3d is not None:
+        return [s.name for s in config.segment.sam_3d.structures]
+    return [labels[i] for i in sorted(labels)]
+
+
 _INSTANCE_LOGGED = ("f1_50", "mean_accuracy_50_95", "pq_50", "n_pred", "n_ref")
 
 
@@ -300,20 +475,19 @@ def evaluate(context: CaseContext, config: PipelineConfig) -> None:
         metrics = {name: result[name] for name in _INSTANCE_LOGGED}
         metrics["count_error"] = result["n_pred"] - result["n_ref"]
     else:
-        sam = config.segment.sam
-        names = (
-            sam.structures
-            if sam is not None
-            else [context.labels[i] for i in sorted(context.labels)]
-        )
-        ids = label_ids_for(names, context.labels)
         spatial = context.image.spatial_shape if context.image is not None else predicted.shape
         spacing = context.reference.spacing_mm[: len(spatial)]
-        per_label = compute_label_metrics(
-            predicted, reference, labels=ids.values(), spacing_mm=spacing
-        )
-        for name, label_id in ids.items():
-            result = per_label[label_id]
+        if config.evaluate.regions is not None:
+            by_name = compute_region_metrics(
+                predicted, reference, regions=config.evaluate.regions, spacing_mm=spacing
+            )
+        else:
+            ids = label_ids_for(_evaluated_structures(config, context.labels), context.labels)
+            per_label = compute_label_metrics(
+                predicted, reference, labels=ids.values(), spacing_mm=spacing
+            )
+            by_name = {name: per_label[label_id] for name, label_id in ids.items()}
+        for name, result in by_name.items():
             details[name] = {**result.to_dict(), "empty": result.empty.value}
             for metric in _SEMANTIC_LOGGED:
                 value = result.to_dict()[metric]
@@ -354,6 +528,9 @@ def export(context: CaseContext, config: PipelineConfig) -> None:
         sam = config.segment.sam
         if sam is not None and sam.window is not None:
             window = sam.window.level_width_hu
+        sam_3d = config.segment.sam_3d
+        if sam_3d is not None and sam_3d.intensity.mode is IntensityMode.CT:
+            window = sam_3d.intensity.level_width_hu
         display = _display_image(image_lps, k, window=window)
         if display.ndim == 3:
             display = display @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
