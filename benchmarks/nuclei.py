@@ -8,10 +8,12 @@ Runs, side by side on the same images and scored by the same code
   (``pipelines/cell_nuclei_watershed.yaml`` settings);
 - ``sam_auto``: LiteMedSAM automatic mode (``configs/sam/auto_cells.yaml``).
 
-Prints, per method and overall / per image kind (fluo, histo, bright): F1 at IoU 0.5, the
-DSB2018 score (mean of TP/(TP+FP+FN) over IoU 0.50:0.95), PQ, mean signed and absolute
-count error (predicted − reference nuclei per image), and seconds per image. Figures are
-means over images (each image weighs the same, as in DSB2018's score).
+Prints, per method and overall / per image kind (fluo, histo, bright): F1 at IoU 0.5,
+TP/(TP+FP+FN) at IoU 0.5 pooled over the images (StarDist's "accuracy" as its
+``matching_dataset`` computes it), the DSB2018 score (mean of TP/(TP+FP+FN) over IoU
+0.50:0.95), PQ, mean signed and absolute count error (predicted − reference nuclei per image)
+and seconds per image. Except the pooled accuracy, figures are means over images (each image
+weighs the same, as in DSB2018's score).
 
     PYTHONPATH=. python benchmarks/nuclei.py [--methods unet watershed sam_auto]
         [--model nuclei] [--tta] [--split test] [--cases ID ...] [--json OUT.json]
@@ -75,9 +77,12 @@ def _summarise(rows: list[dict[str, float | str]]) -> dict[str, float]:
     def mean(key: str) -> float:
         return statistics.fmean(float(r[key]) for r in rows)
 
+    tp = sum(float(r["tp_50"]) for r in rows)
+    errors = sum(float(r["fp_50"]) + float(r["fn_50"]) for r in rows)
     return {
         "images": len(rows),
         "f1_50": mean("f1_50"),
+        "accuracy_50_pooled": tp / (tp + errors) if tp + errors else float("nan"),
         "dsb_score": mean("dsb_score"),
         "pq_50": mean("pq_50"),
         "count_error": mean("count_error"),
@@ -115,6 +120,9 @@ def main() -> None:
                 "case": case.id,
                 "kind": kind,
                 "f1_50": metrics.at(0.5).f1,
+                "tp_50": metrics.at(0.5).tp,
+                "fp_50": metrics.at(0.5).fp,
+                "fn_50": metrics.at(0.5).fn,
                 "dsb_score": metrics.mean_accuracy_50_95,
                 "pq_50": metrics.at(0.5).pq,
                 "count_error": metrics.n_pred - metrics.n_ref,
@@ -129,8 +137,11 @@ def main() -> None:
             )
     summaries: dict[str, dict[str, dict[str, float]]] = {}
     print()
-    print("| method | images | F1@0.5 | DSB score | PQ | count error (mean / mean abs) | s/image |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| method | images | F1@0.5 | acc@0.5 pooled | DSB score | PQ "
+        "| count error (mean / mean abs) | s/image |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, method_rows in rows.items():
         summaries[name] = {}
         groups = [("all", method_rows)] + [
@@ -142,7 +153,8 @@ def main() -> None:
             s = _summarise(group_rows)
             summaries[name][group] = s
             print(
-                f"| {name} ({group}) | {s['images']} | {s['f1_50']:.3f} | {s['dsb_score']:.3f} | "
+                f"| {name} ({group}) | {s['images']} | {s['f1_50']:.3f} | "
+                f"{s['accuracy_50_pooled']:.3f} | {s['dsb_score']:.3f} | "
                 f"{s['pq_50']:.3f} | {s['count_error']:+.1f} / {s['abs_count_error']:.1f} | "
                 f"{s['seconds']:.2f} |"
             )
