@@ -19,6 +19,15 @@ from medseg.runner import PipelineConfig, run_pipeline
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MARGIN = 0.03
+# tumour: `medseg run pipelines/tumour.yaml` at the commit that added these rules
+# (WT 0.893, TC 0.938, ET 0.870, oedema 0.815)
+WHOLE_TUMOUR_DICE = 0.893
+TUMOUR_CORE_DICE = 0.938
+ENHANCING_DICE = 0.870
+OEDEMA_DICE = 0.815
+# CT organs from one 3D box: a sanity floor below every organ's measured 3D-box Dice
+# (0.745-0.975, benchmarks/RESULTS.md "SAM accuracy"), not the measured figure itself
+CT_SMALL_DICE = {"liver": 0.70, "spleen": 0.70, "kidney_right": 0.70, "kidney_left": 0.70}
 
 
 def _case_metrics(out: Path, case_id: str) -> dict[str, float]:
@@ -31,7 +40,7 @@ def test_tumour_pipeline_scores_the_brats_regions(repo_root: Path, tmp_path: Pat
     config = load_config(repo_root / "pipelines/tumour.yaml", PipelineConfig)
     run_pipeline(config, root=repo_root, out_dir=tmp_path, workers=0)
     metrics = _case_metrics(tmp_path, "brats2013_pat0001")
-    assert metrics["dice_whole_tumour"] >= 0.862 - MARGIN
+    assert metrics["dice_whole_tumour"] >= WHOLE_TUMOUR_DICE - MARGIN
     assert metrics["dice_tumour_core"] >= TUMOUR_CORE_DICE - MARGIN
     assert metrics["dice_enhancing_tumour"] >= ENHANCING_DICE - MARGIN
     assert metrics["dice_oedema"] >= OEDEMA_DICE - MARGIN
