@@ -46,7 +46,6 @@ def test_shipped_checkpoint_is_a_small_instance_model(repo_root: Path) -> None:
     assert all(c.split.value == "train" for c in manifest.cases if c.id in held_out)
 
 
-@pytest.mark.slow  # ~15 s of CPU, 70 s wall on the shared 2-core machine
 def test_infer_reproduces_the_recorded_subset_metrics(
     card: dict, subset_cases: list, repo_root: Path, tmp_path: Path
 ) -> None:
@@ -71,7 +70,7 @@ def test_infer_reproduces_the_recorded_subset_metrics(
     assert statistics.fmean(pq) == pytest.approx(recorded["pq_50"], abs=0.01)
 
 
-@pytest.mark.slow  # ~15 s of CPU (MLflow, two images with TTA), 75 s wall under load
+@pytest.mark.slow  # 38 s (MLflow store creation, Dask-free run of two images with TTA)
 def test_pipeline_runs_end_to_end_on_two_test_images(
     card: dict, subset_cases: list, repo_root: Path, tmp_path: Path
 ) -> None:

@@ -188,12 +188,14 @@ def test_ddp_with_two_cpu_processes(tmp_path: Path, repo_root: Path) -> None:
     assert "world_size" not in done.stderr
     checkpoint = load_checkpoint(tmp_path / "run" / LAST_CHECKPOINT)
     assert checkpoint.epoch == 0
-    import mlflow
+    from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["medseg-train"])
-    assert len(runs) == 1
-    assert runs["params.world_size"].iloc[0] == "2"
+    # a client, not mlflow.set_tracking_uri: that would leave MLFLOW_TRACKING_URI set for
+    # the tests that run after this one in the same process
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("medseg-train")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.params["world_size"] == "2"
 
 
 def test_preprocessing_is_cached_and_validation_is_carved_from_training(
