@@ -6,8 +6,9 @@ box of the previous slice's mask (plus a margin) and, optionally, the previous s
 low-resolution logits as a mask prompt; a derived box the mask runs into is widened
 (:func:`predict_with_box_growing`) so objects that grow from slice to slice are not cut.
 When the object's in-plane extent is known (a 3D box), derived and widened boxes stay
-inside it (plus the box margin). It stops when the mask vanishes (smaller than ``min_area_px``), or at the
-optional first/last slice, where a user box (if given) replaces the derived one. Where no
+inside it (plus the box margin). It stops when the mask vanishes (smaller than
+``min_area_px``), or at the optional first/last slice, where a user box (if given) replaces
+the derived one. Where no
 bound was given, it also stops when the decoder's predicted IoU falls below
 ``min_predicted_iou`` or more than ``max_iou_drop`` below the key slice's (a box-prompted SAM
 always returns something inside its box; beyond the object its confidence drops). Between
