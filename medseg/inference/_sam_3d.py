@@ -6,8 +6,9 @@ box of the previous slice's mask (plus a margin) and, optionally, the previous s
 low-resolution logits as a mask prompt; a derived box the mask runs into is widened
 (:func:`predict_with_box_growing`) so objects that grow from slice to slice are not cut.
 When the object's in-plane extent is known (a 3D box), derived and widened boxes stay
-inside it. It stops when the mask vanishes (smaller than ``min_area_px``), or at the
-optional first/last slice, where a user box (if given) replaces the derived one. Where no
+inside it (plus the box margin). It stops when the mask vanishes (smaller than
+``min_area_px``), or at the optional first/last slice, where a user box (if given) replaces
+the derived one. Where no
 bound was given, it also stops when the decoder's predicted IoU falls below
 ``min_predicted_iou`` or more than ``max_iou_drop`` below the key slice's (a box-prompted SAM
 always returns something inside its box; beyond the object its confidence drops). Between
@@ -267,7 +268,9 @@ def propagate_prompt(
         neighbour's mask there.
     bounding_box_xyxy
         Optional in-plane extent of the object on every slice (a 3D box's ``x0, y0, x1,
-        y1``): boxes derived from neighbouring masks, and their widening, stay inside it.
+        y1``): boxes derived from neighbouring masks, and their widening, stay inside it
+        grown by ``config.box_margin_px`` (the margin every derived box gets, so a 3D box
+        drawn tight on the object does not cut it).
     config
         Margins and stopping rules.
     """
@@ -281,6 +284,19 @@ def propagate_prompt(
         )
     masks = np.zeros((stack.n_slices, *stack.slice_shape), dtype=bool)
     scores: dict[int, float] = {}
+    limit = None
+    if bounding_box_xyxy is not None:
+        rows, columns = stack.slice_shape
+        margin = float(config.box_margin_px)
+        limit = clip_box(
+            (
+                bounding_box_xyxy[0] - margin,
+                bounding_box_xyxy[1] - margin,
+                bounding_box_xyxy[2] + margin,
+                bounding_box_xyxy[3] + margin,
+            ),
+            (0.0, 0.0, columns - 1.0, rows - 1.0),
+        )
     key_mask, key_low_res, key_iou = predict_object(stack, key_slice, prompt, config=config)
     if int(key_mask.sum()) < config.min_area_px:
         logger.warning("the prompt on the key slice gave an empty mask; nothing to propagate")
@@ -297,9 +313,7 @@ def propagate_prompt(
         previous, previous_low_res = key_mask, key_low_res
         index = key_slice + step
         while (step > 0 and index <= bound) or (step < 0 and index >= bound):
-            box = clip_box(
-                box_from_mask(previous, margin_px=config.box_margin_px), bounding_box_xyxy
-            )
+            box = clip_box(box_from_mask(previous, margin_px=config.box_margin_px), limit)
             if index == bound and bound_box is not None:
                 box = bound_box
             next_prompt = SamPrompt(
@@ -311,7 +325,7 @@ def propagate_prompt(
                 next_prompt,
                 config=config,
                 grow=box is not bound_box,
-                limit_xyxy=bounding_box_xyxy,
+                limit_xyxy=limit,
             )
             if int(mask.sum()) < config.min_area_px:
                 break
