@@ -64,6 +64,8 @@ examples:
       --intensity ct --box 40,60,5,95,120,20          # one 3D box: propagated through z
   medseg sam ct_dicom_dir --out liver.nii.gz --box 60,150,10,300,400,10
   medseg sam image.png --out mask.nii.gz --point 120,80,1 --point 140,60,0
+  medseg sam data/ct_msd_spleen/sub-spleen2_ct.nii.gz --out spleen.nii.gz \
+      --intensity ct --point 70,95,12,1 --propagate  # one click, propagated both ways
   medseg sam volume.nii.gz --out masks.nii.gz --prompts prompts.json --case case_01
   medseg sam cells.png --out cells.nii.gz --auto --config configs/sam/auto_cells.yaml
 """
@@ -1244,7 +1246,8 @@ def build_parser() -> argparse.ArgumentParser:
     sam.add_argument(
         "--point",
         action="append",
-        help="x,y,label or x,y,z,label (label 1 foreground, 0 background); repeatable",
+        help="x,y,label or x,y,z,label (label 1 foreground, 0 background); repeatable; "
+        "LiteMedSAM turns clicks into the best of candidate boxes around them",
     )
     sam.add_argument("--slice", type=int, help="slice k for a 4-value --box or 3-value --point")
     sam.add_argument(

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     )
     from medseg.inference._sam_auto import AutoMaskConfig, generate_masks, segment_everything
     from medseg.inference._sam_predict import (
+        ClickSearchConfig,
         ImageEmbedding,
         Precision,
         SamPrediction,
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
         predict_box_mask,
         predict_prompts,
         predict_with_box_growing,
+        search_box_for_clicks,
         upsample_logits,
     )
     from medseg.inference._sam_preprocess import (
@@ -92,6 +94,7 @@ if TYPE_CHECKING:
 _LAZY_SAM_NAMES: dict[str, str] = {
     "AutoMaskConfig": "medseg.inference._sam_auto",
     "CasePrompts": "medseg.inference._sam_prompts",
+    "ClickSearchConfig": "medseg.inference._sam_predict",
     "CoordinateSpace": "medseg.inference._sam_prompts",
     "DisplayVolume": "medseg.inference._sam_volume",
     "ImageEmbedding": "medseg.inference._sam_predict",
@@ -128,6 +131,7 @@ _LAZY_SAM_NAMES: dict[str, str] = {
     "resolve_object_prompts": "medseg.inference._sam_prompts",
     "resolve_point_strategy": "medseg.inference._sam_3d",
     "scale_intensity": "medseg.inference._sam_preprocess",
+    "search_box_for_clicks": "medseg.inference._sam_predict",
     "segment_automatically": "medseg.inference._sam_volume",
     "segment_everything": "medseg.inference._sam_auto",
     "segment_with_prompts": "medseg.inference._sam_volume",
@@ -138,6 +142,7 @@ _LAZY_SAM_NAMES: dict[str, str] = {
 __all__ = [
     "AutoMaskConfig",
     "CasePrompts",
+    "ClickSearchConfig",
     "ComputePrecision",
     "CoordinateSpace",
     "DisplayVolume",
@@ -196,6 +201,7 @@ __all__ = [
     "resolve_precision",
     "retain_freed_memory",
     "scale_intensity",
+    "search_box_for_clicks",
     "segment_automatically",
     "segment_everything",
     "segment_with_prompts",

@@ -30,6 +30,7 @@ from pydantic import Field
 
 from medseg.core import ConfigModel, InputError
 from medseg.inference._sam_predict import (
+    ClickSearchConfig,
     ImageEmbedding,
     Precision,
     SamPrompt,
@@ -37,6 +38,7 @@ from medseg.inference._sam_predict import (
     embed_image,
     predict_prompts,
     predict_with_box_growing,
+    search_box_for_clicks,
 )
 from medseg.models import SamModel
 
@@ -108,15 +110,19 @@ class PointStrategy(str, enum.Enum):
     """How clicks without a box are used.
 
     ``native``: SAM's point prompts, three candidate masks, best predicted IoU kept.
-    ``grow_box``: a box around the foreground clicks, widened where the mask runs into it
-    (:func:`predict_with_box_growing`); the clicks themselves are not passed on. For
-    box-trained models such as LiteMedSAM: measured here, a click alone gives it no usable
-    mask and clicks added to a box make its mask worse.
-    ``auto``: ``grow_box`` for LiteMedSAM, ``native`` for SAM.
+    ``box_search``: boxes of several sizes and shapes around the foreground clicks, the
+    mask that holds every foreground click and no background click with the highest
+    predicted IoU kept (:func:`search_box_for_clicks`). For box-trained models such as
+    LiteMedSAM, which give no usable mask for a click alone.
+    ``grow_box``: a small box around the foreground clicks, widened where the mask runs into
+    it (:func:`predict_with_box_growing`); kept for comparison (it stays inside the object:
+    key-slice Dice 0.08-0.38 on the bundled CT organs, ``box_search`` 0.55-0.97).
+    ``auto``: ``box_search`` for LiteMedSAM, ``native`` for SAM.
     """
 
     AUTO = "auto"
     NATIVE = "native"
+    BOX_SEARCH = "box_search"
     GROW_BOX = "grow_box"
 
 
@@ -124,7 +130,7 @@ def resolve_point_strategy(strategy: PointStrategy, model: SamModel) -> PointStr
     """The concrete strategy for ``model`` (``auto`` resolved)."""
     if strategy is not PointStrategy.AUTO:
         return strategy
-    return PointStrategy.GROW_BOX if model.name == "litemedsam" else PointStrategy.NATIVE
+    return PointStrategy.BOX_SEARCH if model.name == "litemedsam" else PointStrategy.NATIVE
 
 
 class PropagationConfig(ConfigModel):
@@ -142,6 +148,7 @@ class PropagationConfig(ConfigModel):
         description="apply the predicted-IoU stop rules between given first/last slices too",
     )
     point_strategy: PointStrategy = PointStrategy.AUTO
+    click_search: ClickSearchConfig = Field(default_factory=ClickSearchConfig)
 
 
 @dataclass(frozen=True)
@@ -211,6 +218,15 @@ def predict_object(
     embedding = stack.embedding(index)
     strategy = resolve_point_strategy(config.point_strategy, stack.model)
     grow_fraction, max_iterations = config.grow_fraction, config.max_grow_iterations
+    if prompt.box_xyxy is None and prompt.points_xy and strategy is PointStrategy.BOX_SEARCH:
+        prediction, _ = search_box_for_clicks(
+            stack.model, embedding, prompt.points_xy, prompt.point_labels, config.click_search
+        )
+        return (
+            prediction.logits[0] > 0.0,
+            prediction.low_res_logits[0],
+            float(prediction.iou_scores[0]),
+        )
     if prompt.box_xyxy is None and prompt.points_xy and strategy is PointStrategy.GROW_BOX:
         # The clicks only seed the box: LiteMedSAM's decoder degrades when given points.
         box = box_around_points(prompt.points_xy, prompt.point_labels, embedding.original_size)

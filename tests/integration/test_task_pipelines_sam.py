@@ -47,10 +47,7 @@ def test_tumour_pipeline_scores_the_brats_regions(repo_root: Path, tmp_path: Pat
     assert np.isfinite(metrics["hd95_mm_whole_tumour"])
     case_dir = tmp_path / "cases/brats2013_pat0001"
     mask = read_nifti(case_dir / "mask.nii.gz")
-    flair = read_image(
-        repo_root
-        / "data/tumor_brats2015/brats2015_brats_2013_pat0001_1/Flair_subtrMeanDivStd.nii.gz"
-    )
+    flair = read_image(repo_root / FLAIR)
     np.testing.assert_allclose(mask.affine, flair.affine)
     assert set(np.unique(mask.array).tolist()) <= {0, 1, 2, 4}
     details = json.loads((case_dir / "metrics.json").read_text())["metrics"]
