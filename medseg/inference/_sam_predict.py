@@ -479,13 +479,6 @@ class ClickSearchConfig(ConfigModel):
         "(every combination), for clicks away from the object's centre",
     )
     min_margin_px: float = Field(default=3.0, ge=0.0)
-    larger_within: float = Field(
-        default=0.0,
-        ge=0.0,
-        le=1.0,
-        description="take the largest mask among those whose predicted IoU is within this "
-        "of the best (0: the best-scored mask)",
-    )
 
     @model_validator(mode="after")
     def _check(self) -> ClickSearchConfig:
@@ -583,10 +576,6 @@ def search_box_for_clicks(
     if pool.size == 0:
         pool = np.arange(len(boxes))
     best = int(pool[np.argmax(scores[pool])])
-    if config.larger_within > 0.0:
-        close = pool[scores[pool] >= scores[best] - config.larger_within]
-        areas = (low_res[close, 0] > 0.0).flatten(1).sum(dim=1).cpu().numpy()
-        best = int(close[np.argmax(areas)])
     logits = upsample_logits(model, embedding, low_res[best : best + 1]).cpu().numpy()
     prediction = SamPrediction(
         logits=logits[0],
