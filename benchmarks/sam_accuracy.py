@@ -20,7 +20,8 @@ structure and draw, so skipping cases does not change the others' boxes); the ta
 the mean Dice over the draws, the lowest one, and the mean NSD. Dice per structure over the
 3D volume; NSD (normalised surface Dice at 2 mm for CT/MR,
 1 px for nuclei) from DeepMind's ``surface-distance`` package. Speed: ms per slice for the
-encoder (fp32 and bf16) and per prompt for prompt encoder + decoder, on the CPU.
+encoder (fp32 and bf16), per prompt for prompt encoder + decoder, and per click for the
+box search, on the CPU.
 
 Run: ``PYTHONPATH=. python benchmarks/sam_accuracy.py [--precision bf16] [--draws 5]
 [--json out.json]``
@@ -54,6 +55,7 @@ from medseg.inference import (
     predict_prompts,
     propagate_prompt,
     scale_intensity,
+    search_box_for_clicks,
     segment_everything,
 )
 from medseg.io import read_image, reorient, reorient_like
@@ -321,6 +323,11 @@ def measure_speed(model: SamModel, image: np.ndarray, repeats: int) -> dict:
     started = time.perf_counter()
     predict_prompts(model, embedding, [SamPrompt(box_xyxy=box)] * 16)
     out["decoder_ms_per_prompt_batch16"] = 1000 * (time.perf_counter() - started) / 16
+    rows, columns = image.shape[:2]
+    click = ((columns / 2.0, rows / 2.0),)
+    started = time.perf_counter()
+    search_box_for_clicks(model, embedding, click, (1,))
+    out["click_search_ms"] = 1000 * (time.perf_counter() - started)
     return out
 
 
