@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -69,6 +70,11 @@ examples:
   medseg sam volume.nii.gz --out masks.nii.gz --prompts prompts.json --case case_01
   medseg sam cells.png --out cells.nii.gz --auto --config configs/sam/auto_cells.yaml
 """
+
+
+def _finite_or_none(value: float) -> float | None:
+    """``value``, or None where it is NaN or infinite (JSON has no NaN)."""
+    return value if math.isfinite(value) else None
 
 
 def _parse_numbers(text: str, *, what: str, counts: tuple[int, ...]) -> list[float]:
@@ -966,12 +972,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "epochs_completed": result.epochs_completed,
-                    metric_key: result.best_metric,
-                    "validation": result.validation,
+                    # null, not NaN (invalid JSON), when no validation ran
+                    metric_key: _finite_or_none(result.best_metric),
+                    "validation": [
+                        [epoch, _finite_or_none(score)] for epoch, score in result.validation
+                    ],
                     "seconds": round(result.seconds, 1),
                     "cpu_seconds": round(result.cpu_seconds, 1),
                 },
                 indent=2,
+                allow_nan=False,
             ),
             encoding="utf-8",
         )

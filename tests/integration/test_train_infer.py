@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -166,3 +167,11 @@ def test_cli_plan_train_infer_evaluate_on_drive(repo_root: Path, tmp_path: Path)
     assert 0.0 <= dice <= 1.0
     # a second train into the same folder without --resume/--overwrite is refused
     assert main(["train", str(config), "--out", str(run)]) == ExitCode.OUTPUT_EXISTS
+    # without validation the result file is still strict JSON: null, not NaN
+    no_validation = config.read_text().replace("validation_splits: [test]", "validation_splits: []")
+    config.write_text(no_validation)
+    assert main(["train", str(config), "--out", str(tmp_path / "run_no_val")]) == ExitCode.OK
+    text = (tmp_path / "run_no_val" / "train_result.json").read_text()
+    result = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert result["best_val_dice"] is None
+    assert result["validation"] == []
