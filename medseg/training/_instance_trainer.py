@@ -47,8 +47,8 @@ from medseg.training._trainer import (
     _make_optimizer,
     _run_params,
     _seed_everything,
-    _select_cases,
     _write_run_files,
+    select_training_cases,
 )
 from medseg.transforms import Plans, build_preprocessing, load_case, run_chain
 
@@ -249,14 +249,10 @@ def train_instance_model(
                 device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=True,  # heads get no gradient without proposals
             )
-        train_cases = _select_cases(manifest, config.train_splits, what="training")
+        # validation_case_ids are held out of training, as for the semantic trainer
+        train_cases, validation_cases = select_training_cases(config, manifest)
         items = load_instance_items(manifest, train_cases, plans=plans, root=root)
-        validation = load_instance_items(
-            manifest,
-            _select_cases(manifest, config.validation_splits, what="validation"),
-            plans=plans,
-            root=root,
-        )
+        validation = load_instance_items(manifest, validation_cases, plans=plans, root=root)
         logger.info(
             "training %s on %d image(s), validating on %d, batch %d",
             network.name,

@@ -168,3 +168,32 @@ def test_infer_and_evaluate_instance_maps(
     )  # fmt: skip
     assert code == ExitCode.OK
     assert (tmp_path / "eval" / "summary.json").is_file()
+
+
+def test_maskrcnn_holds_out_validation_case_ids(
+    dsb_manifest: DatasetManifest,
+    dsb_plans: Plans,
+    repo_root: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = _config(validation_case_ids=[TRAIN_CASES[0]], epochs=1, iterations_per_epoch=1)
+    with caplog.at_level("INFO", logger="medseg.training"):
+        result = train_model(
+            config,
+            plans=dsb_plans,
+            manifest=dsb_manifest,
+            root=repo_root,
+            out_dir=tmp_path / "run",
+            instance_score_fn=_f1,
+        )
+    assert "on 2 image(s), validating on 1" in caplog.text
+    assert [epoch for epoch, _ in result.validation] == [0]
+    with pytest.raises(ConfigError, match="not among the labelled cases"):
+        train_model(
+            _config(validation_case_ids=["nope"]),
+            plans=dsb_plans,
+            manifest=dsb_manifest,
+            root=repo_root,
+            out_dir=tmp_path / "run2",
+        )
