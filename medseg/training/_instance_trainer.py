@@ -32,7 +32,7 @@ import torch
 
 from medseg.core import InputError, OutputExistsError
 from medseg.io import DatasetManifest, read_image
-from medseg.models import build_model, detections_to_instances, load_checkpoint, save_checkpoint
+from medseg.models import build_model, detections_to_instances, load_checkpoint
 from medseg.training._config import TrainConfig, compute_poly_factor
 from medseg.training._config import network_from_plans as _network_from_plans
 from medseg.training._instances import compute_instance_targets
@@ -41,12 +41,15 @@ from medseg.training._trainer import (
     LAST_CHECKPOINT,
     RunLogger,
     TrainResult,
-    _checkpoint,
     _cpu_seconds,
     _distributed,
+    _end_epoch,
+    _keep_best,
+    _log_run_artifacts,
     _make_optimizer,
     _run_params,
     _seed_everything,
+    _validation_due,
     _write_run_files,
     select_training_cases,
 )
@@ -298,12 +301,7 @@ def train_instance_model(
             metrics |= {key: float(np.mean(values)) for key, values in parts.items()}
             scheduler.step()
             result.step_losses += losses
-            if (
-                rank == 0
-                and score_fn is not None
-                and validation
-                and ((epoch + 1) % config.validate_every_epochs == 0 or epoch + 1 == config.epochs)
-            ):
+            if rank == 0 and score_fn is not None and validation and _validation_due(config, epoch):
                 scores = [
                     score_fn(
                         predict_instance_map(model, item["image"], device=device),
@@ -315,40 +313,22 @@ def train_instance_model(
                 value = float(np.mean(finite)) if finite else float("nan")
                 metrics["val_score"] = value
                 result.validation.append((epoch, value))
-                if not math.isnan(value) and (math.isnan(best_metric) or value > best_metric):
-                    best_metric = value
-                    save_checkpoint(
-                        _checkpoint(model, network, plans, config, epoch, best_metric), best_path
-                    )
+                best_metric = _keep_best(
+                    value, best_metric, model, network, plans, config, epoch, best_path
+                )
             if rank == 0:
-                state = {
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                }
-                save_checkpoint(
-                    _checkpoint(model, network, plans, config, epoch, best_metric, state), last_path
-                )
-                logger.info(
-                    "epoch %d/%d: loss %.4f%s",
-                    epoch + 1,
-                    config.epochs,
-                    metrics["train_loss"],
-                    f", val score {metrics['val_score']:.4f}" if "val_score" in metrics else "",
-                )
-                if run_logger is not None:
-                    run_logger.log_metrics(metrics, step=epoch)
+                _end_epoch(
+                    model, network, plans, config, epoch, best_metric,
+                    (optimizer, scheduler, scaler), last_path, metrics, run_logger,
+                    validation_key="val_score", validation_name="val score",
+                )  # fmt: skip
             if world > 1:
                 torch.distributed.barrier()
             result.epochs_completed = epoch + 1
         result.best_metric = best_metric
         result.best_checkpoint = best_path if best_path.exists() else None
         if rank == 0 and run_logger is not None:
-            run_logger.log_artifact(last_path, artifact_path="checkpoints")
-            if result.best_checkpoint is not None:
-                run_logger.log_artifact(best_path, artifact_path="checkpoints")
-            for name in ("plans.yaml", "train_config.yaml"):
-                run_logger.log_artifact(out_dir / name)
+            _log_run_artifacts(run_logger, out_dir, last_path, result.best_checkpoint)
     result.seconds = time.perf_counter() - started
     result.cpu_seconds = _cpu_seconds() - cpu_started
     return result

@@ -516,12 +516,7 @@ def train_model(
             metrics = {"train_loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"]}
             scheduler.step()
             result.step_losses += losses
-            if (
-                rank == 0
-                and score_fn is not None
-                and validation
-                and ((epoch + 1) % config.validate_every_epochs == 0 or epoch + 1 == config.epochs)
-            ):
+            if rank == 0 and score_fn is not None and validation and _validation_due(config, epoch):
                 dice = _validate(
                     model,
                     validation,
@@ -532,43 +527,95 @@ def train_model(
                 )
                 metrics["val_dice"] = dice
                 result.validation.append((epoch, dice))
-                if not math.isnan(dice) and (math.isnan(best_metric) or dice > best_metric):
-                    best_metric = dice
-                    save_checkpoint(
-                        _checkpoint(model, network, plans, config, epoch, best_metric), best_path
-                    )
+                best_metric = _keep_best(
+                    dice, best_metric, model, network, plans, config, epoch, best_path
+                )
             if rank == 0:
-                state = {
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                }
-                save_checkpoint(
-                    _checkpoint(model, network, plans, config, epoch, best_metric, state), last_path
-                )
-                logger.info(
-                    "epoch %d/%d: loss %.4f%s",
-                    epoch + 1,
-                    config.epochs,
-                    metrics["train_loss"],
-                    f", val Dice {metrics['val_dice']:.4f}" if "val_dice" in metrics else "",
-                )
-                if run_logger is not None:
-                    run_logger.log_metrics(metrics, step=epoch)
+                _end_epoch(
+                    model, network, plans, config, epoch, best_metric,
+                    (optimizer, scheduler, scaler), last_path, metrics, run_logger,
+                    validation_key="val_dice", validation_name="val Dice",
+                )  # fmt: skip
             if world > 1:
                 torch.distributed.barrier()
             result.epochs_completed = epoch + 1
         result.best_metric = best_metric
         result.best_checkpoint = best_path if best_path.exists() else None
         if rank == 0 and run_logger is not None:
-            run_logger.log_artifact(last_path, artifact_path="checkpoints")
-            if result.best_checkpoint is not None:
-                run_logger.log_artifact(best_path, artifact_path="checkpoints")
-            for name in ("plans.yaml", "train_config.yaml"):
-                run_logger.log_artifact(out_dir / name)
+            _log_run_artifacts(run_logger, out_dir, last_path, result.best_checkpoint)
     result.seconds = time.perf_counter() - started
     result.cpu_seconds = _cpu_seconds() - cpu_started
     return result
+
+
+def _validation_due(config: TrainConfig, epoch: int) -> bool:
+    """Whether ``epoch`` (0-based) validates: every ``validate_every_epochs`` and the last."""
+    return (epoch + 1) % config.validate_every_epochs == 0 or epoch + 1 == config.epochs
+
+
+def _keep_best(
+    value: float,
+    best_metric: float,
+    model: torch.nn.Module,
+    network: NetworkConfig,
+    plans: Plans,
+    config: TrainConfig,
+    epoch: int,
+    best_path: Path,
+) -> float:
+    """The new best metric; writes the best checkpoint when ``value`` improves on it."""
+    if math.isnan(value) or not (math.isnan(best_metric) or value > best_metric):
+        return best_metric
+    save_checkpoint(_checkpoint(model, network, plans, config, epoch, value), best_path)
+    return value
+
+
+def _end_epoch(
+    model: torch.nn.Module,
+    network: NetworkConfig,
+    plans: Plans,
+    config: TrainConfig,
+    epoch: int,
+    best_metric: float,
+    optimization: tuple[Any, Any, Any],
+    last_path: Path,
+    metrics: dict[str, float],
+    run_logger: RunLogger | None,
+    *,
+    validation_key: str,
+    validation_name: str,
+) -> None:
+    """Rank 0 after an epoch: the last checkpoint with the (optimizer, scheduler, scaler)
+    state to resume from, the epoch's log line and its metrics in MLflow."""
+    optimizer, scheduler, scaler = optimization
+    state = {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+    }
+    save_checkpoint(
+        _checkpoint(model, network, plans, config, epoch, best_metric, state), last_path
+    )
+    logger.info(
+        "epoch %d/%d: loss %.4f%s",
+        epoch + 1,
+        config.epochs,
+        metrics["train_loss"],
+        f", {validation_name} {metrics[validation_key]:.4f}" if validation_key in metrics else "",
+    )
+    if run_logger is not None:
+        run_logger.log_metrics(metrics, step=epoch)
+
+
+def _log_run_artifacts(
+    run_logger: RunLogger, out_dir: Path, last_path: Path, best_path: Path | None
+) -> None:
+    """The checkpoints, plans and config of a finished run as MLflow artifacts."""
+    run_logger.log_artifact(last_path, artifact_path="checkpoints")
+    if best_path is not None:
+        run_logger.log_artifact(best_path, artifact_path="checkpoints")
+    for name in ("plans.yaml", "train_config.yaml"):
+        run_logger.log_artifact(out_dir / name)
 
 
 def _checkpoint(
