@@ -208,7 +208,7 @@ def evaluate_case(case: Case, seed: int, draws: int, propagation: PropagationCon
                 _score(result_click.masks, reference, case.spacing_mm, tolerance)
             )
             scores["click_key_slice_dice"].append(
-                {"dice": compute_dice(result_click.masks[key], reference[key]), "nsd": None}
+                {"dice": compute_dice(result_click.masks[key], reference[key])}
             )
             key_ranges.append([result_key.first_slice, result_key.last_slice])
             click_ranges.append([result_click.first_slice, result_click.last_slice])
@@ -239,13 +239,18 @@ def _central_click(mask: np.ndarray, rng: np.random.Generator) -> tuple[float, f
     return float(column), float(row)
 
 
-def _fmt(scores: list[dict]) -> str:
-    """Mean Dice / mean NSD over the draws, with the lowest Dice when there are several."""
+def _fmt_dice(scores: list[dict]) -> str:
+    """Mean Dice over the draws, with the lowest when there are several."""
     dice = [s["dice"] for s in scores]
+    low = f" (min {min(dice):.3f})" if len(dice) > 1 else ""
+    return f"{np.mean(dice):.3f}{low}"
+
+
+def _fmt(scores: list[dict]) -> str:
+    """Mean Dice (lowest) / mean NSD over the draws."""
     nsd = [s["nsd"] for s in scores]
     nsd_text = "n/a" if any(v is None for v in nsd) else f"{np.mean(nsd):.3f}"
-    low = f" (min {min(dice):.3f})" if len(dice) > 1 else ""
-    return f"{np.mean(dice):.3f}{low} / {nsd_text}"
+    return f"{_fmt_dice(scores)} / {nsd_text}"
 
 
 def _row_text(row: dict) -> str:
@@ -256,7 +261,7 @@ def _row_text(row: dict) -> str:
         f"| {row['case']} | {row['structure']} | {row['slices']} | {_fmt(row['box_per_slice'])} "
         f"| {_fmt(row['box_3d'])} | {_fmt(row['key_box'])} "
         f"(slices {ranges} vs {first}-{last}) | {_fmt(row['click'])} (key slice "
-        f"{_fmt(row['click_key_slice_dice']).split(' / ')[0]}; slices {click_ranges}) |"
+        f"{_fmt_dice(row['click_key_slice_dice'])}; slices {click_ranges}) |"
     )
 
 

@@ -438,6 +438,16 @@ def predict_with_box_growing(
     return prediction
 
 
+def _foreground_clicks(
+    points_xy: Sequence[tuple[float, float]], point_labels: Sequence[int]
+) -> np.ndarray:
+    """``(N, 2)`` foreground (label 1) clicks; a points-only prompt needs at least one."""
+    foreground = np.array([p for p, label in zip(points_xy, point_labels, strict=True) if label])
+    if foreground.size == 0:
+        raise InputError("points-only prompts need at least one foreground (label 1) click")
+    return foreground
+
+
 def box_around_points(
     points_xy: Sequence[tuple[float, float]],
     point_labels: Sequence[int],
@@ -447,9 +457,7 @@ def box_around_points(
 ) -> tuple[float, float, float, float]:
     """A starting box around the foreground clicks: their extent plus a margin of
     ``half_size_fraction`` of the longer image side, clipped to the image."""
-    foreground = np.array([p for p, label in zip(points_xy, point_labels, strict=True) if label])
-    if foreground.size == 0:
-        raise InputError("points-only prompts need at least one foreground (label 1) click")
+    foreground = _foreground_clicks(points_xy, point_labels)
     rows, columns = image_size
     half = max(3.0, half_size_fraction * max(rows, columns))
     low = foreground.min(axis=0) - half
@@ -496,9 +504,7 @@ def click_search_boxes(
     config: ClickSearchConfig,
 ) -> list[tuple[float, float, float, float]]:
     """Candidate boxes centred on the foreground clicks, each holding all of them."""
-    foreground = np.array([p for p, label in zip(points_xy, point_labels, strict=True) if label])
-    if foreground.size == 0:
-        raise InputError("points-only prompts need at least one foreground (label 1) click")
+    foreground = _foreground_clicks(points_xy, point_labels)
     rows, columns = image_size
     low, high = foreground.min(axis=0), foreground.max(axis=0)
     centre = (low + high) / 2.0
