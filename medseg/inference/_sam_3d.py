@@ -5,16 +5,15 @@ segmented from the user's prompt; each next slice, in both directions, is prompt
 box of the previous slice's mask (plus a margin) and, optionally, the previous slice's
 low-resolution logits as a mask prompt; a derived box the mask runs into is widened
 (:func:`predict_with_box_growing`) so objects that grow from slice to slice are not cut.
-When the object's in-plane extent is known (a 3D box), derived and widened boxes stay
-inside it (plus the box margin). It stops when the mask vanishes (smaller than
-``min_area_px``), or at the optional first/last slice, where a user box (if given) replaces
-the derived one. Where no
-bound was given, it also stops when the decoder's predicted IoU falls below
-``min_predicted_iou`` or more than ``max_iou_drop`` below the key slice's (a box-prompted SAM
-always returns something inside its box; beyond the object its confidence drops). Between
-given bounds that rule is off by default (``stop_inside_bounds``): the bounds already say
-the object spans those slices, and the confidence of LiteMedSAM dips at small or faint
-cross-sections that still hold the object (measured: a single 3D box on the 3 mm left
+When the object's in-plane extent is known (a 3D box), derived and widened boxes stay inside
+it (plus the box margin). It stops when the mask vanishes (smaller than ``min_area_px``), or
+at the optional first/last slice, where a user box (if given) replaces the derived one.
+Where no bound was given, it also stops when the decoder's predicted IoU falls below
+``min_predicted_iou`` or more than ``max_iou_drop`` below the key slice's (a box-prompted
+SAM always returns something inside its box; beyond the object its confidence drops).
+Between given bounds that rule is off by default (``stop_inside_bounds``): the bounds
+already say the object spans those slices, and the confidence of LiteMedSAM dips at small or
+faint cross-sections that still hold the object (measured: a single 3D box on the 3 mm left
 kidney stopped 7 slices early on one of them, Dice 0.745; without the rule 0.93).
 """
 

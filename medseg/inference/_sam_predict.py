@@ -546,12 +546,12 @@ def search_box_for_clicks(
     """Segment the clicked object with a box-trained model: try boxes, keep the best.
 
     LiteMedSAM's decoder was trained on boxes only and gives no usable mask for a click.
-    Boxes of several sizes and shapes around the foreground clicks are decoded in one batch
-    (the image embedding is reused); a candidate counts when its mask holds every
-    foreground click and no background click, and the one with the highest predicted IoU
-    wins (the decoder is most confident when the box frames a whole object). Background
-    clicks thus veto masks that leak into what they mark. Hand-written: neither SAM nor
-    MedSAM ships a click path for box-only decoders.
+    Boxes of several sizes and shapes around the foreground clicks are decoded on the same
+    image embedding (batched on CUDA, one by one on the CPU, see :func:`_decode_group`); a
+    candidate counts when its mask holds every foreground click and no background click, and
+    the one with the highest predicted IoU wins (the decoder is most confident when the box
+    frames a whole object). Background clicks thus veto masks that leak into what they mark.
+    Hand-written: neither SAM nor MedSAM ships a click path for box-only decoders.
 
     Returns
     -------
