@@ -12,15 +12,9 @@ import enum
 from pydantic import Field, field_validator, model_validator
 
 from medseg.core import ConfigModel
-from medseg.inference import (
-    ComputePrecision,
-    InstanceConfig,
-    IntensityConfig,
-    Precision,
-    PropagationConfig,
-    TumourSubregionConfig,
-)
+from medseg.inference import ComputePrecision, InstanceConfig, TumourSubregionConfig
 from medseg.io import Split
+from medseg.sam import IntensityConfig, Precision, PropagationConfig
 from medseg.transforms import CTWindow
 
 

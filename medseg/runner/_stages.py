@@ -25,17 +25,8 @@ from medseg.evaluation import (
 from medseg.export import write_contour_overlay
 from medseg.inference import (
     InferConfig,
-    IntensityMode,
-    ObjectPrompt,
-    SamSegmentConfig,
-    box_from_mask,
-    embed_image,
-    load_prompt_file,
-    predict_box_logits,
     predict_volume,
     resolve_instance_config,
-    resolve_object_prompts,
-    segment_with_prompts,
     split_tumour_subregions,
 )
 from medseg.io import (
@@ -48,7 +39,7 @@ from medseg.io import (
     reorient_like,
     write_nifti,
 )
-from medseg.models import Checkpoint, SamModel, load_checkpoint, load_sam_model, resolve_model_path
+from medseg.models import Checkpoint, load_checkpoint, resolve_model_path
 from medseg.runner._pipeline import (
     EvaluationKind,
     NucleiModelConfig,
@@ -65,6 +56,19 @@ from medseg.runner._trained import (
     compute_case_vessel_metrics,
     read_field_of_view,
     segment_with_trained_model,
+)
+from medseg.sam import (
+    IntensityMode,
+    ObjectPrompt,
+    SamModel,
+    SamSegmentConfig,
+    box_from_mask,
+    embed_image,
+    load_prompt_file,
+    load_sam_model,
+    predict_box_logits,
+    resolve_object_prompts,
+    segment_with_prompts,
 )
 from medseg.transforms import apply_window, from_display_slice, scale_percentiles, to_display_slice
 
