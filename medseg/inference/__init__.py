@@ -15,19 +15,12 @@ from medseg.inference._fast_layers import FastInstanceNorm, SubPixelConvTranspos
 from medseg.inference._instance_predict import is_instance_detector, predict_instances
 from medseg.inference._instances import InstanceConfig, label_instances, resolve_instance_config
 from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
-from medseg.inference._predict import (
-    InferConfig,
-    Prediction,
-    predict_volume,
-    predict_with_checkpoint,
-    write_probabilities,
-)
+from medseg.inference._predict import predict_volume, predict_with_checkpoint, write_probabilities
 from medseg.inference._sliding_window import (
     ComputePrecision,
     SlidingWindowConfig,
     compute_window_starts,
     predict_sliding_window,
-    resolve_precision,
     softmax_,
 )
 from medseg.inference._subregions import (
@@ -35,23 +28,23 @@ from medseg.inference._subregions import (
     TumourSubregionConfig,
     split_tumour_subregions,
 )
+from medseg.inference._types import InferConfig, Prediction
+from medseg.models import resolve_precision
 
 if TYPE_CHECKING:
     from medseg.sam._auto import AutoMaskConfig, generate_masks, segment_everything
+    from medseg.sam._clicks import ClickSearchConfig, box_around_points, search_box_for_clicks
     from medseg.sam._predict import (
-        ClickSearchConfig,
         ImageEmbedding,
         Precision,
         SamPrediction,
         SamPrompt,
-        box_around_points,
         embed_image,
         mask_to_prompt_logits,
         predict_box_logits,
         predict_box_mask,
         predict_prompts,
         predict_with_box_growing,
-        search_box_for_clicks,
         upsample_logits,
     )
     from medseg.sam._preprocess import (
@@ -94,7 +87,7 @@ if TYPE_CHECKING:
 _LAZY_SAM_NAMES: dict[str, str] = {
     "AutoMaskConfig": "medseg.sam._auto",
     "CasePrompts": "medseg.sam._prompts",
-    "ClickSearchConfig": "medseg.sam._predict",
+    "ClickSearchConfig": "medseg.sam._clicks",
     "CoordinateSpace": "medseg.sam._prompts",
     "DisplayVolume": "medseg.sam._volume",
     "ImageEmbedding": "medseg.sam._predict",
@@ -111,7 +104,7 @@ _LAZY_SAM_NAMES: dict[str, str] = {
     "SamPrompt": "medseg.sam._predict",
     "SamSegmentConfig": "medseg.sam._volume",
     "SliceStack": "medseg.sam._propagate",
-    "box_around_points": "medseg.sam._predict",
+    "box_around_points": "medseg.sam._clicks",
     "box_from_mask": "medseg.sam._propagate",
     "clip_box": "medseg.sam._propagate",
     "build_slice_stack": "medseg.sam._volume",
@@ -131,7 +124,7 @@ _LAZY_SAM_NAMES: dict[str, str] = {
     "resolve_object_prompts": "medseg.sam._prompts",
     "resolve_point_strategy": "medseg.sam._propagate",
     "scale_intensity": "medseg.sam._preprocess",
-    "search_box_for_clicks": "medseg.sam._predict",
+    "search_box_for_clicks": "medseg.sam._clicks",
     "segment_automatically": "medseg.sam._volume",
     "segment_everything": "medseg.sam._auto",
     "segment_with_prompts": "medseg.sam._volume",

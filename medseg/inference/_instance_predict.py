@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from medseg.core import ConfigError
-from medseg.inference._sliding_window import ComputePrecision, resolve_precision
+from medseg.inference._types import InferConfig, Prediction
 from medseg.io import Volume
-from medseg.models import detections_to_instances, resolve_device
+from medseg.models import build_autocast, detections_to_instances, resolve_device
 from medseg.transforms import (
     Plans,
     build_preprocessing,
@@ -25,9 +24,6 @@ from medseg.transforms import (
     run_chain,
     volume_to_case,
 )
-
-if TYPE_CHECKING:
-    from medseg.inference._predict import InferConfig, Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +60,9 @@ def predict_instances(
         ``labels``: uint16 instance map (0 background, 1..N by descending confidence) with
         the input's shape and affine; no probabilities.
     """
-    from medseg.inference._predict import Prediction
-
     started = time.perf_counter()
     device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    if precision is ComputePrecision.FP16 and device.type != "cuda":
-        raise ConfigError("precision fp16 needs CUDA; use bf16 or fp32 on CPU")
+    autocast = build_autocast(device, config.precision)  # ConfigError: fp16 without CUDA
     case = volume_to_case(volume, case_id=case_id)
     if case.image.ndim != 3:
         raise ConfigError("the model segments 2D images; this input is 3D")
@@ -82,11 +74,6 @@ def predict_instances(
     )
     image = np.ascontiguousarray(np.swapaxes(np.asarray(item["image"], dtype=np.float32), 1, 2))
     network = network.to(device).eval()
-    autocast = torch.autocast(
-        device.type,
-        dtype=torch.bfloat16 if precision is ComputePrecision.BF16 else torch.float16,
-        enabled=precision is not ComputePrecision.FP32,
-    )
     with torch.inference_mode(), autocast:
         detections = network([torch.as_tensor(image, device=device)])[0]
     instances = detections_to_instances(

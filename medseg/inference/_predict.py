@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import Field
 
-from medseg.core import ConfigError, ConfigModel, atomic_output
+from medseg.core import ConfigError, atomic_output
 from medseg.inference._instance_predict import is_instance_detector, predict_instances
 from medseg.inference._instances import InstanceConfig, label_instances, resolve_instance_config
 from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
-from medseg.inference._sliding_window import (
-    ComputePrecision,
-    SlidingWindowConfig,
-    predict_sliding_window,
-)
+from medseg.inference._sliding_window import SlidingWindowConfig, predict_sliding_window
+from medseg.inference._types import InferConfig, Prediction
 from medseg.io import Volume
-from medseg.models import Checkpoint, resolve_device
+from medseg.models import Checkpoint, Precision, resolve_device
 from medseg.transforms import (
     Plans,
     build_preprocessing,
@@ -38,61 +33,6 @@ from medseg.transforms import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-class InferConfig(ConfigModel):
-    """How ``medseg infer`` predicts (``configs/inference/*.yaml`` or CLI flags).
-
-    Attributes
-    ----------
-    overlap, sw_batch_size, precision
-        Sliding-window settings (window = the plans' patch size); precision ``auto`` is
-        fp32 on CPU and bf16/fp16 autocast on CUDA.
-    mirror
-        Mirror test-time augmentation over every spatial axis (2^dims forward passes).
-    device
-        ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``.
-    save_probabilities
-        Also write per-class probabilities (float16, channel last).
-    postprocess
-        Rules per class name (as in the checkpoint's labels).
-    min_score
-        Instance models (Mask R-CNN): detections less confident than this are dropped.
-    instances
-        Instance post-processing of an instance model (``target: instance_boundary``);
-        null uses the settings stored in its checkpoint.
-    """
-
-    overlap: float = Field(default=0.5, ge=0, lt=1)
-    sw_batch_size: int = Field(default=4, ge=1)
-    precision: ComputePrecision = ComputePrecision.AUTO
-    mirror: bool = False
-    device: str = "auto"
-    save_probabilities: bool = False
-    postprocess: dict[str, LabelPostprocess] = Field(default_factory=dict)
-    min_score: float = Field(default=0.5, ge=0, le=1)
-    instances: InstanceConfig | None = None
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """A prediction on the source grid.
-
-    Attributes
-    ----------
-    labels
-        Class map (uint8) with the input's spatial shape and affine (2D: ``(col, row, 1)``);
-        for an instance model (Mask R-CNN or a 3-class boundary U-Net), an instance map
-        (0 background, 1..N objects).
-    probabilities
-        ``(*spatial, C)`` float16 probabilities on the same grid, or None.
-    seconds
-        Wall time of the prediction.
-    """
-
-    labels: Volume
-    probabilities: Volume | None
-    seconds: float
 
 
 def _rules(plans: Plans, postprocess: dict[str, LabelPostprocess]) -> dict[int, LabelPostprocess]:
@@ -140,7 +80,7 @@ def predict_volume(
         return predict_instances(network, volume, plans=plans, config=config, case_id=case_id)
     started = time.perf_counter()
     device = resolve_device(config.device)
-    if config.precision is ComputePrecision.FP16 and device.type != "cuda":
+    if config.precision is Precision.FP16 and device.type != "cuda":
         raise ConfigError("precision fp16 needs CUDA; use bf16 or fp32 on CPU")
     case = volume_to_case(volume, case_id=case_id)
     if case.image.ndim - 1 != plans.spatial_dims:

@@ -22,8 +22,6 @@ because most of the time goes into the network, and the network can be made fast
 
 from __future__ import annotations
 
-import contextlib
-import enum
 import functools
 import logging
 import math
@@ -35,20 +33,13 @@ from pydantic import Field
 from medseg.core import ConfigError, ConfigModel
 from medseg.inference._allocator import retain_freed_memory
 from medseg.inference._fast_layers import prepare_network
+from medseg.models import Precision, build_autocast
 
 logger = logging.getLogger(__name__)
 
 
-class ComputePrecision(str, enum.Enum):
-    """Arithmetic of the network's forward pass (accumulation is always float32).
-
-    ``auto``: fp32 on CPU; on CUDA bf16 autocast where supported, else fp16.
-    """
-
-    AUTO = "auto"
-    FP32 = "fp32"
-    BF16 = "bf16"
-    FP16 = "fp16"
+#: The precision vocabulary (one enum for the whole project, :class:`medseg.models.Precision`).
+ComputePrecision = Precision
 
 
 class SlidingWindowConfig(ConfigModel):
@@ -145,27 +136,6 @@ def _window(corner: Sequence[int], roi_size: Sequence[int]) -> tuple[slice, ...]
     return tuple(slice(c, c + r) for c, r in zip(corner, roi_size, strict=True))
 
 
-def resolve_precision(precision: ComputePrecision, device: torch.device) -> ComputePrecision:
-    """The precision ``auto`` stands for on ``device`` (others are returned as given)."""
-    if precision is not ComputePrecision.AUTO:
-        return precision
-    if device.type != "cuda":
-        return ComputePrecision.FP32
-    return ComputePrecision.BF16 if torch.cuda.is_bf16_supported() else ComputePrecision.FP16
-
-
-def _autocast(
-    device: torch.device, precision: ComputePrecision
-) -> contextlib.AbstractContextManager:
-    precision = resolve_precision(precision, device)
-    if precision is ComputePrecision.FP32:
-        return contextlib.nullcontext()
-    if precision is ComputePrecision.FP16 and device.type != "cuda":
-        raise ConfigError("precision fp16 needs CUDA; use bf16 or fp32 on CPU")
-    dtype = torch.bfloat16 if precision is ComputePrecision.BF16 else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def _mirror_sets(axes: Sequence[int]) -> list[tuple[int, ...]]:
     sets: list[tuple[int, ...]] = [()]
     for axis in sorted(set(axes)):
@@ -250,7 +220,7 @@ def _predict(
     batch = batch.to(device=device, memory_format=memory_format)
     output: torch.Tensor | None = None
     mirrors = _mirror_sets(config.mirror_axes)
-    with _autocast(device, config.precision):
+    with build_autocast(device, config.precision):
         for first in range(0, len(corners), batch_size):
             chunk = corners[first : first + batch_size]
             for n, corner in enumerate(chunk):

@@ -19,6 +19,12 @@ from medseg.models._checkpoint import (
 from medseg.models._deeplab import DeepLabV3Plus
 from medseg.models._device import resolve_device
 from medseg.models._maskrcnn import detections_to_instances
+from medseg.models._precision import (
+    EncoderPrecision,
+    Precision,
+    build_autocast,
+    resolve_precision,
+)
 from medseg.models._registry import (
     MODEL_DIMS,
     ModelName,
@@ -40,9 +46,12 @@ __all__ = [
     "SHIPPED_MODELS_DIR",
     "Checkpoint",
     "DeepLabV3Plus",
+    "EncoderPrecision",
     "ModelName",
     "ModelTask",
     "NetworkConfig",
+    "Precision",
+    "build_autocast",
     "build_model",
     "detections_to_instances",
     "list_models",
@@ -50,6 +59,7 @@ __all__ = [
     "load_checkpoint",
     "resolve_device",
     "resolve_model_path",
+    "resolve_precision",
     "save_checkpoint",
     "shipped_model_card",
 ]

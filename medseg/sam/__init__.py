@@ -3,9 +3,10 @@
 
 Modules, in dependency order: ``_model`` (LiteMedSAM / SAM ViT loaders), ``_preprocess``
 (intensity scaling to 8-bit RGB), ``_prompts`` (prompt files, voxel/mm coordinates),
-``_predict`` (one slice: embeddings, boxes, clicks), ``_propagate`` (one object through a
-volume's slices), ``_auto`` (automatic mask generation), ``_volume`` (a whole image: display
-orientation, several objects, the label map on the file's grid).
+``_predict`` (one slice: embeddings, boxes, clicks), ``_clicks`` (boxes searched around
+clicks), ``_propagate`` (one object through a volume's slices), ``_auto`` (automatic mask
+generation), ``_volume`` (a whole image: display orientation, several objects, the label map
+on the file's grid).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from medseg.sam._auto import (
     generate_masks,
     segment_everything,
 )
+from medseg.sam._clicks import ClickSearchConfig, box_around_points, search_box_for_clicks
 from medseg.sam._model import (
     LITEMEDSAM_SHA256,
     SAM_PIXEL_MEAN,
@@ -26,19 +28,16 @@ from medseg.sam._model import (
     load_sam_model,
 )
 from medseg.sam._predict import (
-    ClickSearchConfig,
     ImageEmbedding,
     Precision,
     SamPrediction,
     SamPrompt,
-    box_around_points,
     embed_image,
     mask_to_prompt_logits,
     predict_box_logits,
     predict_box_mask,
     predict_prompts,
     predict_with_box_growing,
-    search_box_for_clicks,
     upsample_logits,
 )
 from medseg.sam._preprocess import (

@@ -28,17 +28,15 @@ import numpy as np
 from pydantic import Field
 
 from medseg.core import ConfigModel, InputError
+from medseg.sam._clicks import ClickSearchConfig, box_around_points, search_box_for_clicks
 from medseg.sam._model import SamModel
 from medseg.sam._predict import (
-    ClickSearchConfig,
     ImageEmbedding,
     Precision,
     SamPrompt,
-    box_around_points,
     embed_image,
     predict_prompts,
     predict_with_box_growing,
-    search_box_for_clicks,
 )
 
 logger = logging.getLogger(__name__)

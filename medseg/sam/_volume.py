@@ -18,6 +18,7 @@ from pydantic import Field
 
 from medseg.core import ConfigModel, InputError
 from medseg.io import Volume, axis_codes, check_same_grid, reorient
+from medseg.models import EncoderPrecision
 from medseg.sam._auto import AutoMaskConfig, segment_everything
 from medseg.sam._model import SamModel
 from medseg.sam._predict import Precision, SamPrompt
@@ -42,7 +43,7 @@ class SamSegmentConfig(ConfigModel):
     model: str = "litemedsam"
     checkpoint: str | None = None
     device: str = "auto"
-    precision: Precision = Precision.FP32
+    precision: EncoderPrecision = Precision.FP32
     intensity: IntensityConfig = IntensityConfig()
     propagation: PropagationConfig = PropagationConfig()
     auto: AutoMaskConfig = AutoMaskConfig()

@@ -9,14 +9,13 @@ from pydantic import Field
 
 from medseg.core import ConfigModel
 from medseg.inference import (
-    ComputePrecision,
     InferConfig,
     InstanceConfig,
     predict_volume,
     resolve_instance_config,
 )
 from medseg.io import Volume
-from medseg.models import resolve_model_path
+from medseg.models import Precision, resolve_model_path
 from medseg.segment._base import CaseImages, MapKind, Segmentation, Segmenter, SegmenterSpec
 from medseg.segment._cache import cached_instance_model
 
@@ -31,7 +30,7 @@ class NucleiModelConfig(ConfigModel):
 
     model: str = "nuclei"
     device: str = "auto"
-    precision: ComputePrecision = ComputePrecision.FP32
+    precision: Precision = Precision.FP32
     overlap: float = Field(default=0.5, ge=0, lt=1)
     mirror: bool = Field(default=False, description="mirror test-time augmentation")
     instances: InstanceConfig | None = None

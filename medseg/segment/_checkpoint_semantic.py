@@ -10,9 +10,9 @@ import numpy as np
 from pydantic import Field
 
 from medseg.core import ConfigError, ConfigModel, InputError
-from medseg.inference import ComputePrecision, InferConfig, predict_volume
+from medseg.inference import InferConfig, predict_volume
 from medseg.io import Volume
-from medseg.models import resolve_model_path
+from medseg.models import Precision, resolve_model_path
 from medseg.segment._base import CaseImages, MapKind, Segmentation, Segmenter, SegmenterSpec
 from medseg.segment._cache import cached_network
 from medseg.transforms import Plans
@@ -28,7 +28,7 @@ class TrainedModelConfig(ConfigModel):
 
     model: str = Field(min_length=1)
     device: str = "auto"
-    precision: ComputePrecision = ComputePrecision.FP32
+    precision: Precision = Precision.FP32
     overlap: float = Field(default=0.5, ge=0, lt=1)
     sw_batch_size: int = Field(default=4, ge=1)
     mirror: bool = Field(default=False, description="mirror test-time augmentation")

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from medseg.core import ConfigError, ConfigModel, InputError
 from medseg.inference import TumourSubregionConfig, split_tumour_subregions
 from medseg.io import Volume
+from medseg.models import EncoderPrecision
 from medseg.sam import (
     IntensityConfig,
     IntensityMode,
@@ -67,7 +68,7 @@ class SamBox3DConfig(ConfigModel):
     model: str = "litemedsam"
     checkpoint: str | None = None
     device: str = "auto"
-    precision: Precision = Precision.BF16
+    precision: EncoderPrecision = Precision.BF16
     intensity: IntensityConfig = IntensityConfig()
     propagation: PropagationConfig = PropagationConfig()
     image_channel: str | None = Field(

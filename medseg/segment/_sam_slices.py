@@ -10,6 +10,7 @@ from pydantic import Field
 
 from medseg.core import ConfigModel, InputError
 from medseg.io import Volume, axis_codes, reorient
+from medseg.models import EncoderPrecision
 from medseg.sam import Precision, box_from_mask, embed_image, predict_box_logits
 from medseg.segment._base import (
     CaseImages,
@@ -30,7 +31,7 @@ class SamBoxConfig(ConfigModel):
     model: str = "litemedsam"
     checkpoint: str | None = None
     device: str = "auto"
-    precision: Precision = Precision.FP32
+    precision: EncoderPrecision = Precision.FP32
     window: CTWindow | None = Field(
         default=None,
         description="CT window; null scales MR/microscopy by percentiles and passes RGB through",

@@ -20,7 +20,7 @@ from medseg.sam import (
     predict_prompts,
     search_box_for_clicks,
 )
-from medseg.sam._predict import click_search_boxes
+from medseg.sam._clicks import click_search_boxes
 
 ROWS, COLUMNS = 200, 280
 DISKS = (((60, 80), 30), ((130, 200), 40))  # ((row, column), radius)

@@ -1,0 +1,69 @@
+"""The types of checkpoint inference: its config and its result (shared by the semantic and
+the instance predictors, so neither imports the other's module)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import Field
+
+from medseg.core import ConfigModel
+from medseg.inference._instances import InstanceConfig
+from medseg.inference._postprocess import LabelPostprocess
+from medseg.io import Volume
+from medseg.models import Precision
+
+
+class InferConfig(ConfigModel):
+    """How ``medseg infer`` predicts (``configs/inference/*.yaml`` or CLI flags).
+
+    Attributes
+    ----------
+    overlap, sw_batch_size, precision
+        Sliding-window settings (window = the plans' patch size); precision ``auto`` is
+        fp32 on CPU and bf16/fp16 autocast on CUDA.
+    mirror
+        Mirror test-time augmentation over every spatial axis (2^dims forward passes).
+    device
+        ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``.
+    save_probabilities
+        Also write per-class probabilities (float16, channel last).
+    postprocess
+        Rules per class name (as in the checkpoint's labels).
+    min_score
+        Instance models (Mask R-CNN): detections less confident than this are dropped.
+    instances
+        Instance post-processing of an instance model (``target: instance_boundary``);
+        null uses the settings stored in its checkpoint.
+    """
+
+    overlap: float = Field(default=0.5, ge=0, lt=1)
+    sw_batch_size: int = Field(default=4, ge=1)
+    precision: Precision = Precision.AUTO
+    mirror: bool = False
+    device: str = "auto"
+    save_probabilities: bool = False
+    postprocess: dict[str, LabelPostprocess] = Field(default_factory=dict)
+    min_score: float = Field(default=0.5, ge=0, le=1)
+    instances: InstanceConfig | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A prediction on the source grid.
+
+    Attributes
+    ----------
+    labels
+        Class map (uint8) with the input's spatial shape and affine (2D: ``(col, row, 1)``);
+        for an instance model (Mask R-CNN or a 3-class boundary U-Net), an instance map
+        (0 background, 1..N objects).
+    probabilities
+        ``(*spatial, C)`` float16 probabilities on the same grid, or None.
+    seconds
+        Wall time of the prediction.
+    """
+
+    labels: Volume
+    probabilities: Volume | None
+    seconds: float
