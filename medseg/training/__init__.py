@@ -8,8 +8,18 @@ from medseg.training._config import (
     TrainConfig,
     compute_poly_factor,
 )
+from medseg.training._fit import (
+    BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    FitStrategy,
+    RunLogger,
+    TrainResult,
+    fit,
+    select_training_cases,
+)
 from medseg.training._instance_trainer import (
     InstanceScoreFn,
+    InstanceStrategy,
     build_instance_augmentation,
     load_instance_items,
     predict_instance_map,
@@ -17,13 +27,9 @@ from medseg.training._instance_trainer import (
 )
 from medseg.training._instances import compute_instance_targets
 from medseg.training._trainer import (
-    BEST_CHECKPOINT,
-    LAST_CHECKPOINT,
-    RunLogger,
-    TrainResult,
+    SemanticStrategy,
     check_plans_match,
     network_from_plans,
-    select_training_cases,
     train_model,
     training_plans,
 )
@@ -31,16 +37,20 @@ from medseg.training._trainer import (
 __all__ = [
     "BEST_CHECKPOINT",
     "LAST_CHECKPOINT",
+    "FitStrategy",
     "InstanceScoreFn",
+    "InstanceStrategy",
     "ModelSection",
     "OptimizerName",
     "RunLogger",
+    "SemanticStrategy",
     "TrainConfig",
     "TrainResult",
     "build_instance_augmentation",
     "check_plans_match",
     "compute_instance_targets",
     "compute_poly_factor",
+    "fit",
     "load_instance_items",
     "network_from_plans",
     "predict_instance_map",

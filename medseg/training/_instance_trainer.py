@@ -22,37 +22,20 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from medseg.core import InputError, OutputExistsError
+from medseg.core import InputError
 from medseg.io import DatasetManifest, read_image
-from medseg.models import build_model, detections_to_instances, load_checkpoint
-from medseg.training._config import TrainConfig, compute_poly_factor
+from medseg.models import NetworkConfig, detections_to_instances
+from medseg.training._config import TrainConfig
 from medseg.training._config import network_from_plans as _network_from_plans
+from medseg.training._fit import RunLogger, TrainResult, fit, select_training_cases
 from medseg.training._instances import compute_instance_targets
-from medseg.training._trainer import (
-    BEST_CHECKPOINT,
-    LAST_CHECKPOINT,
-    RunLogger,
-    TrainResult,
-    _cpu_seconds,
-    _distributed,
-    _end_epoch,
-    _keep_best,
-    _log_run_artifacts,
-    _make_optimizer,
-    _run_params,
-    _seed_everything,
-    _validation_due,
-    _write_run_files,
-    select_training_cases,
-)
 from medseg.transforms import Plans, build_preprocessing, load_case, run_chain
 
 logger = logging.getLogger(__name__)
@@ -212,123 +195,98 @@ def train_instance_model(
     ``score_fn`` compares instance maps (e.g. F1 at IoU 0.5); without it, or without
     validation cases, no best checkpoint is written.
     """
-    started = time.perf_counter()
-    cpu_started = _cpu_seconds()
-    root, out_dir = Path(root), Path(out_dir)
-    last_path, best_path = out_dir / LAST_CHECKPOINT, out_dir / BEST_CHECKPOINT
-    if last_path.exists() and not (resume or overwrite):
-        raise OutputExistsError(
-            "training output already holds a checkpoint; pass --resume to continue or "
-            "--overwrite to start again",
-            path=last_path,
-        )
     network = _network_from_plans(plans, config.model)
-    batch_size = config.batch_size or plans.batch_size
-    with _distributed(config.device) as (rank, world, device):
-        _seed_everything(config.seed)
-        model = build_model(network).to(device)
-        optimizer = _make_optimizer(config, model.parameters())
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda e: compute_poly_factor(e, epochs=config.epochs)
-        )
-        use_amp = config.amp and device.type == "cuda"
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-        start_epoch, best_metric = 0, float("nan")
-        if resume and last_path.exists():
-            previous = load_checkpoint(last_path)
-            model.load_state_dict(previous.state_dict)
-            optimizer.load_state_dict(previous.resume_state["optimizer"])
-            scheduler.load_state_dict(previous.resume_state["scheduler"])
-            if "scaler" in previous.resume_state:
-                scaler.load_state_dict(previous.resume_state["scaler"])
-            start_epoch, best_metric = previous.epoch + 1, previous.best_metric
-            logger.info("resuming after epoch %d", previous.epoch)
-        train_module: torch.nn.Module = model
-        if world > 1:
-            from torch.nn.parallel import DistributedDataParallel
+    strategy = InstanceStrategy(
+        config, plans=plans, network=network, manifest=manifest, root=Path(root), score_fn=score_fn
+    )
+    return fit(
+        strategy,
+        config,
+        plans=plans,
+        network=network,
+        out_dir=out_dir,
+        resume=resume,
+        overwrite=overwrite,
+        run_logger=run_logger,
+        stop_after_epochs=stop_after_epochs,
+    )
 
-            train_module = DistributedDataParallel(
-                model,
-                device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=True,  # heads get no gradient without proposals
-            )
+
+class InstanceStrategy:
+    """Instance segmenters (Mask R-CNN) in the fit loop: whole augmented images with their
+    instance targets, the detector's summed losses (each part logged), validation by
+    ``score_fn`` on predicted instance maps."""
+
+    clip_norm = _CLIP_NORM
+    validation_key = "val_score"
+    validation_name = "val score"
+    find_unused_parameters = True  # heads get no gradient without proposals
+    limit_cpu_threads = False
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        plans: Plans,
+        network: NetworkConfig,
+        manifest: DatasetManifest,
+        root: Path,
+        score_fn: InstanceScoreFn | None,
+    ) -> None:
+        self.config, self.plans, self.network = config, plans, network
+        self.manifest, self.root = manifest, root
+        self.score_fn = score_fn
+        self.batch_size = config.batch_size or plans.batch_size
+
+    def prepare(self, *, device: torch.device) -> None:
         # validation_case_ids are held out of training, as for the semantic trainer
-        train_cases, validation_cases = select_training_cases(config, manifest)
-        items = load_instance_items(manifest, train_cases, plans=plans, root=root)
-        validation = load_instance_items(manifest, validation_cases, plans=plans, root=root)
+        train_cases, validation_cases = select_training_cases(self.config, self.manifest)
+        self.items = load_instance_items(
+            self.manifest, train_cases, plans=self.plans, root=self.root
+        )
+        self.validation = load_instance_items(
+            self.manifest, validation_cases, plans=self.plans, root=self.root
+        )
         logger.info(
             "training %s on %d image(s), validating on %d, batch %d",
-            network.name,
-            len(items),
-            len(validation),
-            batch_size,
+            self.network.name,
+            len(self.items),
+            len(self.validation),
+            self.batch_size,
         )
-        chain = build_instance_augmentation(plans)
-        result = TrainResult(last_checkpoint=last_path, best_checkpoint=None, epochs_completed=0)
-        if rank == 0:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            _write_run_files(out_dir, config, plans, overwrite=True)
-            if run_logger is not None and start_epoch == 0:
-                run_logger.log_params(_run_params(config, plans, network, batch_size, world))
-        end_epoch = config.epochs
-        if stop_after_epochs is not None:
-            end_epoch = min(end_epoch, start_epoch + stop_after_epochs)
-        model.train()
-        for epoch in range(start_epoch, end_epoch):
-            epoch_seed = config.seed + 1000 * epoch + rank
-            _seed_everything(epoch_seed)
-            chain.set_random_state(seed=epoch_seed)
-            rng = np.random.default_rng(epoch_seed)
-            losses: list[float] = []
-            parts: dict[str, list[float]] = {}
-            for _ in range(config.iterations_per_epoch):
-                images, targets = _sample_batch(
-                    items, chain, rng, batch_size=batch_size, device=device
-                )
-                optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    loss_parts = train_module(images, targets)
-                    loss = sum(loss_parts.values())
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), _CLIP_NORM)
-                scaler.step(optimizer)
-                scaler.update()
-                losses.append(float(loss.detach()))
-                for key, value in loss_parts.items():
-                    parts.setdefault(key, []).append(float(value.detach()))
-            metrics = {"train_loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"]}
-            metrics |= {key: float(np.mean(values)) for key, values in parts.items()}
-            scheduler.step()
-            result.step_losses += losses
-            if rank == 0 and score_fn is not None and validation and _validation_due(config, epoch):
-                scores = [
-                    score_fn(
-                        predict_instance_map(model, item["image"], device=device),
-                        item["label"][0],
-                    )
-                    for item in validation
-                ]
-                finite = [s for s in scores if not math.isnan(s)]
-                value = float(np.mean(finite)) if finite else float("nan")
-                metrics["val_score"] = value
-                result.validation.append((epoch, value))
-                best_metric = _keep_best(
-                    value, best_metric, model, network, plans, config, epoch, best_path
-                )
-            if rank == 0:
-                _end_epoch(
-                    model, network, plans, config, epoch, best_metric,
-                    (optimizer, scheduler, scaler), last_path, metrics, run_logger,
-                    validation_key="val_score", validation_name="val score",
-                )  # fmt: skip
-            if world > 1:
-                torch.distributed.barrier()
-            result.epochs_completed = epoch + 1
-        result.best_metric = best_metric
-        result.best_checkpoint = best_path if best_path.exists() else None
-        if rank == 0 and run_logger is not None:
-            _log_run_artifacts(run_logger, out_dir, last_path, result.best_checkpoint)
-    result.seconds = time.perf_counter() - started
-    result.cpu_seconds = _cpu_seconds() - cpu_started
-    return result
+        self.chain = build_instance_augmentation(self.plans)
+
+    def batches(
+        self, *, epoch_seed: int, device: torch.device
+    ) -> Iterator[tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]]:
+        self.chain.set_random_state(seed=epoch_seed)
+        rng = np.random.default_rng(epoch_seed)
+        for _ in range(self.config.iterations_per_epoch):
+            yield _sample_batch(
+                self.items, self.chain, rng, batch_size=self.batch_size, device=device
+            )
+
+    def compute_loss(
+        self,
+        module: torch.nn.Module,
+        inputs: list[torch.Tensor],
+        targets: list[dict[str, torch.Tensor]],
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss_parts = module(inputs, targets)
+        return sum(loss_parts.values()), loss_parts  # type: ignore[return-value]
+
+    def can_validate(self) -> bool:
+        return self.score_fn is not None and bool(self.validation)
+
+    def validate(self, model: torch.nn.Module, *, device: torch.device) -> float:
+        if self.score_fn is None:
+            return float("nan")
+        scores = [
+            self.score_fn(
+                predict_instance_map(model, item["image"], device=device),
+                item["label"][0],
+            )
+            for item in self.validation
+        ]
+        finite = [s for s in scores if not math.isnan(s)]
+        return float(np.mean(finite)) if finite else float("nan")
