@@ -111,7 +111,7 @@ def _cmd_sam(args: argparse.Namespace) -> int:
         else parse_config(SamSegmentConfig, {})
     )
     data = config.model_dump(mode="json")
-    for key in ("model", "checkpoint", "device", "precision"):
+    for key in ("model", "checkpoint", "device", "precision", "encoder_backend"):
         if getattr(args, key) is not None:
             data[key] = str(getattr(args, key))
     for flag, key in (
@@ -157,7 +157,12 @@ def _cmd_sam(args: argparse.Namespace) -> int:
     objects = (
         resolve_object_prompts(prompt_file, volume, case_id=args.case) if prompt_file else None
     )
-    model = load_sam_model(config.model, checkpoint=config.checkpoint, device=config.device)
+    model = load_sam_model(
+        config.model,
+        checkpoint=config.checkpoint,
+        device=config.device,
+        encoder_backend=config.encoder_backend.value,
+    )
     if objects is None:
         labels = segment_automatically(model, volume, config)
     else:
@@ -1273,6 +1278,11 @@ def build_parser() -> argparse.ArgumentParser:
     sam.add_argument("--checkpoint", help="weights file (required for the SAM ViT models)")
     sam.add_argument("--device", help="auto (default: CUDA when present), cpu, cuda[:N]")
     sam.add_argument("--precision", choices=["fp32", "bf16"], help="encoder precision")
+    sam.add_argument(
+        "--encoder-backend",
+        choices=["auto", "torch", "openvino"],
+        help="what runs the image encoder (auto: OpenVINO on the CPU when installed)",
+    )
     sam.add_argument(
         "--intensity",
         choices=["auto", "ct", "percentile", "rgb"],

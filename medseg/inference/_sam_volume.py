@@ -28,7 +28,7 @@ from medseg.inference._sam_predict import Precision, SamPrompt
 from medseg.inference._sam_preprocess import IntensityConfig, scale_intensity
 from medseg.inference._sam_prompts import ObjectPrompt
 from medseg.io import Volume, axis_codes, check_same_grid, reorient
-from medseg.models import SamModel
+from medseg.models import EncoderBackend, SamModel
 from medseg.transforms import from_display_slice, to_display_slice
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class SamSegmentConfig(ConfigModel):
     checkpoint: str | None = None
     device: str = "auto"
     precision: Precision = Precision.FP32
+    encoder_backend: EncoderBackend = EncoderBackend.AUTO
     intensity: IntensityConfig = IntensityConfig()
     propagation: PropagationConfig = PropagationConfig()
     auto: AutoMaskConfig = AutoMaskConfig()

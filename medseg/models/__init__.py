@@ -29,6 +29,7 @@ from medseg.models._sam import (
     litemedsam_checkpoint_path,
     load_sam_model,
 )
+from medseg.models._sam_openvino import EncoderBackend, default_cache_dir, openvino_available
 from medseg.models._shipped import (
     SHIPPED_MODELS_DIR,
     list_shipped_models,
@@ -45,6 +46,7 @@ __all__ = [
     "SHIPPED_MODELS_DIR",
     "Checkpoint",
     "DeepLabV3Plus",
+    "EncoderBackend",
     "InputNormalization",
     "ModelName",
     "ModelTask",
@@ -52,12 +54,14 @@ __all__ = [
     "SamModel",
     "SamModelName",
     "build_model",
+    "default_cache_dir",
     "detections_to_instances",
     "list_models",
     "list_shipped_models",
     "litemedsam_checkpoint_path",
     "load_checkpoint",
     "load_sam_model",
+    "openvino_available",
     "resolve_device",
     "resolve_model_path",
     "save_checkpoint",
