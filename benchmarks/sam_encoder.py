@@ -24,18 +24,19 @@ import numpy as np
 import torch
 
 from medseg.evaluation import compute_dice
-from medseg.inference import (
+from medseg.io import read_image, reorient, reorient_like
+from medseg.sam import (
     IntensityConfig,
     Precision,
+    SamModel,
     SamPrompt,
     box_from_mask,
     display_axis_codes,
     embed_image,
+    load_sam_model,
     predict_prompts,
     scale_intensity,
 )
-from medseg.io import read_image, reorient, reorient_like
-from medseg.models import SamModel, load_sam_model
 from medseg.transforms import to_display_slice
 
 ROOT = Path(__file__).resolve().parent.parent

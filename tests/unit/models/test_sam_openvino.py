@@ -9,10 +9,16 @@ from torch import nn
 
 from medseg.core import ConfigError, ModelError
 from medseg.evaluation import compute_dice
-from medseg.inference import Precision, SamPrompt, embed_image, predict_prompts
-from medseg.models import EncoderBackend, load_sam_model
-from medseg.models import _sam_openvino as ov_module
-from medseg.models._sam import _choose_encoder_backend
+from medseg.sam import (
+    EncoderBackend,
+    Precision,
+    SamPrompt,
+    embed_image,
+    load_sam_model,
+    predict_prompts,
+)
+from medseg.sam import _openvino as ov_module
+from medseg.sam._model import _choose_encoder_backend
 
 
 class _TinyEncoder(nn.Module):

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from medseg.core import ModelError, compute_sha256, look_up_option
-from medseg.models._device import resolve_device
-from medseg.models._sam_openvino import (
+from medseg.models import resolve_device
+from medseg.sam._openvino import (
     EncoderBackend,
     build_openvino_encoder,
     default_cache_dir,
