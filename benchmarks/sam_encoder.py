@@ -122,6 +122,8 @@ def measure_accuracy(models: dict[str, SamModel]) -> list[dict]:
                 if reference.any():
                     references[structure].append(reference)
         for structure in structures:
+            if not references[structure]:  # not in this case's field of view
+                continue
             reference = np.stack(references[structure])
             dice = {
                 path: compute_dice(np.stack(masks[path][structure]), reference)
