@@ -21,6 +21,7 @@ from medseg.io import Volume, axis_codes, check_same_grid, reorient
 from medseg.models import EncoderPrecision
 from medseg.sam._auto import AutoMaskConfig, segment_everything
 from medseg.sam._model import SamModel
+from medseg.sam._openvino import EncoderBackend
 from medseg.sam._predict import Precision, SamPrompt
 from medseg.sam._preprocess import IntensityConfig, scale_intensity
 from medseg.sam._prompts import ObjectPrompt
@@ -44,6 +45,7 @@ class SamSegmentConfig(ConfigModel):
     checkpoint: str | None = None
     device: str = "auto"
     precision: EncoderPrecision = Precision.FP32
+    encoder_backend: EncoderBackend = EncoderBackend.AUTO
     intensity: IntensityConfig = IntensityConfig()
     propagation: PropagationConfig = PropagationConfig()
     auto: AutoMaskConfig = AutoMaskConfig()
