@@ -21,6 +21,7 @@ from medseg.evaluation._evaluate import (
     MetricSet,
     evaluate_cases,
     evaluate_instance_cases,
+    format_instance_summary,
     format_summary_table,
     summary_document,
     write_metrics_csv,
@@ -35,6 +36,7 @@ from medseg.evaluation._instance import (
     compute_instance_iou,
     compute_instance_metrics,
     match_instances,
+    pool_instance_counts,
 )
 from medseg.evaluation._overlap import compute_dice
 from medseg.evaluation._regions import BRATS_REGIONS, compute_region_metrics
@@ -95,9 +97,11 @@ __all__ = [
     "evaluate_cases",
     "evaluate_instance_cases",
     "find_case_pairs",
+    "format_instance_summary",
     "format_summary_table",
     "load_case",
     "match_instances",
+    "pool_instance_counts",
     "render_report_html",
     "summary_document",
     "write_metrics_csv",
