@@ -1012,8 +1012,8 @@ def _output_stem(path: Path) -> str:
 def _cmd_infer(args: argparse.Namespace) -> int:
     from medseg.core import InputError, read_yaml
     from medseg.inference import (
-        InferConfig,
         predict_volume,
+        resolve_infer_config,
         resolve_instance_config,
         write_probabilities,
     )
@@ -1025,11 +1025,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         value = getattr(args, key)
         if value is not None:
             data[key] = value
-    if args.tta:
-        data["mirror"] = True
+    if args.tta is not None:  # --tta / --no-tta; absent: the config's or the model's choice
+        data["mirror"] = args.tta
     if args.probabilities:
         data["save_probabilities"] = True
-    config = parse_config(InferConfig, data, source=args.config)
+    checkpoint = load_checkpoint(resolve_model_path(args.model))
+    config = resolve_infer_config(checkpoint, data, source=args.config)
     if bool(args.inputs) == bool(args.manifest):
         raise InputError("give either INPUT files or --manifest (not both, not neither)")
     jobs: list[tuple[Path, str, str]] = []  # (image, output stem, case id for logs)
@@ -1047,7 +1048,6 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             (path, f"{_output_stem(path)}_labels", f"input{i}")
             for i, path in enumerate(args.inputs)
         ]
-    checkpoint = load_checkpoint(resolve_model_path(args.model))
     network = checkpoint.build(device="cpu")
     # a 3-class instance model (e.g. --model nuclei) writes instance ids 1..N, not classes
     instances = resolve_instance_config(checkpoint, config.instances)
@@ -1466,7 +1466,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="autocast (auto: fp32 on CPU, bf16/fp16 on CUDA)",
     )
     infer.add_argument("--device", help="auto, cpu or cuda[:N] (auto)")
-    infer.add_argument("--tta", action="store_true", help="mirror test-time augmentation")
+    infer.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mirror test-time augmentation (default: the model's own setting, e.g. on for "
+        "the shipped nuclei model)",
+    )
     infer.add_argument(
         "--probabilities", action="store_true", help="also write float16 probabilities"
     )

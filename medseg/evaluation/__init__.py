@@ -38,6 +38,11 @@ from medseg.evaluation._instance import (
     match_instances,
     pool_instance_counts,
 )
+from medseg.evaluation._instance_errors import (
+    SIZE_CLASSES_PX,
+    InstanceErrors,
+    compute_instance_errors,
+)
 from medseg.evaluation._overlap import compute_dice
 from medseg.evaluation._regions import BRATS_REGIONS, compute_region_metrics
 from medseg.evaluation._report import render_report_html, write_report_html
@@ -67,6 +72,7 @@ __all__ = [
     "IOU_THRESHOLDS_50_95",
     "METRIC_DEFINITIONS",
     "SEMANTIC_METRICS",
+    "SIZE_CLASSES_PX",
     "VESSEL_METRIC_DEFINITIONS",
     "CaseLabelResult",
     "CasePair",
@@ -75,6 +81,7 @@ __all__ = [
     "EvaluationResult",
     "EvaluationSettings",
     "InstanceCounts",
+    "InstanceErrors",
     "InstanceMetrics",
     "LabelsConfig",
     "LoadedCase",
@@ -87,6 +94,7 @@ __all__ = [
     "compute_average_precision",
     "compute_cldice",
     "compute_dice",
+    "compute_instance_errors",
     "compute_instance_iou",
     "compute_instance_metrics",
     "compute_label_metrics",
