@@ -39,7 +39,7 @@ import numpy as np
 
 from medseg.core import load_config
 from medseg.evaluation import InstanceErrors, compute_instance_errors, compute_instance_metrics
-from medseg.inference import InferConfig, SamSegmentConfig, predict_with_checkpoint
+from medseg.inference import SamSegmentConfig, predict_with_checkpoint, resolve_infer_config
 from medseg.io import Split, Volume, load_manifest, read_image
 from medseg.models import load_checkpoint, load_sam_model, resolve_model_path
 from medseg.runner import WatershedConfig, segment_nuclei_watershed
@@ -56,12 +56,16 @@ def _reader(folder: Path) -> Callable[[Volume, str], np.ndarray]:
 
 
 def _segmenters(
-    methods: list[str], model: str, *, tta: bool
+    methods: list[str], model: str, *, tta: bool | None
 ) -> dict[str, Callable[[Volume], np.ndarray]]:
     segmenters: dict[str, Callable[[Volume], np.ndarray]] = {}
     if "unet" in methods:
         checkpoint = load_checkpoint(resolve_model_path(model))
-        infer = InferConfig(device="auto", mirror=tta)
+        # the model's own defaults (the shipped nuclei model: mirror TTA) unless --[no-]tta
+        settings: dict[str, object] = {"device": "auto"}
+        if tta is not None:
+            settings["mirror"] = tta
+        infer = resolve_infer_config(checkpoint, settings)
 
         def unet(volume: Volume) -> np.ndarray:
             return predict_with_checkpoint(checkpoint, volume, config=infer).labels.array[:, :, 0]
@@ -107,6 +111,9 @@ def _summarise(rows: list[dict[str, float | str]]) -> dict[str, float]:
         "count_error": mean("count_error"),
         "abs_count_error": statistics.fmean(abs(float(r["count_error"])) for r in rows),
         "seconds": mean("seconds"),
+        "cpu_seconds": mean("cpu_seconds"),
+        "total_seconds": sum(float(r["seconds"]) for r in rows),
+        "total_cpu_seconds": sum(float(r["cpu_seconds"]) for r in rows),
     }
 
 
@@ -128,7 +135,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--methods", nargs="+", default=["unet", "watershed", "sam_auto"])
     parser.add_argument("--model", default="nuclei", help="checkpoint, run folder or name")
-    parser.add_argument("--tta", action="store_true", help="mirror TTA for the U-Net")
+    parser.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mirror TTA for the U-Net (default: the model's own setting)",
+    )
     parser.add_argument("--split", default="test")
     parser.add_argument("--cases", nargs="*", help="case ids (default: the whole split)")
     parser.add_argument("--json", type=Path, help="also write per-image rows and summaries")
@@ -165,9 +177,10 @@ def main() -> None:
         for name, read in external.items():
             methods[name] = lambda volume, read=read, stem=stem: read(volume, stem)
         for name, segment in methods.items():
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             prediction = segment(image)
             seconds = time.perf_counter() - started
+            cpu_seconds = time.process_time() - cpu_started
             metrics = compute_instance_metrics(prediction, reference)
             case_errors = compute_instance_errors(prediction, reference)
             for group in ("all", kind):
@@ -184,6 +197,7 @@ def main() -> None:
                 "count_error": metrics.n_pred - metrics.n_ref,
                 "n_ref": metrics.n_ref,
                 "seconds": seconds,
+                "cpu_seconds": cpu_seconds,
             }
             rows[name].append(row)
             print(
@@ -195,7 +209,7 @@ def main() -> None:
     print()
     print(
         "| method | images | F1@0.5 pooled (TP/FP/FN) | F1@0.5 mean per image | DSB score "
-        "| PQ | count error (mean / mean abs) | s/image |"
+        "| PQ | count error (mean / mean abs) | s/image (CPU s) |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, method_rows in rows.items():
@@ -212,7 +226,8 @@ def main() -> None:
                 f"| {name} ({group}) | {s['images']} | {s['f1_50_pooled']:.3f} "
                 f"({s['tp_50']:.0f}/{s['fp_50']:.0f}/{s['fn_50']:.0f}) | {s['f1_50_mean']:.3f} | "
                 f"{s['dsb_score']:.3f} | {s['pq_50']:.3f} | "
-                f"{s['count_error']:+.1f} / {s['abs_count_error']:.1f} | {s['seconds']:.2f} |"
+                f"{s['count_error']:+.1f} / {s['abs_count_error']:.1f} | {s['seconds']:.2f} "
+                f"({s['cpu_seconds']:.2f}) |"
             )
     sizes = " / ".join(next(iter(errors.values())).by_size) if errors else ""
     print()
