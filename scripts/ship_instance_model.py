@@ -51,9 +51,9 @@ from medseg.training import TrainConfig
 ROOT = Path(__file__).resolve().parents[1]
 
 GRID = {
-    "foreground_threshold": [0.4, 0.5, 0.6],
-    "seed_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
-    "min_seed_size_px": [1, 4, 8],
+    "foreground_threshold": [0.4, 0.5, 0.6, 0.7],
+    "seed_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98],
+    "min_seed_size_px": [1, 4, 8, 16],
 }
 #: min_size_px candidates stop at this percentile of the training nuclei's areas: a handful of
 #: held-out images (with large nuclei) would otherwise pick a size that deletes the small

@@ -118,6 +118,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--weight-decay", type=float, default=0.1)
+    parser.add_argument(
+        "--max-images", type=int, help="train on the first N training images of the manifest"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--predict-only", action="store_true", help="reuse OUT/models/cellpose")
@@ -136,7 +139,7 @@ def main() -> None:
         net.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
         train_seconds = train_cpu = None
     else:
-        cases = _training_cases(args.manifest)
+        cases = _training_cases(args.manifest)[: args.max_images]
         images = [_read_rgb(image) for image, _ in cases]
         labels = [tifffile.imread(label).astype(np.int32) for _, label in cases]
         logging.info("training on %d images, %d parameters", len(images), n_params)
