@@ -16,6 +16,8 @@ from medseg.core import (
     ExitCode,
     LogLevel,
     MedsegError,
+    check_distinct_outputs,
+    check_output_path,
     compute_sha256,
     configure_logging,
     load_config,
@@ -123,17 +125,16 @@ def _cmd_sam(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             data["intensity"][key] = getattr(args, flag)
     config = parse_config(SamSegmentConfig, data, source="command line")
-    if not str(args.out).endswith((".nii", ".nii.gz")):
-        raise ConfigError(f"--out must end in .nii or .nii.gz, not {args.out.name!r}")
     given = [bool(args.box or args.point), args.prompts is not None, args.auto]
     if sum(given) != 1:
         raise ConfigError("give exactly one of: --box/--point, --prompts FILE, --auto")
-    if args.out.exists() and not args.overwrite:
-        from medseg.core import OutputExistsError
-
-        raise OutputExistsError(
-            "output already exists; pass --overwrite to replace it", path=args.out
-        )
+    args.out = check_output_path(
+        args.out,
+        overwrite=args.overwrite,
+        inputs=[p for p in (args.image, args.prompts, args.config) if p is not None],
+        suffixes=(".nii", ".nii.gz"),
+        what="--out",
+    )
 
     prompt_file = None
     if args.prompts is not None:
@@ -233,8 +234,15 @@ examples:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from medseg.io import axis_codes, convert_image
+    from medseg.io import WRITE_SUFFIXES, axis_codes, convert_image
 
+    args.destination = check_output_path(
+        args.destination,
+        overwrite=args.overwrite,
+        inputs=[args.source],
+        suffixes=WRITE_SUFFIXES,
+        what="DST",
+    )
     volume = convert_image(
         args.source, args.destination, series_uid=args.series, overwrite=args.overwrite
     )
@@ -342,6 +350,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
 
     kind = EvaluationKind(args.kind)
+    inputs = [p for p in (args.pred, args.ref, args.manifest, args.labels) if p is not None]
+    args.out = check_output_path(args.out, folder=True, inputs=inputs, what="--out")
     if kind is EvaluationKind.INSTANCE and (args.labels or args.binary):
         raise ConfigError("--labels and --binary apply to --kind semantic only")
     manifest = load_manifest(args.manifest) if args.manifest else None
@@ -475,13 +485,26 @@ def _load_label_names(path: Path | None) -> dict[int, str]:
         ) from err
 
 
+_EXPORT_OUT_SUFFIXES = {"seg": (".dcm",), "rtstruct": (".dcm",), "overlay": (".png",)}
+
+
 def _export_inputs(args: argparse.Namespace, *, need_series: bool = True):  # type: ignore[no-untyped-def]
-    """Read the source, mask and structures an export subcommand needs."""
+    """Check the output, then read the source, mask and structures an export needs."""
     import numpy as np
 
     from medseg.export import build_structures, load_structure_codes, read_source_series
     from medseg.io import read_image
 
+    suffixes = _EXPORT_OUT_SUFFIXES.get(args.export_command)
+    inputs = [p for p in (args.source, args.mask, args.labels, args.codes) if p is not None]
+    args.out = check_output_path(
+        args.out,
+        overwrite=args.overwrite,
+        inputs=inputs,
+        suffixes=suffixes,
+        folder=suffixes is None,
+        what="--out",
+    )
     codes_path = args.codes or (args.root / "configs" / "export" / "structure_codes.yaml")
     code_map = load_structure_codes(codes_path if codes_path.is_file() else None)
     names = _load_label_names(args.labels)
@@ -897,6 +920,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from medseg.io import Split, load_manifest, manifest_root
     from medseg.transforms import compute_fingerprint, plan_from_fingerprint
 
+    args.out = check_output_path(
+        args.out,
+        overwrite=args.overwrite,
+        inputs=[args.manifest],
+        suffixes=(".yaml", ".yml"),
+        what="--out",
+    )
     manifest = load_manifest(args.manifest)
     splits = [Split(s) for s in args.splits]
     fingerprint = compute_fingerprint(manifest, root=manifest_root(args.manifest), splits=splits)
@@ -927,6 +957,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from medseg.training import TrainConfig, check_plans_match, train_model
     from medseg.transforms import Plans, compute_fingerprint, plan_from_fingerprint
 
+    args.out = check_output_path(args.out, folder=True, what="--out")
     config = load_config(args.config, TrainConfig)
     manifest_path = _resolve(config.manifest, args.root)
     manifest = load_manifest(manifest_path)
@@ -1044,6 +1075,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             (path, f"{_output_stem(path)}_labels", f"input{i}")
             for i, path in enumerate(args.inputs)
         ]
+    inputs = [path for path, _, _ in jobs] + [p for p in (args.manifest, args.config) if p]
+    out_dir = check_output_path(args.out, folder=True, inputs=inputs, what="--out")
+    outputs = [out_dir / f"{name}.nii.gz" for _, name, _ in jobs]
+    if config.save_probabilities:
+        outputs += [out_dir / f"{n.removesuffix('_labels')}_probabilities.npz" for _, n, _ in jobs]
+    check_distinct_outputs(outputs, overwrite=args.overwrite)
     checkpoint = load_checkpoint(resolve_model_path(args.model))
     network = checkpoint.build(device="cpu")
     # a 3-class instance model (e.g. --model nuclei) writes instance ids 1..N, not classes
@@ -1059,12 +1096,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             case_id=case_id,
             instances=instances,
         )
-        label_path = args.out / f"{name}.nii.gz"
+        label_path = out_dir / f"{name}.nii.gz"
         write_nifti(prediction.labels, label_path, overwrite=args.overwrite)
         found = f", {int(prediction.labels.array.max())} instances" if instances else ""
         print(f"{label_path} ({prediction.seconds:.1f} s{found})")
         if prediction.probabilities is not None:
-            prob_path = args.out / f"{stem}_probabilities.npz"
+            prob_path = out_dir / f"{stem}_probabilities.npz"
             write_probabilities(
                 prediction.probabilities,
                 prob_path,

@@ -29,6 +29,7 @@ from medseg.core._logging import LogLevel, configure_logging
 from medseg.core._paths import (
     CASE_ID_PATTERN,
     check_case_id,
+    check_distinct_outputs,
     check_output_path,
     child_path,
     normalize_path,
@@ -53,6 +54,7 @@ __all__ = [
     "TrackingError",
     "atomic_output",
     "check_case_id",
+    "check_distinct_outputs",
     "check_output_path",
     "child_path",
     "compute_sha256",

@@ -84,8 +84,8 @@ def check_output_path(
     overwrite
         Whether an existing output file may be replaced (folders may always exist).
     inputs
-        Files or folders read by the command: the output may not be one of them, inside
-        one of them, or (for a folder output) hold one of them.
+        Files or folders read by the command: the output may not be one of them or lie
+        inside one of them (that would change the input).
     suffixes
         Accepted name endings (case-insensitive), e.g. ``(".nii", ".nii.gz")``.
     what
@@ -115,10 +115,6 @@ def check_output_path(
                 f"{what} is an input or lies inside one; choose a place outside the inputs",
                 path=given,
             )
-        if folder and _contains(real, source_real):
-            raise OutputPathError(
-                f"{what} folder holds an input; choose a place outside the inputs", path=given
-            )
     if os.path.lexists(path):
         if folder and not path.is_dir():
             raise OutputPathError(f"{what} must be a folder; a file is there", path=given)
@@ -137,3 +133,28 @@ def check_output_path(
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputPathError(f"{what} cannot be written: no write permission", path=given)
     return path
+
+
+def check_distinct_outputs(paths: Sequence[str | Path], *, overwrite: bool = False) -> None:
+    """Check the output files of a batch before any work: no two share a path, and none
+    exists unless ``overwrite`` (two inputs ``a/img.png`` and ``b/img.png`` would both be
+    written to ``img_labels.nii.gz``).
+
+    Raises
+    ------
+    ConfigError
+        If two outputs have the same path.
+    OutputExistsError, OutputPathError
+        As :func:`check_output_path`, for the first output that fails.
+    """
+    seen: dict[Path, int] = {}
+    for index, path in enumerate(paths):
+        key = normalize_path(path)
+        if key in seen:
+            raise ConfigError(
+                f"outputs {seen[key] + 1} and {index + 1} would both be written to "
+                f"{key.name!r}; give inputs distinct file names",
+                path=key.parent,
+            )
+        seen[key] = index
+        check_output_path(key, overwrite=overwrite)

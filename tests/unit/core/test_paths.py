@@ -44,8 +44,8 @@ def test_output_may_not_be_an_input_or_inside_an_input_folder(tmp_path: Path) ->
         check_output_path(tmp_path / "sub" / ".." / "image.nii.gz", overwrite=True, inputs=[image])
     with pytest.raises(OutputPathError, match="input"):
         check_output_path(tmp_path / "mask.nii.gz", inputs=[tmp_path])
-    with pytest.raises(OutputPathError, match="holds an input"):
-        check_output_path(tmp_path, folder=True, inputs=[image])
+    with pytest.raises(OutputPathError, match="input"):
+        check_output_path(tmp_path / "out", folder=True, inputs=[tmp_path])
     assert check_output_path(tmp_path / "mask.nii.gz", inputs=[image]).name == "mask.nii.gz"
 
 
