@@ -38,7 +38,13 @@ def read_nifti(path: str | Path) -> Volume:
     except Exception as err:  # nibabel raises many kinds for corrupt files
         raise InputError(f"cannot read NIfTI file ({type(err).__name__})", path=path) from err
     affine = image.affine if image.affine is not None else np.eye(4)
-    return Volume(array=array, affine=affine, metadata={"format": "nifti"})
+    metadata: dict[str, object] = {"format": "nifti"}
+    if array.ndim == 2:  # a 2D NIfTI is one slice, as every other 2D reader gives it
+        array = array[:, :, None]
+        metadata["is_2d"] = True
+    elif array.ndim not in (3, 4):
+        raise InputError(f"expected a 2D, 3D or 4D NIfTI image, found {array.ndim}D", path=path)
+    return Volume(array=array, affine=affine, metadata=metadata)
 
 
 def _label_dtype(array: np.ndarray) -> np.ndarray:
