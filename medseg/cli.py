@@ -1313,7 +1313,8 @@ def build_parser() -> argparse.ArgumentParser:
     sam.add_argument(
         "--intensity",
         choices=["auto", "ct", "percentile", "rgb"],
-        help="intensity scaling (auto: CT window for DICOM CT, RGB passthrough, else percentiles)",
+        help="intensity scaling (auto: CT window for DICOM CT and for images whose values "
+        "look like HU, RGB passthrough, else percentiles; the choice is logged)",
     )
     sam.add_argument("--window", help="CT window preset (abdomen, liver, lung, bone, brain …)")
     sam.add_argument("--level", type=float, help="CT window level in HU (with --width)")

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from medseg.inference._sam_preprocess import (
         IntensityConfig,
         IntensityMode,
+        looks_like_hu,
         resolve_intensity_mode,
         scale_intensity,
     )
@@ -120,6 +121,7 @@ _LAZY_SAM_NAMES: dict[str, str] = {
     "generate_masks": "medseg.inference._sam_auto",
     "labels_to_file_grid": "medseg.inference._sam_volume",
     "load_prompt_file": "medseg.inference._sam_prompts",
+    "looks_like_hu": "medseg.inference._sam_preprocess",
     "mask_to_prompt_logits": "medseg.inference._sam_predict",
     "predict_box_logits": "medseg.inference._sam_predict",
     "predict_box_mask": "medseg.inference._sam_predict",
@@ -181,6 +183,7 @@ __all__ = [
     "label_instances",
     "labels_to_file_grid",
     "load_prompt_file",
+    "looks_like_hu",
     "mask_to_prompt_logits",
     "postprocess_labels",
     "predict_box_logits",
