@@ -244,7 +244,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         what="DST",
     )
     volume = convert_image(
-        args.source, args.destination, series_uid=args.series, overwrite=args.overwrite
+        args.source,
+        args.destination,
+        series_uid=args.series,
+        overwrite=args.overwrite,
+        allow_burned_in=args.allow_burned_in,
     )
     spacing = " x ".join(f"{s:.4g}" for s in volume.spacing_mm)
     print(
@@ -1215,6 +1219,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--series", metavar="UID", help="series key or SeriesInstanceUID when SRC holds several"
     )
     convert.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    convert.add_argument(
+        "--allow-burned-in",
+        action="store_true",
+        help="convert DICOM marked BurnedInAnnotation YES (refused by default: its pixels may "
+        "show patient identity)",
+    )
     convert.set_defaults(handler=_cmd_convert)
 
     inspect = commands.add_parser(
