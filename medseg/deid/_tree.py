@@ -29,6 +29,8 @@ from medseg.deid._pixels import BurnedInRefusedError
 logger = logging.getLogger(__name__)
 
 AUDIT_NAME = "deid_audit.jsonl"
+#: Folder of the NIfTI outputs; with AUDIT_NAME the only fixed names the tool writes.
+NIFTI_FOLDER = "nifti"
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 _PSEUDONYM = re.compile(r"^[A-Z]{16}$")
@@ -261,7 +263,7 @@ class _Worker:
 
     def _run_nifti(self, path: Path, record: dict[str, Any], digest: str) -> dict[str, Any]:
         suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
-        out = self.dst / "nifti" / f"{self.key.make_pseudonym('nifti:' + digest)}{suffix}"
+        out = self.dst / NIFTI_FOLDER / f"{self.key.make_pseudonym('nifti:' + digest)}{suffix}"
         record["kind"] = "nifti"
         try:
             with atomic_output(out, overwrite=True) as tmp:
