@@ -560,3 +560,50 @@ def test_every_subcommand_refuses_hostile_input_cleanly(
     assert [p for p in created if ".tmp-" in p] == []
     if inside is not None and inside not in before and out_path.is_dir():
         shutil.rmtree(out_path)  # deid writes its audit even when it refuses files
+
+
+def test_broken_corpus_files_are_refused_by_every_image_command(
+    corpus: tuple[Path, list],
+    world: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """sam, infer and export read the same files as convert: each certainly-broken file
+    gives one typed error line and no output, before any model runs."""
+    folder, cases = corpus
+    broken = [c for c in cases if any(word in c.name for word in _SURELY_BROKEN)]
+    problems = []
+    before = _snapshot(folder)
+    for index, case in enumerate(broken):
+        path = str(folder / case.path)
+        out = tmp_path / f"c{index:03d}"
+        box = "1,1,0,2,2,0"
+        commands = {
+            "sam": ["sam", path, "--box", box, "--out", str(out / "m.nii.gz")],
+            "infer": ["infer", "--model", "nuclei", path, "--out", str(out / "infer")],
+            "export-slicer": ["export", "slicer", "--mask", path, "--out", str(out / "slicer")],
+            "export-overlay": [
+                *("export", "overlay", "--source", path, "--mask", str(world / "seg.nii.gz")),
+                *("--out", str(out / "o.png")),
+            ],
+        }
+        for command, argv in commands.items():
+            capsys.readouterr()
+            try:
+                with _time_limit(TIMEOUT_S), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    code = main(argv)
+            except BaseException as err:
+                problems.append(f"{case.name} {command}: escaped {type(err).__name__}")
+                continue
+            err_text = capsys.readouterr().err
+            if code not in _DOMAIN_EXIT_CODES:
+                problems.append(f"{case.name} {command}: exit {code}")
+            if len([line for line in err_text.splitlines() if "medseg: error" in line]) != 1:
+                problems.append(f"{case.name} {command}: not one error line")
+            written = [p.name for p in out.rglob("*") if p.is_file()] if out.exists() else []
+            if written:
+                problems.append(f"{case.name} {command}: wrote {written}")
+    print("\n".join(problems))
+    assert problems == []
+    assert _snapshot(folder) == before
