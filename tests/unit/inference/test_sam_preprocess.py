@@ -8,14 +8,14 @@ import pytest
 from pydantic import ValidationError
 
 from medseg.core import ConfigError
-from medseg.inference import (
+from medseg.io import read_image
+from medseg.sam import (
     IntensityConfig,
     IntensityMode,
     looks_like_hu,
     resolve_intensity_mode,
     scale_intensity,
 )
-from medseg.io import read_image
 
 
 def test_ct_window_preset_and_level_width() -> None:
@@ -75,7 +75,7 @@ def test_auto_detects_ct_from_hounsfield_values_and_logs_the_choice(
     auto = IntensityConfig()
     ct = read_image(repo_root / "data/ct_totalsegmentator/example_ct_sm.nii.gz").array
     mr = read_image(repo_root / "data/ct_totalsegmentator/example_mr_sm.nii.gz").array
-    with caplog.at_level(logging.INFO, logger="medseg.inference"):
+    with caplog.at_level(logging.INFO, logger="medseg"):
         assert resolve_intensity_mode(auto, is_rgb=False, modality=None, array=ct) is (
             IntensityMode.CT
         )
