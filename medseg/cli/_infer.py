@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from medseg.cli._options import add_device, add_out, add_overwrite, add_precision
-from medseg.core import ExitCode
+from medseg.core import ExitCode, check_distinct_outputs, check_output_path
 
 _INFER_EPILOG = """\
 examples:
@@ -63,6 +63,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             (path, f"{_output_stem(path)}_labels", f"input{i}")
             for i, path in enumerate(args.inputs)
         ]
+    inputs = [path for path, _, _ in jobs] + [p for p in (args.manifest, args.config) if p]
+    out_dir = check_output_path(args.out, folder=True, inputs=inputs, what="--out")
+    outputs = [out_dir / f"{name}.nii.gz" for _, name, _ in jobs]
+    if config.save_probabilities:
+        outputs += [out_dir / f"{n.removesuffix('_labels')}_probabilities.npz" for _, n, _ in jobs]
+    check_distinct_outputs(outputs, overwrite=args.overwrite)
     network = checkpoint.build(device="cpu")
     # a 3-class instance model (e.g. --model nuclei) writes instance ids 1..N, not classes
     instances = resolve_instance_config(checkpoint, config.instances)
@@ -77,12 +83,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             case_id=case_id,
             instances=instances,
         )
-        label_path = args.out / f"{name}.nii.gz"
+        label_path = out_dir / f"{name}.nii.gz"
         write_nifti(prediction.labels, label_path, overwrite=args.overwrite)
         found = f", {int(prediction.labels.array.max())} instances" if instances else ""
         print(f"{label_path} ({prediction.seconds:.1f} s{found})")
         if prediction.probabilities is not None:
-            prob_path = args.out / f"{stem}_probabilities.npz"
+            prob_path = out_dir / f"{stem}_probabilities.npz"
             write_probabilities(
                 prediction.probabilities,
                 prob_path,
