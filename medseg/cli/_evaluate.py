@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from medseg.cli._options import add_out, add_overwrite
-from medseg.core import ConfigError, ExitCode, compute_sha256, parse_config
+from medseg.core import ConfigError, ExitCode, check_output_path, compute_sha256, parse_config
 
 _EVALUATE_EPILOG = """\
 examples:
@@ -34,6 +34,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         evaluate_cases,
         evaluate_instance_cases,
         find_case_pairs,
+        format_instance_summary,
         format_summary_table,
         write_metrics_csv,
         write_report_html,
@@ -48,6 +49,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
 
     kind = EvaluationKind(args.kind)
+    inputs = [p for p in (args.pred, args.ref, args.manifest, args.labels) if p is not None]
+    args.out = check_output_path(args.out, folder=True, inputs=inputs, what="--out")
     if kind is EvaluationKind.INSTANCE and (args.labels or args.binary):
         raise ConfigError("--labels and --binary apply to --kind semantic only")
     manifest = load_manifest(args.manifest) if args.manifest else None
@@ -87,6 +90,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     write_summary_json(result, outputs["summary.json"], overwrite=args.overwrite)
     write_report_html(result, outputs["report.html"], overwrite=args.overwrite)
     print(format_summary_table(result))
+    if kind is EvaluationKind.INSTANCE:
+        print(format_instance_summary(result))
     print(f"{len(result.case_ids)} cases x {len(result.labels)} labels in {result.seconds:.1f} s")
     for name, path in outputs.items():
         print(f"{name + ':':<14}{path}")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from medseg.cli._options import add_device, add_out, add_overwrite, add_precision
-from medseg.core import ExitCode, parse_config
+from medseg.core import ExitCode, check_distinct_outputs, check_output_path
 
 _INFER_EPILOG = """\
 examples:
@@ -27,8 +27,8 @@ def _output_stem(path: Path) -> str:
 def _cmd_infer(args: argparse.Namespace) -> int:
     from medseg.core import InputError, read_yaml
     from medseg.inference import (
-        InferConfig,
         predict_volume,
+        resolve_infer_config,
         resolve_instance_config,
         write_probabilities,
     )
@@ -40,11 +40,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         value = getattr(args, key)
         if value is not None:
             data[key] = value
-    if args.tta:
-        data["mirror"] = True
+    if args.tta is not None:  # --tta / --no-tta; absent: the config's or the model's choice
+        data["mirror"] = args.tta
     if args.probabilities:
         data["save_probabilities"] = True
-    config = parse_config(InferConfig, data, source=args.config)
+    checkpoint = load_checkpoint(resolve_model_path(args.model))
+    config = resolve_infer_config(checkpoint, data, source=args.config)
     if bool(args.inputs) == bool(args.manifest):
         raise InputError("give either INPUT files or --manifest (not both, not neither)")
     jobs: list[tuple[Path, str, str]] = []  # (image, output stem, case id for logs)
@@ -62,7 +63,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             (path, f"{_output_stem(path)}_labels", f"input{i}")
             for i, path in enumerate(args.inputs)
         ]
-    checkpoint = load_checkpoint(resolve_model_path(args.model))
+    inputs = [path for path, _, _ in jobs] + [p for p in (args.manifest, args.config) if p]
+    out_dir = check_output_path(args.out, folder=True, inputs=inputs, what="--out")
+    outputs = [out_dir / f"{name}.nii.gz" for _, name, _ in jobs]
+    if config.save_probabilities:
+        outputs += [out_dir / f"{n.removesuffix('_labels')}_probabilities.npz" for _, n, _ in jobs]
+    check_distinct_outputs(outputs, overwrite=args.overwrite)
     network = checkpoint.build(device="cpu")
     # a 3-class instance model (e.g. --model nuclei) writes instance ids 1..N, not classes
     instances = resolve_instance_config(checkpoint, config.instances)
@@ -77,12 +83,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             case_id=case_id,
             instances=instances,
         )
-        label_path = args.out / f"{name}.nii.gz"
+        label_path = out_dir / f"{name}.nii.gz"
         write_nifti(prediction.labels, label_path, overwrite=args.overwrite)
         found = f", {int(prediction.labels.array.max())} instances" if instances else ""
         print(f"{label_path} ({prediction.seconds:.1f} s{found})")
         if prediction.probabilities is not None:
-            prob_path = args.out / f"{stem}_probabilities.npz"
+            prob_path = out_dir / f"{stem}_probabilities.npz"
             write_probabilities(
                 prediction.probabilities,
                 prob_path,
@@ -133,7 +139,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="autocast (auto: fp32 on CPU, bf16/fp16 on CUDA)",
     )
     add_device(infer, help="auto, cpu or cuda[:N] (auto)")
-    infer.add_argument("--tta", action="store_true", help="mirror test-time augmentation")
+    infer.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mirror test-time augmentation (default: the model's own setting, e.g. on for "
+        "the shipped nuclei model)",
+    )
     infer.add_argument(
         "--probabilities", action="store_true", help="also write float16 probabilities"
     )

@@ -15,7 +15,12 @@ from medseg.inference._fast_layers import FastInstanceNorm, SubPixelConvTranspos
 from medseg.inference._instance_predict import is_instance_detector, predict_instances
 from medseg.inference._instances import InstanceConfig, label_instances, resolve_instance_config
 from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
-from medseg.inference._predict import predict_volume, predict_with_checkpoint, write_probabilities
+from medseg.inference._predict import (
+    predict_volume,
+    predict_with_checkpoint,
+    resolve_infer_config,
+    write_probabilities,
+)
 from medseg.inference._sliding_window import (
     ComputePrecision,
     SlidingWindowConfig,
@@ -50,6 +55,7 @@ if TYPE_CHECKING:
     from medseg.sam._preprocess import (
         IntensityConfig,
         IntensityMode,
+        looks_like_hu,
         resolve_intensity_mode,
         scale_intensity,
     )
@@ -120,6 +126,7 @@ _LAZY_SAM_NAMES: dict[str, str] = {
     "predict_prompts": "medseg.sam._predict",
     "predict_with_box_growing": "medseg.sam._predict",
     "propagate_prompt": "medseg.sam._propagate",
+    "looks_like_hu": "medseg.sam._preprocess",
     "resolve_intensity_mode": "medseg.sam._preprocess",
     "resolve_object_prompts": "medseg.sam._prompts",
     "resolve_point_strategy": "medseg.sam._propagate",
@@ -174,6 +181,7 @@ __all__ = [
     "label_instances",
     "labels_to_file_grid",
     "load_prompt_file",
+    "looks_like_hu",
     "mask_to_prompt_logits",
     "postprocess_labels",
     "predict_box_logits",
@@ -187,6 +195,7 @@ __all__ = [
     "predict_with_checkpoint",
     "prepare_network",
     "propagate_prompt",
+    "resolve_infer_config",
     "resolve_instance_config",
     "resolve_intensity_mode",
     "resolve_object_prompts",

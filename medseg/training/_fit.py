@@ -314,6 +314,8 @@ class FitStrategy(Protocol):
         DistributedDataParallel's flag (detection heads get no gradient without proposals).
     limit_cpu_threads
         Apply ``config.cpu_threads`` on CPU during the run.
+    cpu_bf16
+        Honour ``config.cpu_bf16`` (bfloat16 autocast of the forward pass on CPU).
     """
 
     clip_norm: float
@@ -321,6 +323,7 @@ class FitStrategy(Protocol):
     validation_name: str
     find_unused_parameters: bool
     limit_cpu_threads: bool
+    cpu_bf16: bool
 
     def prepare(self, *, device: torch.device) -> None:
         """Load the data (called once, after the model is built and resumed)."""
@@ -330,8 +333,12 @@ class FitStrategy(Protocol):
         """The epoch's ``(inputs, targets)`` on ``device``; re-seeds its augmentation first."""
         ...
 
+    def forward(self, module: torch.nn.Module, inputs: Any, targets: Any) -> Any:
+        """The network's output for one step (run under the autocast of the run)."""
+        ...
+
     def compute_loss(
-        self, module: torch.nn.Module, inputs: Any, targets: Any
+        self, outputs: Any, targets: Any
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The step's loss and its named parts (logged as epoch means; may be empty)."""
         ...
@@ -416,7 +423,8 @@ def fit(
         end_epoch = config.epochs
         if stop_after_epochs is not None:
             end_epoch = min(end_epoch, start_epoch + stop_after_epochs)
-        precision = Precision.FP16 if use_amp else Precision.FP32
+        use_bf16 = strategy.cpu_bf16 and config.cpu_bf16 and device.type == "cpu"
+        precision = Precision.FP16 if use_amp else Precision.BF16 if use_bf16 else Precision.FP32
         model.train()
         for epoch in range(start_epoch, end_epoch):
             epoch_seed = config.seed + 1000 * epoch + rank
@@ -426,7 +434,8 @@ def fit(
             for inputs, targets in strategy.batches(epoch_seed=epoch_seed, device=device):
                 optimizer.zero_grad(set_to_none=True)
                 with build_autocast(device, precision):
-                    loss, loss_parts = strategy.compute_loss(train_module, inputs, targets)
+                    outputs = strategy.forward(train_module, inputs, targets)
+                loss, loss_parts = strategy.compute_loss(outputs, targets)
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), strategy.clip_norm)

@@ -222,6 +222,7 @@ class InstanceStrategy:
     validation_name = "val score"
     find_unused_parameters = True  # heads get no gradient without proposals
     limit_cpu_threads = False
+    cpu_bf16 = False  # TrainConfig.cpu_bf16 applies to the semantic trainer
 
     def __init__(
         self,
@@ -266,14 +267,18 @@ class InstanceStrategy:
                 self.items, self.chain, rng, batch_size=self.batch_size, device=device
             )
 
-    def compute_loss(
+    def forward(
         self,
         module: torch.nn.Module,
         inputs: list[torch.Tensor],
         targets: list[dict[str, torch.Tensor]],
+    ) -> dict[str, torch.Tensor]:
+        return module(inputs, targets)
+
+    def compute_loss(
+        self, outputs: dict[str, torch.Tensor], targets: list[dict[str, torch.Tensor]]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        loss_parts = module(inputs, targets)
-        return sum(loss_parts.values()), loss_parts  # type: ignore[return-value]
+        return sum(outputs.values()), outputs  # type: ignore[return-value]
 
     def can_validate(self) -> bool:
         return self.score_fn is not None and bool(self.validation)

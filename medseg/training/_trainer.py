@@ -308,6 +308,7 @@ class SemanticStrategy:
     validation_name = "val Dice"
     find_unused_parameters = False
     limit_cpu_threads = True
+    cpu_bf16 = True
 
     def __init__(
         self,
@@ -342,10 +343,17 @@ class SemanticStrategy:
         ):
             yield batch["image"].to(device).float(), batch["label"].to(device)
 
-    def compute_loss(
+    def forward(
         self, module: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        return module(inputs)
+
+    def compute_loss(
+        self, outputs: torch.Tensor, targets: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self.loss_fn(module(inputs), targets), {}
+        if outputs.dtype == torch.bfloat16:  # cpu_bf16: the loss in float32 (bf16 sums lose digits)
+            outputs = outputs.float()
+        return self.loss_fn(outputs, targets), {}
 
     def can_validate(self) -> bool:
         return self.score_fn is not None and bool(self.validation)
