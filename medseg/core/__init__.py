@@ -11,6 +11,7 @@ from medseg.core._config import (
     read_yaml,
 )
 from medseg.core._errors import (
+    ChannelError,
     ConfigError,
     DeidError,
     ExitCode,
@@ -28,6 +29,7 @@ from medseg.core._logging import LogLevel, configure_logging
 from medseg.core._progress import progress
 
 __all__ = [
+    "ChannelError",
     "ConfigError",
     "ConfigModel",
     "DeidError",
