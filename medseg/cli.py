@@ -23,6 +23,7 @@ from medseg.core import (
 )
 
 if TYPE_CHECKING:
+    from medseg.inference import InferConfig
     from medseg.runner import BatchSummary
 
 logger = logging.getLogger("medseg")
@@ -1006,8 +1007,27 @@ def _output_stem(path: Path) -> str:
     return path.stem if path.suffix else name
 
 
+def _infer_channels(args: argparse.Namespace, config: InferConfig) -> int:
+    """``medseg infer --channel NAME=FILE ...``: one multi-channel case."""
+    from medseg.core import InputError
+    from medseg.inference import parse_channel_arguments, predict_channels
+    from medseg.io import write_nifti
+    from medseg.models import load_checkpoint, resolve_model_path
+
+    if args.inputs or args.manifest:
+        raise InputError("give either --channel NAME=FILE options or INPUT files, not both")
+    channels = parse_channel_arguments(args.channel)
+    checkpoint = load_checkpoint(resolve_model_path(args.model))
+    prediction = predict_channels(checkpoint, channels, config=config, case_id="input0")
+    grid_channel = checkpoint.plans.image_keys[0]
+    label_path = args.out / f"{_output_stem(channels[grid_channel])}_labels.nii.gz"
+    write_nifti(prediction.labels, label_path, overwrite=args.overwrite)
+    print(f"{label_path} ({prediction.seconds:.1f} s)")
+    return ExitCode.OK
+
+
 def _cmd_infer(args: argparse.Namespace) -> int:
-    from medseg.core import InputError, read_yaml
+    from medseg.core import ChannelError, InputError, read_yaml
     from medseg.inference import (
         InferConfig,
         predict_volume,
@@ -1027,6 +1047,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     if args.probabilities:
         data["save_probabilities"] = True
     config = parse_config(InferConfig, data, source=args.config)
+    if args.channel:
+        return _infer_channels(args, config)
     if bool(args.inputs) == bool(args.manifest):
         raise InputError("give either INPUT files or --manifest (not both, not neither)")
     jobs: list[tuple[Path, str, str]] = []  # (image, output stem, case id for logs)
@@ -1045,6 +1067,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             for i, path in enumerate(args.inputs)
         ]
     checkpoint = load_checkpoint(resolve_model_path(args.model))
+    if len(checkpoint.plans.image_keys) > 1:
+        raise ChannelError(
+            f"this model takes {len(checkpoint.plans.image_keys)} named channels "
+            f"({', '.join(checkpoint.plans.image_keys)}); give each as --channel NAME=FILE",
+            expected=list(checkpoint.plans.image_keys),
+        )
     network = checkpoint.build(device="cpu")
     # a 3-class instance model (e.g. --model nuclei) writes instance ids 1..N, not classes
     instances = resolve_instance_config(checkpoint, config.instances)
@@ -1444,6 +1472,14 @@ def build_parser() -> argparse.ArgumentParser:
         "name of a model shipped with medseg (see medseg/models/shipped/)",
     )
     infer.add_argument("inputs", nargs="*", type=Path, metavar="INPUT")
+    infer.add_argument(
+        "--channel",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="one input channel of a multi-channel model (repeat, e.g. --channel flair=F.nii.gz "
+        "--channel t1c=T.nii.gz); writes <first channel's stem>_labels.nii.gz on its grid",
+    )
     infer.add_argument("--out", type=Path, required=True, help="output folder")
     infer.add_argument(
         "--manifest",
