@@ -10,6 +10,7 @@ with and without mirror TTA and the largest-component step.
     PYTHONPATH=. python benchmarks/brain_tumour.py cv --out runs/brain_tumour_cv [--folds 1 2]
     PYTHONPATH=. python benchmarks/brain_tumour.py table --out runs/brain_tumour_cv
     PYTHONPATH=. python benchmarks/brain_tumour.py ship --run runs/brain_tumour_cv --fold 1
+    PYTHONPATH=. python benchmarks/brain_tumour.py train --out runs/brain_tumour_all  # 5 cases
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from medseg.core import parse_config, read_yaml
 from medseg.evaluation import compute_region_metrics
@@ -168,6 +168,11 @@ def main() -> None:
     cv.add_argument("--data", type=Path, default=DATA)
     cv.add_argument("--config", type=Path, default=CONFIG)
     cv.add_argument("--cpu-seconds", type=float, help="override the config's budget")
+    train = sub.add_parser("train", help="train one model on the given cases (default: all)")
+    train.add_argument("--out", type=Path, required=True)
+    train.add_argument("--cases", nargs="+", default=CASE_IDS)
+    train.add_argument("--data", type=Path, default=DATA)
+    train.add_argument("--config", type=Path, default=CONFIG)
     table = sub.add_parser("table", help="print the fold table")
     table.add_argument("--out", type=Path, required=True)
     table.add_argument("--variant", default="tta_largest")
@@ -186,6 +191,16 @@ def main() -> None:
             run_fold(fold, config=config, data=args.data, out=args.out)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         logger.info("process CPU: user %.0f s, system %.0f s", usage.ru_utime, usage.ru_stime)
+    elif args.command == "train":
+        config = parse_config(ChannelTrainConfig, read_yaml(args.config), source=args.config)
+        plans = build_channel_plans(config)
+        cases = [
+            prepare_case(channel_case(c, args.data), plans=plans, label_map=config.label_map)
+            for c in args.cases
+        ]
+        result = train_channel_model(cases, config=config, plans=plans)
+        args.out.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(result.checkpoint, args.out / "checkpoint.pt")
     elif args.command == "table":
         print(format_table(args.out, args.variant))
     else:
@@ -196,7 +211,6 @@ def main() -> None:
         checkpoint.resume_state = {}
         args.dest.mkdir(parents=True, exist_ok=True)
         save_checkpoint(checkpoint, args.dest / "checkpoint.pt")
-        torch.set_num_threads(1)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,8 @@ def prepare(work: Path, data: Path, venv: Path) -> None:
     (raw / "labelsTr").mkdir(parents=True, exist_ok=True)
     for case_id in CASE_IDS:
         folder = _case_dir(case_id, data)
+        if (raw / "labelsTr" / f"{case_id}.nii.gz").is_file():
+            continue  # converted by an earlier run
         for index, file in enumerate(FILES.values()):
             image = _to_2mm(read_image(folder / file), is_label=False)
             nib.save(image, raw / "imagesTr" / f"{case_id}_{index:04d}.nii.gz")
@@ -104,6 +106,7 @@ def prepare(work: Path, data: Path, venv: Path) -> None:
     }
     (raw / "dataset.json").write_text(json.dumps(dataset, indent=1))
     env = _env(work, 0)
+    env["nnUNet_n_proc_DA"] = "1"  # the planner calls torch.set_num_threads with it
     subprocess.run(
         [
             str(venv / "bin" / "nnUNetv2_plan_and_preprocess"),
