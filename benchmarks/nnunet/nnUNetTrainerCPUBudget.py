@@ -2,11 +2,12 @@
 
 Copied into nnunetv2/training/nnUNetTrainer/variants/ by benchmarks/install_nnunet.sh (nnU-Net
 finds trainers by class name inside its own package). Everything is nnU-Net's default
-(plans, network, augmentation, loss, poly learning rate) except the schedule: epochs of 10
-iterations (1 validation iteration); after the first epoch the number of epochs is set so
-that the training fits ``MEDSEG_NNUNET_CPU_SECONDS`` of process CPU time (default 150), and
-the poly learning-rate schedule is stretched to that number. Run with nnUNet_n_proc_DA=0
-so that data augmentation runs in the training process and counts against the budget.
+(plans, network, augmentation, loss, poly learning rate) except the schedule: epochs of
+``MEDSEG_NNUNET_ITERATIONS`` iterations (default 2) and 1 validation iteration; after the
+first epoch the number of epochs is set so that the training fits
+``MEDSEG_NNUNET_CPU_SECONDS`` of process CPU time (default 150), and the poly learning-rate
+schedule is stretched to that number. Run with nnUNet_n_proc_DA=0 so that data augmentation
+runs in the training process and counts against the budget.
 """
 
 import os
@@ -22,7 +23,7 @@ class nnUNetTrainerCPUBudget(nnUNetTrainer):
     def __init__(self, plans, configuration, fold, dataset_json, device=_CUDA):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.cpu_budget_s = float(os.environ.get("MEDSEG_NNUNET_CPU_SECONDS", "150"))
-        self.num_iterations_per_epoch = 10
+        self.num_iterations_per_epoch = int(os.environ.get("MEDSEG_NNUNET_ITERATIONS", "2"))
         self.num_val_iterations_per_epoch = 1
         self.num_epochs = 1000
         torch.set_num_threads(int(os.environ.get("MEDSEG_NNUNET_THREADS", "1")))
