@@ -26,16 +26,16 @@ examples:
 
 def _cmd_sam(args: argparse.Namespace) -> int:
     from medseg.core import ConfigError
-    from medseg.inference import (
+    from medseg.io import read_image, write_nifti
+    from medseg.sam import (
         PromptFile,
         SamSegmentConfig,
         load_prompt_file,
+        load_sam_model,
         resolve_object_prompts,
         segment_automatically,
         segment_with_prompts,
     )
-    from medseg.io import read_image, write_nifti
-    from medseg.models import load_sam_model
 
     config = (
         load_config(args.config, SamSegmentConfig)
