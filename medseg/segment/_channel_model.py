@@ -35,7 +35,7 @@ class ChannelModelConfig(ConfigModel):
 
     model: str = Field(default="brain-tumour", min_length=1)
     channels: dict[str, str] = Field(default_factory=lambda: {"flair": "image", "t1c": "t1c"})
-    mirror: bool = True
+    mirror: bool = False
     largest_component: bool = True
     precision: ComputePrecision = ComputePrecision.BF16
 

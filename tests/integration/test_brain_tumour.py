@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -9,10 +10,17 @@ import numpy as np
 import pytest
 
 from medseg.cli import main
-from medseg.core import ChannelError, ExitCode
+from medseg.core import ChannelError, ExitCode, load_config
+from medseg.evaluation import BRATS_REGIONS, compute_region_metrics
 from medseg.inference import InferConfig, keep_largest_foreground, parse_channel_arguments
 from medseg.io import read_image
-from medseg.models import load_checkpoint, save_checkpoint
+from medseg.models import (
+    load_checkpoint,
+    resolve_model_path,
+    save_checkpoint,
+    shipped_model_card,
+)
+from medseg.runner import PipelineConfig, run_pipeline
 from medseg.training import (
     ChannelCase,
     ChannelTrainConfig,
@@ -170,3 +178,35 @@ def test_keep_largest_foreground_keeps_one_component_with_its_labels():
     assert (out[7:9, 7:9, 7:9] == 0).all()
     np.testing.assert_array_equal(out[:6, :6, :6], labels[:6, :6, :6])
     assert InferConfig().mirror is False
+
+
+def test_shipped_model_on_its_held_out_case(
+    case_files: dict[str, Path], tmp_path: Path, repo_root: Path
+):
+    card = shipped_model_card("brain-tumour")
+    subset = card["evaluation_subset"]
+    assert subset["case"] not in card["training"]["cases"]
+    assert load_checkpoint(resolve_model_path("brain-tumour")).plans.image_keys == ["flair", "t1c"]
+    args = ["infer", "--model", "brain-tumour", "--out", str(tmp_path)]
+    args += ["--channel", f"flair={case_files['flair']}", "--channel", f"t1c={case_files['t1c']}"]
+    assert main(args) == ExitCode.OK
+    labels = np.asarray(read_image(tmp_path / "Flair_subtrMeanDivStd_labels.nii.gz").array)
+    reference = np.rint(np.asarray(read_image(case_files["label"]).array)).astype(np.uint8)
+    metrics = compute_region_metrics(
+        labels.astype(np.uint8), reference, regions=BRATS_REGIONS, spacing_mm=(1.0, 1.0, 1.0)
+    )
+    for region, dice in subset["dice"].items():
+        assert metrics[region].dice == pytest.approx(dice, abs=0.01), region
+
+
+@pytest.mark.slow
+def test_tumour_pipeline_runs_the_shipped_model(repo_root: Path, tmp_path: Path):
+    config = load_config(repo_root / "pipelines/tumour.yaml", PipelineConfig)
+    assert config.segment.method.value == "channel_model"
+    config = config.model_copy(update={"stages": ["ingest", "segment", "evaluate"]})
+    run_pipeline(config, root=repo_root, out_dir=tmp_path, workers=0)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["done"] == 1, summary["failures"]
+    metrics = summary["cases"]["brats2013_pat0001"]["metrics"]
+    expected = shipped_model_card("brain-tumour")["evaluation_subset"]["dice"]
+    assert metrics["dice_whole_tumour"] == pytest.approx(expected["whole_tumour"], abs=0.02)
