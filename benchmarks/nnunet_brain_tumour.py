@@ -46,7 +46,7 @@ def _case_dir(case_id: str, data: Path) -> Path:
     return data / f"brats2015_brats_2013_{case_id.split('_')[-1]}_1"
 
 
-def _env(work: Path, cpu_seconds: float) -> dict[str, str]:
+def _env(work: Path, cpu_seconds: float, batch: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         nnUNet_raw=str(work / "raw"),
@@ -58,6 +58,8 @@ def _env(work: Path, cpu_seconds: float) -> dict[str, str]:
         MEDSEG_NNUNET_CPU_SECONDS=str(cpu_seconds),
         MEDSEG_NNUNET_THREADS="1",
     )
+    if batch:
+        env["MEDSEG_NNUNET_BATCH"] = str(batch)
     return env
 
 
@@ -127,9 +129,11 @@ def prepare(work: Path, data: Path, venv: Path) -> None:
     (work / "preprocessed" / DATASET / "splits_final.json").write_text(json.dumps(splits))
 
 
-def train(work: Path, data: Path, venv: Path, fold: int, cpu_seconds: float) -> dict:
+def train(
+    work: Path, data: Path, venv: Path, fold: int, cpu_seconds: float, batch: int | None = None
+) -> dict:
     """Train and validate fold ``fold`` (1-5, held-out case ``CASE_IDS[fold - 1]``), score it."""
-    env = _env(work, cpu_seconds)
+    env = _env(work, cpu_seconds, batch)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
@@ -176,6 +180,7 @@ def train(work: Path, data: Path, venv: Path, fold: int, cpu_seconds: float) -> 
         ),
         "process_wall_seconds": round(wall, 1),
         "cpu_budget_seconds": cpu_seconds,
+        "batch_size": batch or "planned",
         "metrics": {k: {"dice": m.dice, "hd95_mm": m.hd95_mm} for k, m in metrics.items()},
     }
     (work / f"fold{fold}_metrics.json").write_text(json.dumps(record, indent=1))
@@ -224,12 +229,14 @@ def main() -> None:
     parser.add_argument("--venv", type=Path, default=Path("/work/venvs/nnunet"))
     parser.add_argument("--fold", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--cpu-seconds", type=float, default=150.0)
+    parser.add_argument("--batch", type=int, help="override nnU-Net's planned batch size")
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.work, args.data, args.venv)
     elif args.command == "train":
         for fold in args.fold:
-            print(json.dumps(train(args.work, args.data, args.venv, fold, args.cpu_seconds)))
+            record = train(args.work, args.data, args.venv, fold, args.cpu_seconds, args.batch)
+            print(json.dumps(record))
     else:
         print(format_table(args.work))
 

@@ -7,7 +7,8 @@ finds trainers by class name inside its own package). Everything is nnU-Net's de
 first epoch the number of epochs is set so that the training fits
 ``MEDSEG_NNUNET_CPU_SECONDS`` of process CPU time (default 150), and the poly learning-rate
 schedule is stretched to that number. Run with nnUNet_n_proc_DA=0 so that data augmentation
-runs in the training process and counts against the budget.
+runs in the training process and counts against the budget. ``MEDSEG_NNUNET_BATCH``
+overrides the planned batch size (memory).
 """
 
 import os
@@ -27,6 +28,11 @@ class nnUNetTrainerCPUBudget(nnUNetTrainer):
         self.num_val_iterations_per_epoch = 1
         self.num_epochs = 1000
         torch.set_num_threads(int(os.environ.get("MEDSEG_NNUNET_THREADS", "1")))
+
+    def _set_batch_size_and_oversample(self):
+        super()._set_batch_size_and_oversample()
+        if os.environ.get("MEDSEG_NNUNET_BATCH"):  # the planned batch of 2 needs > 6 GB on CPU
+            self.batch_size = int(os.environ["MEDSEG_NNUNET_BATCH"])
 
     def run_training(self):
         self.on_train_start()
