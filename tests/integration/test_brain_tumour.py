@@ -203,7 +203,8 @@ def test_shipped_model_on_its_held_out_case(
 def test_tumour_pipeline_runs_the_shipped_model(repo_root: Path, tmp_path: Path):
     config = load_config(repo_root / "pipelines/tumour.yaml", PipelineConfig)
     assert config.segment.method.value == "channel_model"
-    config = config.model_copy(update={"stages": ["ingest", "segment", "evaluate"]})
+    data = config.model_dump(mode="json")
+    config = PipelineConfig.model_validate({**data, "stages": ["ingest", "segment", "evaluate"]})
     run_pipeline(config, root=repo_root, out_dir=tmp_path, workers=0)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["done"] == 1, summary["failures"]
