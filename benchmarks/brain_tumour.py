@@ -2,7 +2,7 @@
 
 Five BraTS 2013 cases (FLAIR + T1c, DeepMedic preprocessing; CC BY-NC-SA 3.0, non-commercial)
 from ``../shared/data/tumor_brats2015`` (only pat0001 is bundled in the repository). Each fold
-trains ``configs/training/brain_tumour.yaml`` on four cases for its CPU-time budget and
+trains ``configs/channel_training/brain_tumour.yaml`` on four cases for its CPU-time budget and
 predicts the fifth; predictions are scored by medseg's metric engine
 (:func:`medseg.evaluation.compute_region_metrics`, BraTS regions WT 1-4, TC 1/3/4, ET 4)
 with and without mirror TTA and the largest-component step.
@@ -40,7 +40,7 @@ from medseg.training import (
 logger = logging.getLogger("brain_tumour")
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tumor_brats2015"
-CONFIG = ROOT / "configs" / "training" / "brain_tumour.yaml"
+CONFIG = ROOT / "configs" / "channel_training" / "brain_tumour.yaml"
 CASE_IDS = [f"brats2013_pat000{i}" for i in range(1, 6)]
 FILES = {"flair": "Flair_subtrMeanDivStd.nii.gz", "t1c": "T1c_subtrMeanDivStd.nii.gz"}
 METRICS = ("dice", "hd95_mm")
