@@ -34,6 +34,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         evaluate_cases,
         evaluate_instance_cases,
         find_case_pairs,
+        format_instance_summary,
         format_summary_table,
         write_metrics_csv,
         write_report_html,
@@ -87,6 +88,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     write_summary_json(result, outputs["summary.json"], overwrite=args.overwrite)
     write_report_html(result, outputs["report.html"], overwrite=args.overwrite)
     print(format_summary_table(result))
+    if kind is EvaluationKind.INSTANCE:
+        print(format_instance_summary(result))
     print(f"{len(result.case_ids)} cases x {len(result.labels)} labels in {result.seconds:.1f} s")
     for name, path in outputs.items():
         print(f"{name + ':':<14}{path}")

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medseg.cli._options import add_device, add_out, add_overwrite, add_precision
-from medseg.core import ExitCode, parse_config
+from medseg.core import ExitCode
 
 if TYPE_CHECKING:
     from medseg.inference import InferConfig
+    from medseg.models import Checkpoint
 
 _INFER_EPILOG = """\
 examples:
@@ -29,17 +30,15 @@ def _output_stem(path: Path) -> str:
     return path.stem if path.suffix else name
 
 
-def _infer_channels(args: argparse.Namespace, config: InferConfig) -> int:
+def _infer_channels(args: argparse.Namespace, checkpoint: Checkpoint, config: InferConfig) -> int:
     """``medseg infer --channel NAME=FILE ...``: one multi-channel case."""
     from medseg.core import InputError
     from medseg.inference import parse_channel_arguments, predict_channels
     from medseg.io import write_nifti
-    from medseg.models import load_checkpoint, resolve_model_path
 
     if args.inputs or args.manifest:
         raise InputError("give either --channel NAME=FILE options or INPUT files, not both")
     channels = parse_channel_arguments(args.channel)
-    checkpoint = load_checkpoint(resolve_model_path(args.model))
     prediction = predict_channels(checkpoint, channels, config=config, case_id="input0")
     grid_channel = checkpoint.plans.image_keys[0]
     label_path = args.out / f"{_output_stem(channels[grid_channel])}_labels.nii.gz"
@@ -51,8 +50,8 @@ def _infer_channels(args: argparse.Namespace, config: InferConfig) -> int:
 def _cmd_infer(args: argparse.Namespace) -> int:
     from medseg.core import ChannelError, InputError, read_yaml
     from medseg.inference import (
-        InferConfig,
         predict_volume,
+        resolve_infer_config,
         resolve_instance_config,
         write_probabilities,
     )
@@ -64,13 +63,14 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         value = getattr(args, key)
         if value is not None:
             data[key] = value
-    if args.tta:
-        data["mirror"] = True
+    if args.tta is not None:  # --tta / --no-tta; absent: the config's or the model's choice
+        data["mirror"] = args.tta
     if args.probabilities:
         data["save_probabilities"] = True
-    config = parse_config(InferConfig, data, source=args.config)
+    checkpoint = load_checkpoint(resolve_model_path(args.model))
+    config = resolve_infer_config(checkpoint, data, source=args.config)
     if args.channel:
-        return _infer_channels(args, config)
+        return _infer_channels(args, checkpoint, config)
     if bool(args.inputs) == bool(args.manifest):
         raise InputError("give either INPUT files or --manifest (not both, not neither)")
     jobs: list[tuple[Path, str, str]] = []  # (image, output stem, case id for logs)
@@ -88,7 +88,6 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             (path, f"{_output_stem(path)}_labels", f"input{i}")
             for i, path in enumerate(args.inputs)
         ]
-    checkpoint = load_checkpoint(resolve_model_path(args.model))
     if len(checkpoint.plans.image_keys) > 1:
         raise ChannelError(
             f"this model takes {len(checkpoint.plans.image_keys)} named channels "
@@ -173,7 +172,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="autocast (auto: fp32 on CPU, bf16/fp16 on CUDA)",
     )
     add_device(infer, help="auto, cpu or cuda[:N] (auto)")
-    infer.add_argument("--tta", action="store_true", help="mirror test-time augmentation")
+    infer.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mirror test-time augmentation (default: the model's own setting, e.g. on for "
+        "the shipped nuclei model)",
+    )
     infer.add_argument(
         "--probabilities", action="store_true", help="also write float16 probabilities"
     )

@@ -21,6 +21,7 @@ from medseg.evaluation._evaluate import (
     MetricSet,
     evaluate_cases,
     evaluate_instance_cases,
+    format_instance_summary,
     format_summary_table,
     summary_document,
     write_metrics_csv,
@@ -35,6 +36,12 @@ from medseg.evaluation._instance import (
     compute_instance_iou,
     compute_instance_metrics,
     match_instances,
+    pool_instance_counts,
+)
+from medseg.evaluation._instance_errors import (
+    SIZE_CLASSES_PX,
+    InstanceErrors,
+    compute_instance_errors,
 )
 from medseg.evaluation._overlap import compute_dice
 from medseg.evaluation._regions import BRATS_REGIONS, compute_region_metrics
@@ -65,6 +72,7 @@ __all__ = [
     "IOU_THRESHOLDS_50_95",
     "METRIC_DEFINITIONS",
     "SEMANTIC_METRICS",
+    "SIZE_CLASSES_PX",
     "VESSEL_METRIC_DEFINITIONS",
     "CaseLabelResult",
     "CasePair",
@@ -73,6 +81,7 @@ __all__ = [
     "EvaluationResult",
     "EvaluationSettings",
     "InstanceCounts",
+    "InstanceErrors",
     "InstanceMetrics",
     "LabelsConfig",
     "LoadedCase",
@@ -85,6 +94,7 @@ __all__ = [
     "compute_average_precision",
     "compute_cldice",
     "compute_dice",
+    "compute_instance_errors",
     "compute_instance_iou",
     "compute_instance_metrics",
     "compute_label_metrics",
@@ -95,9 +105,11 @@ __all__ = [
     "evaluate_cases",
     "evaluate_instance_cases",
     "find_case_pairs",
+    "format_instance_summary",
     "format_summary_table",
     "load_case",
     "match_instances",
+    "pool_instance_counts",
     "render_report_html",
     "summary_document",
     "write_metrics_csv",

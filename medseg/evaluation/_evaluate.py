@@ -20,6 +20,7 @@ from medseg.evaluation._instance import (
     INSTANCE_METRIC_DEFINITIONS,
     InstanceMetrics,
     compute_instance_metrics,
+    pool_instance_counts,
 )
 from medseg.evaluation._semantic import (
     HIGHER_IS_BETTER,
@@ -155,6 +156,13 @@ class EvaluationResult:
                 per_metric[metric] = stats
             summary[name] = per_metric
         return summary
+
+    def pooled_instances(self) -> InstanceMetrics | None:
+        """Instance counts summed over the cases (None for a semantic evaluation)."""
+        metrics = [r.metrics for r in self.results if isinstance(r.metrics, InstanceMetrics)]
+        if self.metric_set.kind is not EvaluationKind.INSTANCE or not metrics:
+            return None
+        return pool_instance_counts(metrics)
 
     def worst_cases(self, label_id: int, *, count: int = 3) -> list[CaseLabelResult]:
         """Worst cases of a label by the ranking metric (Dice, or F1 for instances);
@@ -295,8 +303,61 @@ def summary_document(result: EvaluationResult) -> dict[str, object]:
         "higher_is_better": sorted(result.metric_set.higher_is_better),
         "empty_cases": _empty_counts(result),
         "metrics": result.summarise(),
+        **_pooled_section(result),
         "seconds": round(result.seconds, 3),
     }
+
+
+def _pooled_section(result: EvaluationResult) -> dict[str, object]:
+    pooled = result.pooled_instances()
+    if pooled is None:
+        return {}
+    values = pooled.to_dict()
+    return {
+        "pooled": {
+            "definition": "TP, FP, FN (and matched IoUs) summed over all cases, then the "
+            "score computed once (StarDist matching_dataset); 'metrics' holds the means of "
+            "per-case scores",
+            **{k: (v if math.isfinite(v) else None) for k, v in values.items()},
+        }
+    }
+
+
+def format_instance_summary(result: EvaluationResult) -> str:
+    """Pooled and mean per-image instance scores side by side, each named as such.
+
+    Returns an empty string for a semantic evaluation.
+    """
+    pooled = result.pooled_instances()
+    if pooled is None:
+        return ""
+    summary = next(iter(result.summarise().values()))
+    rows = [
+        ("F1@0.5", "f1_50"),
+        ("precision@0.5", "precision_50"),
+        ("recall@0.5", "recall_50"),
+        ("DSB score (mean TP/(TP+FP+FN) over IoU 0.50:0.95)", "mean_accuracy_50_95"),
+        ("PQ@0.5", "pq_50"),
+    ]
+    pooled_values = pooled.to_dict()
+    width = max(len(name) for name, _ in rows)
+    n_cases = len(result.case_ids)
+    lines = [
+        f"{'instances, ' + str(n_cases) + ' images':<{width}}  {'pooled':>8}  "
+        f"{'mean per image':>14}",
+        f"{'':<{width}}  {'(summed)':>8}",
+    ]
+    for name, key in rows:
+        mean = summary[key]["mean"]
+        mean_text = f"{mean:.3f}" if mean is not None else "n/a"
+        value = pooled_values[key]
+        pooled_text = f"{value:.3f}" if math.isfinite(value) else "n/a"
+        lines.append(f"{name:<{width}}  {pooled_text:>8}  {mean_text:>14}")
+    lines.append(
+        f"pooled counts at IoU 0.5: TP {pooled.at(0.5).tp}, FP {pooled.at(0.5).fp}, "
+        f"FN {pooled.at(0.5).fn} ({pooled.n_pred} predicted, {pooled.n_ref} reference)"
+    )
+    return "\n".join(lines)
 
 
 def write_summary_json(result: EvaluationResult, path: Path, *, overwrite: bool = False) -> Path:

@@ -256,6 +256,50 @@ def compute_instance_metrics(
     return InstanceMetrics(n_pred=n_pred, n_ref=n_ref, counts=tuple(counts), empty=empty)
 
 
+def pool_instance_counts(metrics: Sequence[InstanceMetrics]) -> InstanceMetrics:
+    """Pool several images into one: TP, FP, FN and matched IoUs summed per IoU threshold.
+
+    Scores of the result are "pooled" (StarDist's ``matching_dataset``, DSB2018 per-dataset
+    counting): an image with many nuclei weighs more than one with few, unlike the mean of
+    per-image scores. ``n_pred`` / ``n_ref`` are totals.
+
+    Raises
+    ------
+    ValueError
+        If ``metrics`` is empty or the images were scored at different IoU thresholds.
+    """
+    if not metrics:
+        raise ValueError("pooling needs at least one image's instance metrics, found none")
+    thresholds = [c.iou_threshold for c in metrics[0].counts]
+    for item in metrics[1:]:
+        if [c.iou_threshold for c in item.counts] != thresholds:
+            raise ValueError(
+                "images must be scored at the same IoU thresholds to be pooled, found "
+                f"{thresholds} and {[c.iou_threshold for c in item.counts]}"
+            )
+    counts = tuple(
+        InstanceCounts(
+            iou_threshold=threshold,
+            tp=sum(m.counts[i].tp for m in metrics),
+            fp=sum(m.counts[i].fp for m in metrics),
+            fn=sum(m.counts[i].fn for m in metrics),
+            sum_matched_iou=float(sum(m.counts[i].sum_matched_iou for m in metrics)),
+        )
+        for i, threshold in enumerate(thresholds)
+    )
+    n_pred = sum(m.n_pred for m in metrics)
+    n_ref = sum(m.n_ref for m in metrics)
+    if n_pred == 0 and n_ref == 0:
+        empty = EmptyCase.BOTH
+    elif n_ref == 0:
+        empty = EmptyCase.REFERENCE
+    elif n_pred == 0:
+        empty = EmptyCase.PREDICTION
+    else:
+        empty = EmptyCase.NONE
+    return InstanceMetrics(n_pred=n_pred, n_ref=n_ref, counts=counts, empty=empty)
+
+
 def _coco_average_precision(
     iou: np.ndarray, ranked_columns: np.ndarray, *, iou_threshold: float
 ) -> float:

@@ -26,6 +26,7 @@ from medseg.inference._predict import (
     Prediction,
     predict_volume,
     predict_with_checkpoint,
+    resolve_infer_config,
     write_probabilities,
 )
 from medseg.inference._sliding_window import (
@@ -204,6 +205,7 @@ __all__ = [
     "predict_with_checkpoint",
     "prepare_network",
     "propagate_prompt",
+    "resolve_infer_config",
     "resolve_instance_config",
     "resolve_intensity_mode",
     "resolve_object_prompts",

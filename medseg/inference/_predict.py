@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from pydantic import Field
 
-from medseg.core import ConfigError, ConfigModel, atomic_output
+from medseg.core import ConfigError, ConfigModel, atomic_output, parse_config
 from medseg.inference._instance_predict import is_instance_detector, predict_instances
 from medseg.inference._instances import InstanceConfig, label_instances, resolve_instance_config
 from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
@@ -221,6 +223,24 @@ def _to_source_grid(
         labels[better] = channel
         best[better] = values[better]
     return labels, kept
+
+
+def resolve_infer_config(
+    checkpoint: Checkpoint, settings: Mapping[str, Any], *, source: str | Path | None = None
+) -> InferConfig:
+    """The inference settings for ``checkpoint``: ``settings`` over the model's own defaults.
+
+    A shipped model stores the settings it was tuned with (``Checkpoint.inference_defaults``,
+    e.g. mirror TTA for ``nuclei``), so that running it without options gives the accuracy its
+    model card reports; any key in ``settings`` (a config file, command-line options) wins.
+
+    Raises
+    ------
+    ConfigError
+        If the merged settings are not a valid :class:`InferConfig`.
+    """
+    merged = {**checkpoint.inference_defaults, **settings}
+    return parse_config(InferConfig, merged, source=source)
 
 
 def predict_with_checkpoint(

@@ -47,6 +47,10 @@ class Checkpoint:
     instance_postprocess
         For ``instance_boundary``: the ``medseg.inference.InstanceConfig`` fields chosen on
         validation data for this network (plain dict; empty means the defaults).
+    inference_defaults
+        ``medseg.inference.InferConfig`` fields this model is meant to run with (e.g.
+        ``{"mirror": true}`` when its post-processing was tuned with mirror TTA); settings
+        the user gives win over them.
     epoch
         Last completed epoch (0-based), or -1 before training.
     best_metric
@@ -61,6 +65,7 @@ class Checkpoint:
     training_config: dict[str, Any] = field(default_factory=dict)
     target: TrainingTarget = TrainingTarget.SEMANTIC
     instance_postprocess: dict[str, Any] = field(default_factory=dict)
+    inference_defaults: dict[str, Any] = field(default_factory=dict)
     epoch: int = -1
     best_metric: float = float("nan")
     resume_state: dict[str, Any] = field(default_factory=dict)
@@ -92,6 +97,7 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path, *, overwrite: bool
         "training_config": checkpoint.training_config,
         "target": checkpoint.target.value,
         "instance_postprocess": checkpoint.instance_postprocess,
+        "inference_defaults": checkpoint.inference_defaults,
         "state_dict": checkpoint.state_dict,
         "epoch": checkpoint.epoch,
         "best_metric": checkpoint.best_metric,
@@ -141,6 +147,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         training_config=dict(payload.get("training_config", {})),
         target=target,
         instance_postprocess=dict(payload.get("instance_postprocess", {})),
+        inference_defaults=dict(payload.get("inference_defaults", {})),
         epoch=int(payload.get("epoch", -1)),
         best_metric=float(payload.get("best_metric", float("nan"))),
         resume_state=dict(payload.get("resume_state", {})),

@@ -10,9 +10,9 @@ from pydantic import Field
 from medseg.core import ConfigModel
 from medseg.inference import (
     ComputePrecision,
-    InferConfig,
     InstanceConfig,
     predict_volume,
+    resolve_infer_config,
     resolve_instance_config,
 )
 from medseg.io import Volume
@@ -26,14 +26,17 @@ class NucleiModelConfig(ConfigModel):
 
     ``model`` is a checkpoint file, a training run folder (relative paths are tried under the
     dataset root first) or a shipped model's name. ``instances`` overrides the watershed
-    settings stored in the checkpoint.
+    settings stored in the checkpoint; ``mirror`` unset uses the model's own choice
+    (``Checkpoint.inference_defaults``: on for the shipped ``nuclei``).
     """
 
     model: str = "nuclei"
     device: str = "auto"
     precision: ComputePrecision = ComputePrecision.FP32
     overlap: float = Field(default=0.5, ge=0, lt=1)
-    mirror: bool = Field(default=False, description="mirror test-time augmentation")
+    mirror: bool | None = Field(
+        default=None, description="mirror test-time augmentation (unset: the model's default)"
+    )
     instances: InstanceConfig | None = None
 
 
@@ -45,12 +48,14 @@ def segment_nuclei_with_model(image: Volume, *, config: NucleiModelConfig, root:
     candidate = root / config.model
     path = resolve_model_path(candidate if candidate.exists() else config.model)
     checkpoint, network = cached_instance_model(str(path))
-    infer = InferConfig(
-        overlap=config.overlap,
-        precision=config.precision,
-        mirror=config.mirror,
-        device=config.device,
-    )
+    settings: dict[str, object] = {
+        "overlap": config.overlap,
+        "precision": config.precision,
+        "device": config.device,
+    }
+    if config.mirror is not None:
+        settings["mirror"] = config.mirror
+    infer = resolve_infer_config(checkpoint, settings)
     prediction = predict_volume(
         network,
         image,

@@ -459,6 +459,9 @@ def train_model(
             optimizer, lambda e: compute_poly_factor(e, epochs=config.epochs)
         )
         use_amp = config.amp and device.type == "cuda"
+        use_bf16 = config.cpu_bf16 and device.type == "cpu"
+        use_autocast = use_amp or use_bf16
+        autocast_dtype = torch.bfloat16 if use_bf16 else torch.float16
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         start_epoch, best_metric = 0, float("nan")
         if resume and last_path.exists():
@@ -504,9 +507,11 @@ def train_model(
                 image = batch["image"].to(device).float()
                 label = batch["label"].to(device)
                 optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                with torch.autocast(device.type, dtype=autocast_dtype, enabled=use_autocast):
                     output = train_module(image)
-                    loss = loss_fn(output, label)
+                    if use_bf16:  # the loss in float32: bf16 softmax/Dice sums lose digits
+                        output = output.float()
+                loss = loss_fn(output, label)
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 12.0)

@@ -41,16 +41,23 @@ def test_shipped_checkpoint_is_a_small_instance_model(repo_root: Path) -> None:
     assert checkpoint.is_instance_model
     assert checkpoint.label_names == {1: "nucleus_interior", 2: "nucleus_boundary"}
     assert checkpoint.instance_postprocess  # chosen on held-out training images
-    held_out = set(checkpoint.training_config["validation_case_ids"])
-    manifest = load_manifest(repo_root / "data_manifests/cells_dsb2018.yaml")
-    assert all(c.split.value == "train" for c in manifest.cases if c.id in held_out)
+    assert checkpoint.inference_defaults == {"mirror": True}  # tuned with TTA: on by default
+    # trained and tuned on the full training manifest; no test image is in it
+    assert checkpoint.training_config["manifest"] == "data_manifests/cells_dsb2018_full.yaml"
+    assert checkpoint.training_config["validation_splits"] == ["validation"]
+    training = load_manifest(repo_root / checkpoint.training_config["manifest"])
+    test = load_manifest(repo_root / "data_manifests/cells_dsb2018.yaml")
+    test_images = {Path(c.image).name for c in test.cases if c.split.value == "test"}
+    assert not test_images & {Path(c.image).name for c in training.cases}
+    assert sum(c.split.value == "validation" for c in training.cases) == 40
 
 
 def test_infer_reproduces_the_recorded_subset_metrics(
     card: dict, subset_cases: list, repo_root: Path, tmp_path: Path
 ) -> None:
     images = [str(repo_root / case.image) for case in subset_cases]
-    command = ["infer", "--model", "nuclei", "--tta", *images, "--out", str(tmp_path)]
+    # no options: the model's defaults (mirror TTA) give the card's figures
+    command = ["infer", "--model", "nuclei", *images, "--out", str(tmp_path)]
     assert main(command) == ExitCode.OK
     f1, pq = [], []
     for case in subset_cases:

@@ -208,7 +208,9 @@ def test_tracking_uri_option_overrides_the_embedded_store(
     assert run.data.metrics["n_cases"] == 1.0
 
 
-def test_instance_evaluation_on_dsb2018_nuclei(repo_root: Path, tmp_path: Path) -> None:
+def test_instance_evaluation_on_dsb2018_nuclei(
+    repo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Real DSB2018 test label maps vs copies with every fourth nucleus removed."""
     import shutil
 
@@ -239,6 +241,18 @@ def test_instance_evaluation_on_dsb2018_nuclei(repo_root: Path, tmp_path: Path) 
     assert stats["precision_50"]["mean"] == 1.0  # every kept nucleus matches itself
     assert stats["recall_50"]["mean"] == pytest.approx(np.mean(expected_recall))
     assert stats["mean_accuracy_50_95"]["mean"] == pytest.approx(np.mean(expected_recall))
+    # pooled: every kept nucleus is a TP, every dropped one a FN, summed over the images
+    pooled = summary["pooled"]
+    assert pooled["fp_50"] == 0
+    assert pooled["tp_50"] + pooled["fn_50"] == pooled["n_ref"]
+    assert pooled["recall_50"] == pytest.approx(pooled["tp_50"] / pooled["n_ref"])
+    assert pooled["f1_50"] == pytest.approx(
+        2 * pooled["tp_50"] / (2 * pooled["tp_50"] + pooled["fn_50"])
+    )
+    printed = capsys.readouterr().out
+    assert "pooled" in printed
+    assert "mean per image" in printed
+    assert f"FN {int(pooled['fn_50'])}" in printed
     report = (out / "report.html").read_text()
     assert "id='boxplot-f1_50'" in report
     assert "not a precision-recall AP" in report

@@ -15,6 +15,7 @@ from medseg.evaluation import (
     compute_instance_iou,
     compute_instance_metrics,
     match_instances,
+    pool_instance_counts,
 )
 from medseg.io import read_image
 
@@ -158,3 +159,35 @@ def test_real_dsb2018_label_maps(repo_root: Path) -> None:
         assert 0.0 < metrics.at(0.5).f1 < 1.0
         assert metrics.at(0.9).tp <= metrics.at(0.5).tp
         assert len(metrics.counts) == len(IOU_THRESHOLDS_50_95)
+
+
+def test_pooled_counts_differ_from_the_mean_of_images() -> None:
+    """Image 1: the hand case (TP 2, FP 1, FN 1); image 2: 1 of 9 nuclei found, no FP."""
+    first = compute_instance_metrics(*_hand_case())
+    reference = np.zeros((30, 30), np.uint16)
+    for index in range(9):
+        row, col = divmod(index, 3)
+        reference[10 * row : 10 * row + 4, 10 * col : 10 * col + 4] = index + 1
+    prediction = np.where(reference == 1, 1, 0).astype(np.uint16)
+    second = compute_instance_metrics(prediction, reference)
+    pooled = pool_instance_counts([first, second])
+    at_50 = pooled.at(0.5)
+    assert (at_50.tp, at_50.fp, at_50.fn) == (3, 1, 9)
+    assert (pooled.n_pred, pooled.n_ref) == (4, 12)
+    assert at_50.f1 == pytest.approx(6 / 16)  # 2·3 / (2·3 + 1 + 9)
+    # the mean of per-image F1 is (2/3 + 2/10) / 2 = 0.433…, not 0.375
+    mean_f1 = (first.at(0.5).f1 + second.at(0.5).f1) / 2
+    assert mean_f1 == pytest.approx((2 / 3 + 2 / 10) / 2)
+    assert at_50.pq == pytest.approx((1.0 + 0.6 + 1.0) / (3 + 0.5 + 4.5))
+    # at 0.65 … 0.95 B (IoU 0.6) no longer matches: TP 2, FP 2, FN 10
+    assert pooled.at(0.7).accuracy == pytest.approx(2 / 14)
+
+
+def test_pooling_refuses_nothing_and_mixed_thresholds() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        pool_instance_counts([])
+    prediction, reference = _hand_case()
+    full = compute_instance_metrics(prediction, reference)
+    extra = compute_instance_metrics(prediction, reference, iou_thresholds=[0.3])
+    with pytest.raises(ValueError, match="same IoU thresholds"):
+        pool_instance_counts([full, extra])

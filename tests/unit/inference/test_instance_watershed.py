@@ -8,8 +8,13 @@ import torch
 
 from medseg.core import ConfigError
 from medseg.evaluation import compute_instance_metrics
-from medseg.inference import InstanceConfig, label_instances, resolve_instance_config
-from medseg.models import Checkpoint, NetworkConfig
+from medseg.inference import (
+    InstanceConfig,
+    label_instances,
+    resolve_infer_config,
+    resolve_instance_config,
+)
+from medseg.models import Checkpoint, NetworkConfig, load_checkpoint, save_checkpoint
 from medseg.transforms import Plans, TrainingTarget, compute_boundary_classes
 
 
@@ -129,3 +134,17 @@ def test_resolve_instance_config() -> None:
     broken = _checkpoint(TrainingTarget.INSTANCE_BOUNDARY, {"seed_treshold": 0.7})
     with pytest.raises(ConfigError, match="seed_treshold"):
         resolve_instance_config(broken)
+
+
+def test_model_inference_defaults_survive_a_save_and_yield_to_user_settings(tmp_path) -> None:
+    checkpoint = _checkpoint(TrainingTarget.INSTANCE_BOUNDARY, {})
+    checkpoint.inference_defaults = {"mirror": True}
+    reloaded = load_checkpoint(save_checkpoint(checkpoint, tmp_path / "model.pt"))
+    assert reloaded.inference_defaults == {"mirror": True}
+    assert resolve_infer_config(reloaded, {}).mirror is True
+    assert resolve_infer_config(reloaded, {"mirror": False}).mirror is False
+    assert resolve_infer_config(reloaded, {"overlap": 0.25}).overlap == 0.25
+    assert resolve_infer_config(_checkpoint(TrainingTarget.SEMANTIC, {}), {}).mirror is False
+    checkpoint.inference_defaults = {"mirorr": True}
+    with pytest.raises(ConfigError, match="mirorr"):
+        resolve_infer_config(checkpoint, {})

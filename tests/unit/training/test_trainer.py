@@ -113,6 +113,21 @@ def test_resume_continues_with_the_same_next_step_loss(
     assert resumed.step_losses == pytest.approx(straight.step_losses[2:], rel=1e-4)
 
 
+def test_bf16_autocast_on_cpu_trains_close_to_fp32(
+    tmp_path: Path, tiny_spleen_plans: Plans, spleen_manifest: DatasetManifest, repo_root: Path
+) -> None:
+    """``cpu_bf16`` runs the forward pass in bfloat16 (the loss in float32): same data, finite
+    losses close to the float32 run's, float32 weights in the checkpoint."""
+    kwargs = {"plans": tiny_spleen_plans, "manifest": spleen_manifest, "root": repo_root}
+    fp32 = train_model(_config(epochs=1), out_dir=tmp_path / "fp32", **kwargs)
+    bf16 = train_model(_config(epochs=1, cpu_bf16=True), out_dir=tmp_path / "bf16", **kwargs)
+    assert all(math.isfinite(v) for v in bf16.step_losses)
+    assert bf16.step_losses[0] == pytest.approx(fp32.step_losses[0], rel=0.05)
+    assert bf16.step_losses != fp32.step_losses  # bf16 really ran
+    state = load_checkpoint(tmp_path / "bf16" / LAST_CHECKPOINT).state_dict
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+
+
 def test_existing_run_is_not_overwritten(
     tmp_path: Path, tiny_spleen_plans: Plans, spleen_manifest: DatasetManifest, repo_root: Path
 ) -> None:
