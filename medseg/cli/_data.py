@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from medseg.cli._options import add_overwrite
-from medseg.core import ExitCode, compute_sha256, parse_config
+from medseg.core import ExitCode, check_output_path, compute_sha256, parse_config
 
 _CONVERT_EPILOG = """\
 examples:
@@ -23,10 +23,21 @@ examples:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from medseg.io import axis_codes, convert_image
+    from medseg.io import WRITE_SUFFIXES, axis_codes, convert_image
 
+    args.destination = check_output_path(
+        args.destination,
+        overwrite=args.overwrite,
+        inputs=[args.source],
+        suffixes=WRITE_SUFFIXES,
+        what="DST",
+    )
     volume = convert_image(
-        args.source, args.destination, series_uid=args.series, overwrite=args.overwrite
+        args.source,
+        args.destination,
+        series_uid=args.series,
+        overwrite=args.overwrite,
+        allow_burned_in=args.allow_burned_in,
     )
     spacing = " x ".join(f"{s:.4g}" for s in volume.spacing_mm)
     print(
@@ -156,6 +167,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         "--series", metavar="UID", help="series key or SeriesInstanceUID when SRC holds several"
     )
     add_overwrite(convert, help="replace DST if it exists")
+    convert.add_argument(
+        "--allow-burned-in",
+        action="store_true",
+        help="convert DICOM marked BurnedInAnnotation YES (refused by default: its pixels may "
+        "show patient identity)",
+    )
     convert.set_defaults(handler=_cmd_convert)
 
     inspect = commands.add_parser(

@@ -74,8 +74,9 @@ def _cmd_deid(args: argparse.Namespace) -> int:
     failures = sum(summary.statuses.get(status, 0) for status in FAILURE_STATUSES)
     if failures:
         raise DeidError(
-            f"{failures} input file(s) could not be de-identified (unreadable, truncated or "
-            "failed; each is listed with its reason in the audit); the others were written"
+            f"{failures} input file(s) could not be de-identified (unreadable, truncated, "
+            "failed, or an output with the same UIDs already written from another input; each "
+            "is listed with its reason in the audit); the others were written"
         )
     return ExitCode.OK
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from medseg.cli._options import add_out, add_overwrite
-from medseg.core import ConfigError, ExitCode, compute_sha256, parse_config
+from medseg.core import ConfigError, ExitCode, check_output_path, compute_sha256, parse_config
 
 _EVALUATE_EPILOG = """\
 examples:
@@ -49,6 +49,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
 
     kind = EvaluationKind(args.kind)
+    inputs = [p for p in (args.pred, args.ref, args.manifest, args.labels) if p is not None]
+    args.out = check_output_path(args.out, folder=True, inputs=inputs, what="--out")
     if kind is EvaluationKind.INSTANCE and (args.labels or args.binary):
         raise ConfigError("--labels and --binary apply to --kind semantic only")
     manifest = load_manifest(args.manifest) if args.manifest else None

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from medseg.cli._options import add_out, add_overwrite, add_root
-from medseg.core import ExitCode
+from medseg.core import ExitCode, check_output_path
 
 _EXPORT_EPILOG = """\
 examples (the bundled real CT; its DICOM UIDs are blank, hence --complete-uids):
@@ -44,13 +44,26 @@ def _load_label_names(path: Path | None) -> dict[int, str]:
         ) from err
 
 
+_EXPORT_OUT_SUFFIXES = {"seg": (".dcm",), "rtstruct": (".dcm",), "overlay": (".png",)}
+
+
 def _export_inputs(args: argparse.Namespace, *, need_series: bool = True):  # type: ignore[no-untyped-def]
-    """Read the source, mask and structures an export subcommand needs."""
+    """Check the output, then read the source, mask and structures an export needs."""
     import numpy as np
 
     from medseg.export import build_structures, load_structure_codes, read_source_series
     from medseg.io import read_image
 
+    suffixes = _EXPORT_OUT_SUFFIXES.get(args.export_command)
+    inputs = [p for p in (args.source, args.mask, args.labels, args.codes) if p is not None]
+    args.out = check_output_path(
+        args.out,
+        overwrite=args.overwrite,
+        inputs=inputs,
+        suffixes=suffixes,
+        folder=suffixes is None,
+        what="--out",
+    )
     codes_path = args.codes or (args.root / "configs" / "export" / "structure_codes.yaml")
     code_map = load_structure_codes(codes_path if codes_path.is_file() else None)
     names = _load_label_names(args.labels)

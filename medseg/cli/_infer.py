@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medseg.cli._options import add_device, add_out, add_overwrite, add_precision
-from medseg.core import ExitCode
+from medseg.core import ExitCode, check_distinct_outputs, check_output_path
 
 if TYPE_CHECKING:
     from medseg.inference import InferConfig
@@ -34,14 +34,18 @@ def _infer_channels(args: argparse.Namespace, checkpoint: Checkpoint, config: In
     """``medseg infer --channel NAME=FILE ...``: one multi-channel case."""
     from medseg.core import InputError
     from medseg.inference import parse_channel_arguments, predict_channels
-    from medseg.io import write_nifti
+    from medseg.io import check_channel_names, write_nifti
 
     if args.inputs or args.manifest:
         raise InputError("give either --channel NAME=FILE options or INPUT files, not both")
     channels = parse_channel_arguments(args.channel)
-    prediction = predict_channels(checkpoint, channels, config=config, case_id="input0")
+    check_channel_names(list(channels), expected=checkpoint.plans.image_keys)
+    inputs = [*channels.values(), *([args.config] if args.config else [])]
+    out_dir = check_output_path(args.out, folder=True, inputs=inputs, what="--out")
     grid_channel = checkpoint.plans.image_keys[0]
-    label_path = args.out / f"{_output_stem(channels[grid_channel])}_labels.nii.gz"
+    label_path = out_dir / f"{_output_stem(channels[grid_channel])}_labels.nii.gz"
+    check_distinct_outputs([label_path], overwrite=args.overwrite)
+    prediction = predict_channels(checkpoint, channels, config=config, case_id="input0")
     write_nifti(prediction.labels, label_path, overwrite=args.overwrite)
     print(f"{label_path} ({prediction.seconds:.1f} s)")
     return ExitCode.OK
@@ -94,6 +98,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             f"({', '.join(checkpoint.plans.image_keys)}); give each as --channel NAME=FILE",
             expected=list(checkpoint.plans.image_keys),
         )
+    inputs = [path for path, _, _ in jobs] + [p for p in (args.manifest, args.config) if p]
+    out_dir = check_output_path(args.out, folder=True, inputs=inputs, what="--out")
+    outputs = [out_dir / f"{name}.nii.gz" for _, name, _ in jobs]
+    if config.save_probabilities:
+        outputs += [out_dir / f"{n.removesuffix('_labels')}_probabilities.npz" for _, n, _ in jobs]
+    check_distinct_outputs(outputs, overwrite=args.overwrite)
     network = checkpoint.build(device="cpu")
     # a 3-class instance model (e.g. --model nuclei) writes instance ids 1..N, not classes
     instances = resolve_instance_config(checkpoint, config.instances)
@@ -108,12 +118,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             case_id=case_id,
             instances=instances,
         )
-        label_path = args.out / f"{name}.nii.gz"
+        label_path = out_dir / f"{name}.nii.gz"
         write_nifti(prediction.labels, label_path, overwrite=args.overwrite)
         found = f", {int(prediction.labels.array.max())} instances" if instances else ""
         print(f"{label_path} ({prediction.seconds:.1f} s{found})")
         if prediction.probabilities is not None:
-            prob_path = args.out / f"{stem}_probabilities.npz"
+            prob_path = out_dir / f"{stem}_probabilities.npz"
             write_probabilities(
                 prediction.probabilities,
                 prob_path,

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from medseg.cli._options import add_device, add_out, add_overwrite, add_precision, parse_numbers
-from medseg.core import ExitCode, load_config, parse_config
+from medseg.core import ExitCode, check_output_path, load_config, parse_config
 
 _SAM_EPILOG = """\
 coordinates are voxel indices along the image file's array axes (i, j, k): for DICOM
@@ -55,17 +55,16 @@ def _cmd_sam(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             data["intensity"][key] = getattr(args, flag)
     config = parse_config(SamSegmentConfig, data, source="command line")
-    if not str(args.out).endswith((".nii", ".nii.gz")):
-        raise ConfigError(f"--out must end in .nii or .nii.gz, not {args.out.name!r}")
     given = [bool(args.box or args.point), args.prompts is not None, args.auto]
     if sum(given) != 1:
         raise ConfigError("give exactly one of: --box/--point, --prompts FILE, --auto")
-    if args.out.exists() and not args.overwrite:
-        from medseg.core import OutputExistsError
-
-        raise OutputExistsError(
-            "output already exists; pass --overwrite to replace it", path=args.out
-        )
+    args.out = check_output_path(
+        args.out,
+        overwrite=args.overwrite,
+        inputs=[p for p in (args.image, args.prompts, args.config) if p is not None],
+        suffixes=(".nii", ".nii.gz"),
+        what="--out",
+    )
 
     prompt_file = None
     if args.prompts is not None:
@@ -150,7 +149,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     sam.add_argument(
         "--intensity",
         choices=["auto", "ct", "percentile", "rgb"],
-        help="intensity scaling (auto: CT window for DICOM CT, RGB passthrough, else percentiles)",
+        help="intensity scaling (auto: CT window for DICOM CT and for images whose values "
+        "look like HU, RGB passthrough, else percentiles; the choice is logged)",
     )
     sam.add_argument("--window", help="CT window preset (abdomen, liver, lung, bone, brain …)")
     sam.add_argument("--level", type=float, help="CT window level in HU (with --width)")

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from medseg.cli._options import add_out, add_overwrite, add_root
-from medseg.core import ExitCode, load_config
+from medseg.core import ExitCode, check_output_path, load_config
 
 _PLAN_EPILOG = """\
 examples:
@@ -39,6 +39,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from medseg.io import Split, load_manifest, manifest_root
     from medseg.transforms import compute_fingerprint, plan_from_fingerprint
 
+    args.out = check_output_path(
+        args.out,
+        overwrite=args.overwrite,
+        inputs=[args.manifest],
+        suffixes=(".yaml", ".yml"),
+        what="--out",
+    )
     manifest = load_manifest(args.manifest)
     splits = [Split(s) for s in args.splits]
     fingerprint = compute_fingerprint(manifest, root=manifest_root(args.manifest), splits=splits)
@@ -69,6 +76,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from medseg.training import TrainConfig, check_plans_match, train_model
     from medseg.transforms import Plans, compute_fingerprint, plan_from_fingerprint
 
+    args.out = check_output_path(args.out, folder=True, what="--out")
     config = load_config(args.config, TrainConfig)
     manifest_path = _resolve(config.manifest, args.root)
     manifest = load_manifest(manifest_path)

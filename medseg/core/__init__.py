@@ -22,13 +22,23 @@ from medseg.core._errors import (
     MedsegError,
     ModelError,
     OutputExistsError,
+    OutputPathError,
     TrackingError,
 )
 from medseg.core._files import atomic_output, compute_sha256
 from medseg.core._logging import LogLevel, configure_logging
+from medseg.core._paths import (
+    CASE_ID_PATTERN,
+    check_case_id,
+    check_distinct_outputs,
+    check_output_path,
+    child_path,
+    normalize_path,
+)
 from medseg.core._progress import progress
 
 __all__ = [
+    "CASE_ID_PATTERN",
     "ChannelError",
     "ConfigError",
     "ConfigModel",
@@ -42,13 +52,19 @@ __all__ = [
     "MedsegError",
     "ModelError",
     "OutputExistsError",
+    "OutputPathError",
     "TrackingError",
     "atomic_output",
+    "check_case_id",
+    "check_distinct_outputs",
+    "check_output_path",
+    "child_path",
     "compute_sha256",
     "configure_logging",
     "dump_config",
     "load_config",
     "look_up_option",
+    "normalize_path",
     "parse_config",
     "progress",
     "read_yaml",

@@ -35,6 +35,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError("file not found", path=path) from err
     except OSError as err:
         raise ConfigError(f"cannot read file ({err.strerror})", path=path) from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"not a UTF-8 text file (byte {err.start} cannot be decoded); expected YAML",
+            path=path,
+        ) from err
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -26,6 +26,7 @@ class ExitCode(enum.IntEnum):
     TRACKING = 9
     INTEGRITY = 10
     OUTPUT_EXISTS = 11
+    OUTPUT_PATH = 12
     INTERNAL = 70
 
 
@@ -134,3 +135,10 @@ class OutputExistsError(MedsegError, FileExistsError):
     """An output already exists and overwriting was not asked for."""
 
     exit_code = ExitCode.OUTPUT_EXISTS
+
+
+class OutputPathError(MedsegError, OSError):
+    """An output cannot go where it was asked: it is an input, lies inside one, a file
+    stands where a folder is needed, or the place is not writable."""
+
+    exit_code = ExitCode.OUTPUT_PATH

@@ -39,6 +39,13 @@ def configure_logging(level: LogLevel | str = LogLevel.INFO) -> None:
         "asyncio",
     ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level.name)))
+    # highdicom logs the source's SOP Instance UIDs at INFO while building a SEG (PHI-adjacent
+    # identifiers of the original study): keep it to warnings even at --log-level info.
+    logging.getLogger("highdicom").setLevel(
+        logging.DEBUG
+        if level is LogLevel.DEBUG
+        else max(logging.WARNING, getattr(logging, level.name))
+    )
     # nibabel logs each header repair of a damaged file; the typed error that follows is
     # what the user needs.
     logging.getLogger("nibabel").setLevel(

@@ -36,6 +36,7 @@ from medseg.deid._dicomio import quiet_pydicom, read_dataset
 from medseg.deid._engine import _KEEP_UID_KEYWORDS, _KEEP_UID_SUFFIXES
 from medseg.deid._nifti import NIFTI_TEXT_FIELDS, is_nifti_path
 from medseg.deid._table import Action, DeidOption, build_action_table
+from medseg.deid._tree import AUDIT_NAME, NIFTI_FOLDER
 from medseg.deid._values import DUMMY_VALUES
 
 logger = logging.getLogger(__name__)
@@ -356,7 +357,10 @@ def _check(original: Path, deidentified: Path, *, min_length: int) -> LeakReport
 
     for path in output_files:
         rel = path.relative_to(deidentified).as_posix()
-        for part in path.relative_to(deidentified).parts:
+        parts = path.relative_to(deidentified).parts
+        for depth, part in enumerate(parts):
+            if depth == 0 and part in (NIFTI_FOLDER, AUDIT_NAME):
+                continue  # the tool's own fixed names carry no input text
             name = part[: -len(".dcm")] if part.endswith(".dcm") else part
             if name in uids:
                 report.leaks.append(Leak(rel, "path", "uid", _sha(name)))

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import struct
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medseg.core import DeidError, InputError, OutputExistsError, atomic_output, progress
+from medseg.core import DeidError, InputError, atomic_output, progress
 from medseg.deid._config import DeidConfig, PixelRules
 from medseg.deid._dicomio import find_pixel_data_problem, read_dataset, write_dataset
 from medseg.deid._engine import Deidentifier
@@ -28,6 +29,8 @@ from medseg.deid._pixels import BurnedInRefusedError
 logger = logging.getLogger(__name__)
 
 AUDIT_NAME = "deid_audit.jsonl"
+#: Folder of the NIfTI outputs; with AUDIT_NAME the only fixed names the tool writes.
+NIFTI_FOLDER = "nifti"
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 _PSEUDONYM = re.compile(r"^[A-Z]{16}$")
@@ -46,8 +49,12 @@ class FileStatus(str, enum.Enum):
     FAILED = "failed"
 
 
-#: Statuses that mean an input could not be de-identified (the CLI exits non-zero).
-FAILURE_STATUSES = frozenset({FileStatus.UNREADABLE.value, FileStatus.FAILED.value})
+#: Statuses that mean an input could not be de-identified (the CLI exits non-zero); a
+#: ``duplicate_output`` input (another input with the same UIDs was written there first)
+#: is not in the output tree, so it counts too.
+FAILURE_STATUSES = frozenset(
+    {FileStatus.UNREADABLE.value, FileStatus.FAILED.value, FileStatus.DUPLICATE.value}
+)
 
 
 @dataclass
@@ -115,15 +122,41 @@ def _safe_output(dst: Path, parts: list[str]) -> Path:
     return dst.joinpath(*parts[:-1], f"{parts[-1]}.dcm")
 
 
-def _write_bytes(path: Path, data: bytes) -> str:
-    """Write atomically; an identical existing file (a resumed run) is fine."""
+def _publish_exclusively(tmp: Path, path: Path) -> bool:
+    """Give the complete file ``tmp`` the name ``path`` unless ``path`` exists (atomic, even
+    between processes: a hard link never replaces); False if it exists."""
     try:
-        with atomic_output(path) as tmp:
-            tmp.write_bytes(data)
-    except OutputExistsError:
-        same = path.read_bytes() == data
-        return FileStatus.WRITTEN.value if same else FileStatus.DUPLICATE.value
-    return FileStatus.WRITTEN.value
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links on this file system: exclusive create, then copy
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(tmp.read_bytes())
+    return True
+
+
+def _write_bytes(path: Path, data: bytes) -> str:
+    """Write without ever replacing a file; an identical existing file (a resumed run) is
+    fine, a different one (two inputs with the same UIDs, even in two workers at once) makes
+    this input a ``duplicate_output``."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{uuid.uuid4().hex}{path.suffix}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode per umask
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(data)
+            published = _publish_exclusively(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        if published:
+            return FileStatus.WRITTEN.value
+    same = path.read_bytes() == data
+    return FileStatus.WRITTEN.value if same else FileStatus.DUPLICATE.value
 
 
 class _Worker:
@@ -230,7 +263,7 @@ class _Worker:
 
     def _run_nifti(self, path: Path, record: dict[str, Any], digest: str) -> dict[str, Any]:
         suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
-        out = self.dst / "nifti" / f"{self.key.make_pseudonym('nifti:' + digest)}{suffix}"
+        out = self.dst / NIFTI_FOLDER / f"{self.key.make_pseudonym('nifti:' + digest)}{suffix}"
         record["kind"] = "nifti"
         try:
             with atomic_output(out, overwrite=True) as tmp:
@@ -298,6 +331,8 @@ def write_link_table(path: Path, rows: list[tuple[str, str, str]]) -> None:
     Columns: ``kind,original,replacement``. This file re-identifies: keep it inside the
     hospital.
     """
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise DeidError("the link table must be a regular file, not a link or folder", path=path)
     existing: set[tuple[str, str, str]] = set()
     if path.exists():
         with open(path, newline="", encoding="utf-8") as stream:
@@ -306,14 +341,20 @@ def write_link_table(path: Path, rows: list[tuple[str, str, str]]) -> None:
             existing = {(r[0], r[1], r[2]) for r in reader if len(r) == 3}
     merged = sorted(existing | set(rows))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["kind", "original", "replacement"])
-        writer.writerows(merged)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    # a fresh, unpredictable name created exclusively: a planted file or symlink at a
+    # guessable temporary name cannot redirect the table
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(["kind", "original", "replacement"])
+            writer.writerows(merged)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _iterate(

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg import __version__
-from medseg.core import ExportError, OutputExistsError, compute_sha256
+from medseg.core import ExportError, OutputExistsError, OutputPathError, compute_sha256
 from medseg.evaluation import compute_dice
 from medseg.export._overlay import write_volume_overlay
 from medseg.export._rtstruct import write_rtstruct
@@ -142,6 +142,11 @@ def write_review_package(
     if out_dir.exists() and not overwrite:
         raise OutputExistsError(
             "output folder exists; pass --overwrite to replace it", path=out_dir
+        )
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file():
+        raise OutputPathError(  # --overwrite replaces a review package, never other files
+            "output folder is not empty and holds no review package; choose a new folder",
+            path=out_dir,
         )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     mapped = map_mask_to_series(mask, series)

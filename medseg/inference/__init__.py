@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from medseg.sam._preprocess import (
         IntensityConfig,
         IntensityMode,
+        looks_like_hu,
         resolve_intensity_mode,
         scale_intensity,
     )
@@ -134,6 +135,7 @@ _LAZY_SAM_NAMES: dict[str, str] = {
     "predict_prompts": "medseg.sam._predict",
     "predict_with_box_growing": "medseg.sam._predict",
     "propagate_prompt": "medseg.sam._propagate",
+    "looks_like_hu": "medseg.sam._preprocess",
     "resolve_intensity_mode": "medseg.sam._preprocess",
     "resolve_object_prompts": "medseg.sam._prompts",
     "resolve_point_strategy": "medseg.sam._propagate",
@@ -189,6 +191,7 @@ __all__ = [
     "label_instances",
     "labels_to_file_grid",
     "load_prompt_file",
+    "looks_like_hu",
     "mask_to_prompt_logits",
     "parse_channel_arguments",
     "postprocess_labels",

@@ -46,6 +46,7 @@ def convert_image(
     *,
     series_uid: str | None = None,
     overwrite: bool = False,
+    allow_burned_in: bool = False,
 ) -> Volume:
     """Read ``source`` (DICOM folder/zip/file, NIfTI, NRRD, MHA, 2D image) and write it to
     ``destination`` (``.nii.gz``, ``.nii``, ``.nrrd`` or ``.mha``, chosen by suffix).
@@ -63,7 +64,7 @@ def convert_image(
         raise OutputExistsError(
             "output already exists; pass --overwrite to replace it", path=destination
         )
-    volume = read_image(source, series_uid=series_uid)
+    volume = read_image(source, series_uid=series_uid, allow_burned_in=allow_burned_in)
     if volume.metadata.get("format") == "dicom":
         volume = to_dcm2niix_layout(volume)
     write_image(volume, destination, overwrite=overwrite)

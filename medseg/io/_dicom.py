@@ -4,6 +4,7 @@ RLE plugins) for compressed data, files read in parallel threads."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -17,7 +18,7 @@ import numpy as np
 import pydicom
 from pydicom.uid import UID
 
-from medseg.core import GeometryError, InputError
+from medseg.core import DeidError, GeometryError, InputError
 from medseg.io._dicom_header import FileRef, SliceHeader
 from medseg.io._dicom_scan import DicomScan, DicomSeries, scan_dicom
 from medseg.io._volume import LPS_TO_RAS, Volume
@@ -228,7 +229,35 @@ def _default_threads() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def load_dicom_series(series: DicomSeries, *, n_threads: int | None = None) -> Volume:
+def series_log_label(key: str) -> str:
+    """How logs name a series: ``series`` and a short hash of its key, never the original
+    SeriesInstanceUID (an identifier of the patient's study)."""
+    return f"series {hashlib.sha256(key.encode('utf-8')).hexdigest()[:8]}"
+
+
+def check_no_burned_in_annotation(series: DicomSeries, *, source: str | Path) -> None:
+    """Refuse a series whose header says its pixels carry burned-in annotation.
+
+    Such pixels may show the patient's name or birth date; an image, overlay or mask
+    written from them would carry it. ``medseg deid --clean-pixels`` blanks the regions.
+
+    Raises
+    ------
+    DeidError
+        If any slice has BurnedInAnnotation YES.
+    """
+    if any(h.burned_in_annotation for h in series.slices):
+        raise DeidError(
+            "the DICOM series has BurnedInAnnotation YES: its pixels may show patient "
+            "identity; de-identify it first (medseg deid --clean-pixels RULES), or convert "
+            "it with --allow-burned-in inside the hospital",
+            path=source,
+        )
+
+
+def load_dicom_series(
+    series: DicomSeries, *, n_threads: int | None = None, allow_burned_in: bool = False
+) -> Volume:
     """Decode the pixels of a scanned series into a Volume (see :func:`read_dicom_series`).
 
     Raises
@@ -239,6 +268,8 @@ def load_dicom_series(series: DicomSeries, *, n_threads: int | None = None) -> V
     InputError
         If pixel data cannot be decoded.
     """
+    if not allow_burned_in:
+        check_no_burned_in_annotation(series, source=series.slices[0].ref.path)
     if series.problems:
         raise GeometryError(
             f"series {series.key} cannot be stacked on a regular grid: "
@@ -257,10 +288,11 @@ def load_dicom_series(series: DicomSeries, *, n_threads: int | None = None) -> V
     # (slice, row, column[, sample]) C-order → (column, row, slice[, sample]) without a copy.
     axes = (2, 1, 0, 3) if values.ndim == 4 else (2, 1, 0)
     array = np.transpose(values, axes)
+    label = series_log_label(series.key)  # never the SeriesInstanceUID itself in logs
     for message in series.warnings:
-        logger.warning("series %s: %s", series.key, message)
+        logger.warning("%s: %s", label, message)
     for message in series.notes:
-        logger.debug("series %s: %s", series.key, message)
+        logger.debug("%s: %s", label, message)
     metadata: dict[str, object] = {
         "format": "dicom",
         "modality": series.modality,
@@ -276,7 +308,11 @@ def load_dicom_series(series: DicomSeries, *, n_threads: int | None = None) -> V
 
 
 def read_dicom_series(
-    source: str | Path, *, series_uid: str | None = None, n_threads: int | None = None
+    source: str | Path,
+    *,
+    series_uid: str | None = None,
+    n_threads: int | None = None,
+    allow_burned_in: bool = False,
 ) -> Volume:
     """Read one DICOM series from a folder tree, a zip archive or a single file.
 
@@ -298,6 +334,8 @@ def read_dicom_series(
         Series key or SeriesInstanceUID; required when ``source`` holds several series.
     n_threads
         Threads reading/decoding files (default: CPU count, at most 8).
+    allow_burned_in
+        Read a series whose header says BurnedInAnnotation YES (refused by default).
 
     Raises
     ------
@@ -308,4 +346,6 @@ def read_dicom_series(
     """
     scan = scan_dicom(source)
     series = choose_dicom_series(scan, series_uid=series_uid, source=source)
-    return load_dicom_series(series, n_threads=n_threads)
+    if not allow_burned_in:  # checked here so the message names what the user gave
+        check_no_burned_in_annotation(series, source=source)
+    return load_dicom_series(series, n_threads=n_threads, allow_burned_in=True)

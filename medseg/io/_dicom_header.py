@@ -82,6 +82,7 @@ class SliceHeader:
     rescale: tuple[float, float] | None  # (slope, intercept)
     has_modality_lut: bool
     native: NativePixels | None
+    burned_in_annotation: bool = False  # BurnedInAnnotation YES: the pixels may show PHI
 
 
 def _floats(value: object, n: int) -> tuple[float, ...] | None:
@@ -278,6 +279,7 @@ def _slice_headers_from(
         "rescale": _rescale(ds),
         "has_modality_lut": "ModalityLUTSequence" in ds,
         "native": native,
+        "burned_in_annotation": _text(ds, "BurnedInAnnotation").upper() == "YES",
     }
     frames: list[int | None] = [None] if n_frames == 1 else list(range(n_frames))
     headers = []

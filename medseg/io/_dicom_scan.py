@@ -231,10 +231,9 @@ def _build_series(key: str, headers: list[SliceHeader], split_reasons: list[str]
     notes: list[str] = []
     headers, dropped = _drop_duplicate_files(headers)
     if dropped:
-        warnings.append(
-            f"{len(dropped)} duplicate file(s) (same SOPInstanceUID) ignored: "
-            + ", ".join(Path(name).name for name in dropped[:5])
-        )
+        warnings.append(f"{len(dropped)} duplicate file(s) (same SOPInstanceUID) ignored")
+    if any(h.burned_in_annotation for h in headers):
+        warnings.append("BurnedInAnnotation YES: the pixels may show patient identity")
     if split_reasons:
         warnings.append(f"SeriesInstanceUID split into several stacks ({'; '.join(split_reasons)})")
     first = headers[0]
@@ -371,7 +370,7 @@ def scan_dicom(source: str | Path) -> DicomScan:
         except (InputError, OSError) as err:
             reason = err.message if isinstance(err, InputError) else type(err).__name__
             skipped.append((str(ref), reason))
-            logger.warning("skipped %s: %s", ref, reason)
+            logger.warning("skipped input file %d: %s", n_files, reason)  # no name: may be PHI
             continue
         for header in headers:
             by_series.setdefault((header.study_uid, header.series_uid), []).append(header)

@@ -13,9 +13,20 @@ from pathlib import Path
 import numpy as np
 
 from medseg.core import InputError
+from medseg.io._size import (
+    DEFLATE_MAX_RATIO,
+    GENERIC_MAX_RATIO,
+    check_claimed_size,
+    claimed_bytes,
+)
 from medseg.io._volume import Volume
 
 IMAGE_2D_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".gif", ".bmp")
+
+
+#: Bits per pixel as stored, by Pillow mode (unknown modes: 64, the widest).
+_MODE_BITS = {"1": 1, "L": 8, "P": 8, "LA": 16, "PA": 16, "RGB": 24, "RGBA": 32, "CMYK": 32}
+_MODE_BITS |= {"I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32, "YCbCr": 24}
 
 
 def _read_pixels(path: Path) -> np.ndarray:
@@ -23,13 +34,24 @@ def _read_pixels(path: Path) -> np.ndarray:
         import tifffile
 
         try:
-            return np.asarray(tifffile.imread(path))
+            with tifffile.TiffFile(path) as tiff:
+                series = tiff.series[0]
+                claimed = claimed_bytes(series.shape, np.dtype(series.dtype).itemsize)
+                check_claimed_size(path, claimed, max_ratio=GENERIC_MAX_RATIO)
+                return np.asarray(series.asarray())
+        except InputError:
+            raise
         except Exception:  # not every TIFF is tifffile's: fall back to Pillow below
             pass
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as opened:
+            columns, rows = opened.size
+            bits = _MODE_BITS.get(opened.mode, 64)
+            claimed = rows * (1 + -(-columns * bits // 8))  # stored bytes (+ PNG filter byte)
+            ratio = DEFLATE_MAX_RATIO if opened.format == "PNG" else GENERIC_MAX_RATIO
+            check_claimed_size(path, claimed, max_ratio=ratio)
             opened.seek(0)  # first frame of an animated GIF
             image: Image.Image = opened
             if image.mode == "P":
@@ -39,7 +61,15 @@ def _read_pixels(path: Path) -> np.ndarray:
                     else image.convert("RGBA")
                 )
             return np.asarray(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except InputError:
+        raise
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        OSError,
+        SyntaxError,
+        ValueError,
+    ) as err:
         raise InputError(f"cannot read 2D image ({type(err).__name__})", path=path) from err
 
 

@@ -8,12 +8,14 @@ the Volume convention (array axes in file order, voxel → RAS+ mm affine).
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medseg.core import GeometryError, InputError, atomic_output
+from medseg.io._size import DEFLATE_MAX_RATIO, check_claimed_size, claimed_bytes
 from medseg.io._volume import LPS_TO_RAS, Volume
 
 if TYPE_CHECKING:
@@ -34,6 +36,50 @@ def _affine_lps(image: sitk.Image) -> np.ndarray:
     return lps
 
 
+def _header_fields(path: Path) -> dict[str, str]:
+    """``key: value`` / ``Key = Value`` lines of a NRRD or MetaImage header, keys lowercased."""
+    with open(path, "rb") as stream:
+        head = stream.read(65536).decode("latin-1")
+    fields: dict[str, str] = {}
+    for line in head.splitlines():
+        if not line.strip():
+            break  # NRRD: the header ends at the first blank line
+        for sep in (":=", ":", "="):
+            if sep in line:
+                key, value = line.split(sep, 1)
+                fields.setdefault(key.strip().lower(), value.strip())
+                break
+        if line.lower().startswith("elementdatafile"):
+            break  # MetaImage: the data follow this line
+    return fields
+
+
+def _check_itk_size(path: Path, reader: sitk.ImageFileReader) -> None:
+    """The one size check (:func:`check_claimed_size`) for NRRD/MetaImage headers."""
+    import SimpleITK as sitk
+
+    type_name = sitk.GetPixelIDValueAsString(reader.GetPixelID())
+    bits = re.search(r"(\d+)-bit", type_name)
+    itemsize = (int(bits.group(1)) // 8 if bits else 1) * (2 if "complex" in type_name else 1)
+    claimed = claimed_bytes(reader.GetSize(), itemsize * max(1, reader.GetNumberOfComponents()))
+    fields = _header_fields(path)
+    encoding = fields.get("encoding", "raw").lower()
+    compressed = fields.get("compresseddata", "false").lower() == "true"
+    if encoding in ("bzip2", "bz2"):
+        return  # no useful bound on bzip2's expansion
+    ratio = DEFLATE_MAX_RATIO if compressed or encoding in ("gzip", "gz") else 1
+    if encoding in ("txt", "text", "ascii"):
+        ratio = 1  # at least one character per byte of data
+    data_file = fields.get("data file") or fields.get("datafile") or fields.get("elementdatafile")
+    available = path.stat().st_size
+    if data_file and data_file.upper() != "LOCAL":
+        detached = path.parent / data_file.split()[0]
+        if not detached.is_file():
+            return  # a list or pattern of files: SimpleITK reports what is missing
+        available = detached.stat().st_size
+    check_claimed_size(path, claimed, available=available, max_ratio=ratio)
+
+
 def read_itk_image(path: str | Path) -> Volume:
     """Read a 2D or 3D NRRD/MHA/MHD image (scalar or vector pixels) into a Volume.
 
@@ -51,7 +97,11 @@ def read_itk_image(path: str | Path) -> Volume:
     if not path.is_file():
         raise InputError("image file not found", path=path)
     try:
-        image = sitk.ReadImage(str(path))
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        _check_itk_size(path, reader)
+        image = reader.Execute()
     except RuntimeError as err:
         first_line = str(err).strip().splitlines()[-1][:200] if str(err).strip() else ""
         raise InputError(f"cannot read image with SimpleITK: {first_line}", path=path) from err

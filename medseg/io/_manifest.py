@@ -11,7 +11,13 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from medseg.core import ConfigModel, IntegrityError, compute_sha256, load_config
+from medseg.core import (
+    CASE_ID_PATTERN,
+    ConfigModel,
+    IntegrityError,
+    compute_sha256,
+    load_config,
+)
 
 
 class Split(str, enum.Enum):
@@ -53,7 +59,7 @@ class Case(ConfigModel):
     """One case: an image (file or DICOM folder), optional reference label, region mask and
     further co-registered images (e.g. other MR sequences, keyed by channel name)."""
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    id: str = Field(pattern=CASE_ID_PATTERN)
     image: str
     label: str | None = None
     roi: str | None = None

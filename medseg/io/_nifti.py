@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 
 from medseg.core import InputError, atomic_output
+from medseg.io._size import DEFLATE_MAX_RATIO, check_claimed_size, claimed_bytes
 from medseg.io._volume import Volume
 
 logger = logging.getLogger(__name__)
@@ -24,11 +25,26 @@ def read_nifti(path: str | Path) -> Volume:
         raise InputError("NIfTI file not found", path=path)
     try:
         image: nib.Nifti1Image = nib.load(str(path))  # type: ignore[assignment]
+        header = image.header
+        claimed = int(header.get_data_offset()) + claimed_bytes(
+            header.get_data_shape(), header.get_data_dtype().itemsize
+        )
+    except Exception as err:  # nibabel raises many kinds for corrupt files
+        raise InputError(f"cannot read NIfTI file ({type(err).__name__})", path=path) from err
+    compressed = path.name.lower().endswith(".gz")
+    check_claimed_size(path, claimed, max_ratio=DEFLATE_MAX_RATIO if compressed else 1)
+    try:
         array = np.asanyarray(image.dataobj)
     except Exception as err:  # nibabel raises many kinds for corrupt files
         raise InputError(f"cannot read NIfTI file ({type(err).__name__})", path=path) from err
     affine = image.affine if image.affine is not None else np.eye(4)
-    return Volume(array=array, affine=affine, metadata={"format": "nifti"})
+    metadata: dict[str, object] = {"format": "nifti"}
+    if array.ndim == 2:  # a 2D NIfTI is one slice, as every other 2D reader gives it
+        array = array[:, :, None]
+        metadata["is_2d"] = True
+    elif array.ndim not in (3, 4):
+        raise InputError(f"expected a 2D, 3D or 4D NIfTI image, found {array.ndim}D", path=path)
+    return Volume(array=array, affine=affine, metadata=metadata)
 
 
 def _label_dtype(array: np.ndarray) -> np.ndarray:

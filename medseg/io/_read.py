@@ -58,10 +58,10 @@ def check_volume_is_sane(volume: Volume, *, path: str | Path) -> Volume:
     return volume
 
 
-def _read_by_kind(path: Path, series_uid: str | None) -> Volume:
+def _read_by_kind(path: Path, series_uid: str | None, allow_burned_in: bool) -> Volume:
     """Dispatch on the path's kind; see :func:`read_image`."""
     if path.is_dir():
-        return read_dicom_series(path, series_uid=series_uid)
+        return read_dicom_series(path, series_uid=series_uid, allow_burned_in=allow_burned_in)
     if not path.exists():
         raise InputError("input not found", path=path)
     name = path.name.lower()
@@ -72,7 +72,7 @@ def _read_by_kind(path: Path, series_uid: str | None) -> Volume:
     if name.endswith(IMAGE_2D_SUFFIXES):
         return read_image_2d(path)
     if name.endswith(".zip") or is_dicom_file(path):
-        return read_dicom_series(path, series_uid=series_uid)
+        return read_dicom_series(path, series_uid=series_uid, allow_burned_in=allow_burned_in)
     raise InputError(
         "unsupported input: expected a DICOM folder, .zip or file, .nii/.nii.gz, "
         f"{', '.join(ITK_SUFFIXES)} or a 2D image ({', '.join(IMAGE_2D_SUFFIXES)})",
@@ -80,7 +80,9 @@ def _read_by_kind(path: Path, series_uid: str | None) -> Volume:
     )
 
 
-def read_image(path: str | Path, *, series_uid: str | None = None) -> Volume:
+def read_image(
+    path: str | Path, *, series_uid: str | None = None, allow_burned_in: bool = False
+) -> Volume:
     """Read a DICOM folder/zip/file, NIfTI, NRRD, MHA/MHD or 2D image into a Volume.
 
     Every reader returns the same convention: array axes in file order, affine voxel →
@@ -91,9 +93,11 @@ def read_image(path: str | Path, *, series_uid: str | None = None) -> Volume:
     ------
     InputError
         If the path does not exist, its kind is not supported or its content is corrupt.
+    DeidError
+        If a DICOM series has BurnedInAnnotation YES and ``allow_burned_in`` is false.
     """
     path = Path(path)
-    return check_volume_is_sane(_read_by_kind(path, series_uid), path=path)
+    return check_volume_is_sane(_read_by_kind(path, series_uid, allow_burned_in), path=path)
 
 
 def write_image(volume: Volume, path: str | Path, *, overwrite: bool = False) -> Path:

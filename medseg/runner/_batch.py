@@ -24,7 +24,11 @@ from medseg.core import (
     ConfigError,
     MedsegError,
     OutputExistsError,
+    OutputPathError,
     atomic_output,
+    check_case_id,
+    check_output_path,
+    child_path,
     compute_sha256,
     dump_config,
     progress,
@@ -99,12 +103,12 @@ def run_case(
     """
     started = time.perf_counter()
     cases_dir = out_dir / CASES_DIR
+    final_dir = child_path(cases_dir, case.id)  # never '..': that would be out_dir itself
     tmp_dir = cases_dir / f"{_TMP_PREFIX}{case.id}-{uuid.uuid4().hex[:8]}"
     tmp_dir.mkdir(parents=True)
     context = CaseContext(case=case, labels=labels, root=root, out_dir=tmp_dir)
     try:
         run_stages(context, config)
-        final_dir = cases_dir / case.id
         if final_dir.exists():  # left by an earlier attempt whose state was not recorded
             shutil.rmtree(final_dir)
         tmp_dir.rename(final_dir)
@@ -245,7 +249,15 @@ def run_pipeline(
     manifest_path = manifest_path or root / config.dataset
     manifest = load_manifest(manifest_path)
     cases = select_cases(manifest, config)
+    for case in cases:
+        check_case_id(case.id)
+    out_dir = check_output_path(out_dir, folder=True, inputs=[manifest_path], what="--out")
     state_path = out_dir / STATE_FILE
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not state_path.exists():
+        raise OutputPathError(
+            "output folder is not empty and holds no medseg run; choose a new or empty folder",
+            path=out_dir,
+        )
     if state_path.exists() and not resume:
         if not overwrite:
             raise OutputExistsError(

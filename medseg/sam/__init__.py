@@ -45,6 +45,7 @@ from medseg.sam._predict import (
 from medseg.sam._preprocess import (
     IntensityConfig,
     IntensityMode,
+    looks_like_hu,
     resolve_intensity_mode,
     scale_intensity,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "litemedsam_checkpoint_path",
     "load_prompt_file",
     "load_sam_model",
+    "looks_like_hu",
     "mask_to_prompt_logits",
     "openvino_available",
     "predict_box_logits",

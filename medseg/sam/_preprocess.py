@@ -9,12 +9,15 @@ one intensity scale (upstream MedSAM's practice).
 from __future__ import annotations
 
 import enum
+import logging
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from medseg.core import ConfigError, ConfigModel, InputError
 from medseg.transforms import CTWindow, apply_window, scale_percentiles
+
+logger = logging.getLogger(__name__)
 
 
 class IntensityMode(str, enum.Enum):
@@ -28,7 +31,8 @@ class IntensityMode(str, enum.Enum):
 
 class IntensityConfig(ConfigModel):
     """Intensity preparation; ``auto`` picks ``rgb`` for colour images, ``ct`` for DICOM
-    CT and ``percentile`` otherwise (NIfTI carries no modality: say ``ct`` for CT)."""
+    CT and for images without a modality whose values look like Hounsfield units (see
+    :func:`looks_like_hu`), and ``percentile`` otherwise."""
 
     mode: IntensityMode = IntensityMode.AUTO
     window: CTWindow = CTWindow.ABDOMEN
@@ -54,10 +58,46 @@ class IntensityConfig(ConfigModel):
         return self.window.level_width_hu
 
 
+#: A CT in HU holds air (about -1000 HU) in at least 1 % of its voxels and nothing below
+#: the padding values scanners write (-1024, -2048, -3024), nor above 4000 HU in its top 1 %.
+_HU_AIR_BELOW = -500.0
+_HU_FLOOR = -4000.0
+_HU_P99_ABOVE = 4000.0
+_SAMPLE_VOXELS = 2_000_000
+
+
+def looks_like_hu(array: np.ndarray) -> bool:
+    """Whether a grey image's values look like CT Hounsfield units.
+
+    True when its 1st percentile is at most -500 (air or lung in at least 1 % of the
+    voxels), its minimum is at least -4000 (scanner padding goes to -3024) and its 99th
+    percentile at most 4000. MR, PET and microscopy are non-negative or z-scored (above
+    about -10), so they are never taken for CT. Computed on at most 2 million voxels taken
+    on a regular grid.
+    """
+    if array.size == 0 or not np.issubdtype(array.dtype, np.number):
+        return False
+    step = max(1, int(np.ceil((array.size / _SAMPLE_VOXELS) ** (1 / max(array.ndim, 1)))))
+    sample = np.asarray(array[(slice(None, None, step),) * array.ndim], dtype=np.float32)
+    if not np.isfinite(sample).all():
+        return False
+    low, p1, p99 = np.percentile(sample, [0, 1, 99])
+    return bool(p1 <= _HU_AIR_BELOW and low >= _HU_FLOOR and p99 <= _HU_P99_ABOVE)
+
+
 def resolve_intensity_mode(
-    config: IntensityConfig, *, is_rgb: bool, modality: str | None
+    config: IntensityConfig,
+    *,
+    is_rgb: bool,
+    modality: str | None,
+    array: np.ndarray | None = None,
 ) -> IntensityMode:
-    """The concrete mode for an image (``auto`` resolved)."""
+    """The concrete mode for an image (``auto`` resolved), logged with its reason.
+
+    ``auto``: ``rgb`` for colour images; ``ct`` for DICOM CT, or when the modality is
+    unknown (NIfTI, NRRD) and ``array`` looks like HU (:func:`looks_like_hu`); else
+    ``percentile``. This is the one place that decides the mode.
+    """
     if config.mode is not IntensityMode.AUTO:
         if is_rgb and config.mode is not IntensityMode.RGB:
             raise ConfigError(
@@ -68,10 +108,17 @@ def resolve_intensity_mode(
             raise ConfigError("intensity mode 'rgb' needs a colour image; this one is grey")
         return config.mode
     if is_rgb:
-        return IntensityMode.RGB
-    if modality is not None and modality.upper() == "CT":
-        return IntensityMode.CT
-    return IntensityMode.PERCENTILE
+        mode, reason = IntensityMode.RGB, "colour image"
+    elif modality is not None and modality.upper() == "CT":
+        mode, reason = IntensityMode.CT, "DICOM modality CT"
+    elif modality is not None:
+        mode, reason = IntensityMode.PERCENTILE, f"DICOM modality {modality.upper()[:16]}"
+    elif array is not None and looks_like_hu(array):
+        mode, reason = IntensityMode.CT, "no modality; values look like CT in HU"
+    else:
+        mode, reason = IntensityMode.PERCENTILE, "no modality; values do not look like HU"
+    logger.info("intensity auto: %s (%s)", mode.value, reason)
+    return mode
 
 
 def scale_intensity(
@@ -93,7 +140,7 @@ def scale_intensity(
     numpy.ndarray
         float32 in [0, 1], same shape (RGB: 3 channels).
     """
-    mode = resolve_intensity_mode(config, is_rgb=is_rgb, modality=modality)
+    mode = resolve_intensity_mode(config, is_rgb=is_rgb, modality=modality, array=array)
     if mode is IntensityMode.RGB:
         if array.shape[-1] not in (3, 4):
             raise InputError(f"RGB image must have 3 or 4 channels last, not {array.shape}")

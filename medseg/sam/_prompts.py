@@ -63,6 +63,9 @@ class ObjectPromptSpec(ConfigModel):
     def _check(self) -> ObjectPromptSpec:
         if self.box is None and not self.points:
             raise ValueError("an object needs a box or points")
+        numbers = [*(self.box or []), *(v for p in self.points for v in p)]
+        if not all(np.isfinite(numbers)):
+            raise ValueError("box and point coordinates must be finite numbers (no NaN or inf)")
         if self.box is not None and len(self.box) not in (4, 6):
             raise ValueError(
                 f"box must have 4 values [x0, y0, x1, y1] or 6 [x0, y0, z0, x1, y1, z1], "
@@ -211,6 +214,33 @@ def _world_to_voxel(points_mm: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return (np.linalg.inv(affine) @ homogeneous.T).T[:, :3]
 
 
+def _inside(ijk: np.ndarray | tuple[float, ...], shape: tuple[int, ...]) -> bool:
+    return all(0 <= v <= n - 1 for v, n in zip(ijk, shape, strict=True))
+
+
+def _check_voxel_prompt(
+    spec: ObjectPromptSpec,
+    box: tuple[float, ...] | None,
+    points: list[tuple[float, float, float]],
+    shape: tuple[int, ...],
+    *,
+    where: str,
+) -> None:
+    """Voxel prompts are whole indices inside the image; messages quote what was given."""
+    given_numbers = [*(spec.box or []), *(v for p in spec.points for v in p[:-1])]
+    if any(not float(v).is_integer() for v in given_numbers):
+        raise InputError(f"{where}: voxel coordinates must be whole indices, not {given_numbers}")
+    limits = "x 0..{}, y 0..{}, z 0..{}".format(*(n - 1 for n in shape))
+    if box is not None and not (_inside(box[:3], shape) and _inside(box[3:], shape)):
+        raise InputError(f"{where}: the box {spec.box} reaches outside the image ({limits})")
+    for given, point in zip(spec.points, points, strict=True):
+        if not _inside(point, shape):
+            raise InputError(
+                f"{where}: the point {given[:-1]} lies outside the image ({limits})"
+                + ("" if len(given) == 4 else f" on slice {int(point[2])}")
+            )
+
+
 def resolve_object_prompts(
     prompt_file: PromptFile, volume: Volume, *, case_id: str | None = None
 ) -> list[ObjectPrompt]:
@@ -223,7 +253,10 @@ def resolve_object_prompts(
         points without a slice).
     """
     case = prompt_file.case(case_id)
-    n_slices = volume.spatial_shape[2]
+    shape = volume.spatial_shape
+    if len(shape) != 3:
+        raise InputError(f"prompts need an image with 3 spatial axes (i, j, k), not {shape}")
+    n_slices = shape[2]
     space = prompt_file.coordinates
     objects = []
     for number, spec in enumerate(case.objects):
@@ -264,11 +297,20 @@ def resolve_object_prompts(
             if spec.points:
                 mm = np.array([p[:3] for p in spec.points], dtype=np.float64) * flip
                 points = [tuple(v) for v in _world_to_voxel(mm, volume.affine).tolist()]  # type: ignore[misc]
+        if space is CoordinateSpace.VOXEL:
+            _check_voxel_prompt(spec, box, points, shape, where=where)
         if box is not None:
             low_ijk = np.array(box[:3])
             high_ijk = np.array(box[3:])
             if np.any(high_ijk < low_ijk):
                 raise InputError(f"{where}: box must have x0 <= x1, y0 <= y1, z0 <= z1")
+            if space is not CoordinateSpace.VOXEL and (
+                np.any(high_ijk < 0) or np.any(low_ijk > np.array(shape) - 1)
+            ):
+                raise InputError(f"{where}: the box {spec.box} mm lies outside the image")
+        for given, point in zip(spec.points, points, strict=True):
+            if space is not CoordinateSpace.VOXEL and not _inside(np.rint(point), shape):
+                raise InputError(f"{where}: the point {given[:3]} mm lies outside the image")
         objects.append(
             ObjectPrompt(
                 label=spec.label,

@@ -3,8 +3,9 @@
 Every file is derived from the repository's real sample data or made from scratch:
 zero-byte, truncated, wrong-magic and random-byte DICOM/NIfTI/PNG files; DICOM with absurd
 dimensions, missing pixel data, wrong VR lengths, NaN rescale values, path traversal,
-control characters and very long values in text fields; NIfTI with NaN/Inf voxels and
-absurd header dimensions; and byte-mutated copies of real files.
+control characters and very long values in text fields, BurnedInAnnotation YES; NIfTI with
+NaN/Inf voxels, absurd header dimensions, a header claiming 2 GiB in 352 bytes (raw and
+gzip) and a valid 2D image; and byte-mutated copies of real files.
 
     python tests/hostile/generate_corpus.py OUT_DIR   # writes the files and corpus.json
 """
@@ -150,6 +151,11 @@ def _dicom_cases(out: Path, rng: np.random.Generator) -> list[CorpusCase]:
                     d.file_meta.MediaStorageSOPInstanceUID = v
 
             variant(f"dicom_{keyword}_{label}", f"{keyword} = {label} string", set_value)
+    variant(
+        "dicom_burned_in_annotation",
+        "BurnedInAnnotation YES (pixels may show identity)",
+        lambda d: setattr(d, "BurnedInAnnotation", "YES"),
+    )
     for index in range(150):
         data = bytearray(raw)
         flips = int(rng.integers(1, 40))
@@ -196,6 +202,17 @@ def _nifti_cases(out: Path, rng: np.random.Generator) -> list[CorpusCase]:
     header = bytearray(raw)
     header[40:56] = struct.pack("<8h", 3, -5, 10, 10, 1, 1, 1, 1)
     add("nifti_negative_dim", bytes(header), "negative dimension", ".nii")
+    # a 93-byte-class file whose header claims 1024 x 1024 x 512 float32 (2 GiB)
+    claims = bytearray(raw[:352])
+    claims[40:56] = struct.pack("<8h", 3, 1024, 1024, 512, 1, 1, 1, 1)
+    add("nifti_header_claims_2gib", bytes(claims), "header claims 2 GiB, file 352 bytes", ".nii")
+    add(
+        "nifti_gz_header_claims_2gib",
+        gzip.compress(bytes(claims), mtime=0),
+        "gzip: header claims 2 GiB beyond deflate's 1032:1",
+    )
+    flat = nib.Nifti1Image(crop[:, :, 0], source.affine)
+    add("nifti_2d_valid", gzip.compress(_nifti_bytes(flat, out), mtime=0), "valid 2D NIfTI")
     for name, value in (("nan", np.nan), ("inf", np.inf)):
         array = np.zeros((8, 9, 10), dtype=np.float32)
         array[2:5, 3:6, 4:7] = 1.0

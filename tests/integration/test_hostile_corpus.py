@@ -89,6 +89,8 @@ def test_read_image_gives_volume_or_typed_error(corpus: tuple[Path, list]) -> No
 
 # Corpus cases whose content is certainly invalid (the mutated ones may still be valid).
 _SURELY_BROKEN = (
+    "claims_2gib",
+    "burned_in",
     "zero_byte",
     "truncated",
     "wrong_magic",
@@ -177,3 +179,431 @@ def test_every_command_exits_with_a_typed_error_or_succeeds(
     assert len(surely_broken) > 40
     accepted = [name for name in surely_broken if codes[(name, "convert")] == 0]
     assert accepted == []  # broken content is never converted as if it were fine
+
+
+# --- every subcommand, with the hostile inputs of issue 17 -----------------------------------
+
+CT_NIFTI = "data/ct_totalsegmentator/example_ct_sm.nii.gz"
+CT_DICOM = "data/ct_totalsegmentator/example_ct_dicom"
+CT_SEG = "data/ct_totalsegmentator/example_seg_dicom.nii.gz"
+CELLS_PNG = "data/cells_dsb2018/test/images/06350c7cc618be44.png"
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    from medseg.core import compute_sha256
+
+    return {
+        str(p.relative_to(folder)): compute_sha256(p) if p.is_file() else "<dir>"
+        for p in sorted(folder.rglob("*"))
+        if not p.is_symlink()
+    }
+
+
+@pytest.fixture(scope="module")
+def world(
+    corpus: tuple[Path, list], tmp_path_factory: pytest.TempPathFactory, repo_root: Path
+) -> Path:
+    """Inputs every scenario reads: real data, hostile corpus files, manifests, configs."""
+    import yaml
+
+    folder, _ = corpus
+    root = tmp_path_factory.mktemp("world")
+    shutil.copy(repo_root / CT_NIFTI, root / "ct.nii.gz")
+    shutil.copy(repo_root / CELLS_PNG, root / "cells.png")
+    shutil.copytree(repo_root / CT_DICOM, root / "dicom")
+    shutil.copy(repo_root / CT_SEG, root / "seg.nii.gz")
+    for name in (
+        "nifti_header_claims_2gib.nii",
+        "nifti_gz_header_claims_2gib.nii.gz",
+        "nifti_2d_valid.nii.gz",
+        "nifti_nan_voxels.nii.gz",
+        "png_truncated_6.png",
+        "dicom_burned_in_annotation.dcm",
+        "dicom_zero_byte.dcm",
+    ):
+        candidates = sorted(folder.glob(name.replace("_6.png", "_*.png")))
+        shutil.copy(candidates[0], root / name)
+    (root / "burned").mkdir()
+    shutil.copy(folder / "dicom_burned_in_annotation.dcm", root / "burned" / "0.dcm")
+    (root / "random.yaml").write_bytes(np.random.default_rng(17).bytes(512))
+    manifest = yaml.safe_load((repo_root / "data_manifests/cells_dsb2018.yaml").read_text())
+    manifest["cases"] = manifest["cases"][:1]
+    for case_id in ("..", "."):
+        manifest["cases"][0]["id"] = case_id
+        name = "dotdot" if case_id == ".." else "dot"
+        (root / f"manifest_{name}.yaml").write_text(yaml.safe_dump(manifest))
+    pipeline = yaml.safe_load((repo_root / "pipelines/cell_nuclei_watershed.yaml").read_text())
+    pipeline["cases"] = {}
+    (root / "pipeline.yaml").write_text(yaml.safe_dump(pipeline))
+    training = yaml.safe_load(
+        (repo_root / "configs/training/cells_dsb2018_unet2d.yaml").read_text()
+    )
+    training["manifest"] = str(root / "manifest_dotdot.yaml")
+    training["plans"] = str(repo_root / training["plans"])
+    (root / "train_dotdot.yaml").write_text(yaml.safe_dump(training))
+    (root / "a_file").write_text("a file, not a folder")
+    (root / "photos").mkdir()
+    (root / "photos" / "holiday.jpg").write_bytes(b"not a run")
+    (root / "deid.key").write_text("hostile-corpus-test-key-0123456789\n")
+    dup = root / "dup_sop"
+    dup.mkdir()
+    first = pydicom_file(folder / "dicom_PatientName_control.dcm")
+    first.save_as(dup / "one.dcm")
+    first.InstanceNumber = 99
+    first.save_as(dup / "two.dcm")
+    return root
+
+
+def pydicom_file(path: Path):  # type: ignore[no-untyped-def]
+    import pydicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(path)
+
+
+def _export(kind: str, mask: str, out: str, source: str = "dicom") -> list[str]:
+    return ["export", kind, "--source", f"{{w}}/{source}", "--mask", f"{{w}}/{mask}", "--out", out]
+
+
+#: (id, argv with {w} for the world folder, requested output relative to it or None,
+#: expected exit code). Every one must fail cleanly before any work is wasted.
+SCENARIOS: list[tuple[str, list[str], str | None, int]] = [
+    # sam
+    (
+        "sam-header-claims-2gib",
+        ["sam", "{w}/nifti_header_claims_2gib.nii", "--box", "1,1,0,5,5,1"],
+        "o.nii.gz",
+        ExitCode.INPUT,
+    ),
+    (
+        "sam-gz-header-claims",
+        ["sam", "{w}/nifti_gz_header_claims_2gib.nii.gz", "--box", "1,1,0,5,5,1"],
+        "o.nii.gz",
+        ExitCode.INPUT,
+    ),
+    (
+        "sam-nan-voxels",
+        ["sam", "{w}/nifti_nan_voxels.nii.gz", "--box", "1,1,0,5,5,1"],
+        "o.nii.gz",
+        ExitCode.INPUT,
+    ),
+    (
+        "sam-truncated-png",
+        ["sam", "{w}/png_truncated_6.png", "--box", "1,1,5,5"],
+        "o.nii.gz",
+        ExitCode.INPUT,
+    ),
+    ("sam-burned-in", ["sam", "{w}/burned", "--box", "1,1,0,5,5,0"], "o.nii.gz", ExitCode.DEID),
+    (
+        "sam-2d-nifti-box-outside",
+        ["sam", "{w}/nifti_2d_valid.nii.gz", "--box", "1,1,500,5"],
+        "o.nii.gz",
+        ExitCode.INPUT,
+    ),
+    (
+        "sam-nan-click",
+        ["sam", "{w}/ct.nii.gz", "--point", "nan,inf,2,1"],
+        "o.nii.gz",
+        ExitCode.CONFIG,
+    ),
+    (
+        "sam-click-outside",
+        ["sam", "{w}/ct.nii.gz", "--point", "500,3,2,1"],
+        "o.nii.gz",
+        ExitCode.INPUT,
+    ),
+    (
+        "sam-box-outside",
+        ["sam", "{w}/ct.nii.gz", "--box", "10,22,0,43,57,290"],
+        "o.nii.gz",
+        ExitCode.INPUT,
+    ),
+    (
+        "sam-float-box",
+        ["sam", "{w}/ct.nii.gz", "--box", "10.5,22,0,43,57,29"],
+        "o.nii.gz",
+        ExitCode.INPUT,
+    ),
+    (
+        "sam-out-is-input",
+        [
+            "sam",
+            "{w}/ct.nii.gz",
+            "--overwrite",
+            "--box",
+            "10,22,0,43,57,29",
+            "--out",
+            "{w}/ct.nii.gz",
+        ],
+        None,
+        ExitCode.OUTPUT_PATH,
+    ),
+    (
+        "sam-out-in-dicom-input",
+        ["sam", "{w}/dicom", "--box", "1,1,0,5,5,1", "--out", "{w}/dicom/m.nii.gz"],
+        None,
+        ExitCode.OUTPUT_PATH,
+    ),
+    (
+        "sam-out-under-a-file",
+        ["sam", "{w}/ct.nii.gz", "--box", "10,22,0,43,57,29", "--out", "{w}/a_file/m.nii.gz"],
+        None,
+        ExitCode.OUTPUT_PATH,
+    ),
+    (
+        "sam-out-wrong-suffix",
+        ["sam", "{w}/ct.nii.gz", "--box", "10,22,0,43,57,29"],
+        "o.dcm",
+        ExitCode.CONFIG,
+    ),
+    # infer
+    (
+        "infer-header-claims-2gib",
+        ["infer", "--model", "nuclei", "{w}/nifti_header_claims_2gib.nii"],
+        "inf",
+        ExitCode.INPUT,
+    ),
+    (
+        "infer-truncated-png",
+        ["infer", "--model", "nuclei", "{w}/png_truncated_6.png"],
+        "inf",
+        ExitCode.INPUT,
+    ),
+    (
+        "infer-same-stems",
+        ["infer", "--model", "nuclei", "{w}/cells.png", "{w}/photos/../cells.png"],
+        "inf",
+        ExitCode.CONFIG,
+    ),
+    (
+        "infer-out-is-a-file",
+        ["infer", "--model", "nuclei", "{w}/cells.png", "--out", "{w}/a_file"],
+        None,
+        ExitCode.OUTPUT_PATH,
+    ),
+    # run
+    (
+        "run-case-id-dotdot",
+        ["run", "{w}/pipeline.yaml", "--cases", "{w}/manifest_dotdot.yaml", "--workers", "0"],
+        "run",
+        ExitCode.CONFIG,
+    ),
+    (
+        "run-case-id-dot",
+        ["run", "{w}/pipeline.yaml", "--cases", "{w}/manifest_dot.yaml", "--workers", "0"],
+        "run",
+        ExitCode.CONFIG,
+    ),
+    (
+        "run-non-run-folder",
+        ["run", "{w}/pipeline.yaml", "--workers", "0", "--overwrite", "--out", "{w}/photos"],
+        None,
+        ExitCode.OUTPUT_PATH,
+    ),
+    ("run-random-pipeline", ["run", "{w}/random.yaml", "--workers", "0"], "run", ExitCode.CONFIG),
+    # train
+    ("train-random-config", ["train", "{w}/random.yaml"], "train", ExitCode.CONFIG),
+    ("train-case-id-dotdot", ["train", "{w}/train_dotdot.yaml"], "train", ExitCode.CONFIG),
+    (
+        "train-out-under-a-file",
+        ["train", "{w}/train_dotdot.yaml", "--out", "{w}/a_file/run"],
+        None,
+        ExitCode.OUTPUT_PATH,
+    ),
+    # export
+    (
+        "export-seg-out-nifti-name",
+        _export("seg", "seg.nii.gz", "{w}/x.nii.gz"),
+        None,
+        ExitCode.CONFIG,
+    ),
+    (
+        "export-seg-mask-claims-2gib",
+        _export("seg", "nifti_header_claims_2gib.nii", "{w}/s.dcm"),
+        None,
+        ExitCode.INPUT,
+    ),
+    (
+        "export-rtstruct-mask-nan",
+        _export("rtstruct", "nifti_nan_voxels.nii.gz", "{w}/r.dcm"),
+        None,
+        ExitCode.INPUT,
+    ),
+    (
+        "export-rtstruct-out-in-input",
+        _export("rtstruct", "seg.nii.gz", "{w}/dicom/r.dcm"),
+        None,
+        ExitCode.OUTPUT_PATH,
+    ),
+    (
+        "export-overlay-source-burned-in",
+        _export("overlay", "seg.nii.gz", "{w}/o.png", "burned"),
+        None,
+        ExitCode.DEID,
+    ),
+    (
+        "export-overlay-out-wrong-suffix",
+        _export("overlay", "seg.nii.gz", "{w}/o.nii.gz"),
+        None,
+        ExitCode.CONFIG,
+    ),
+    (
+        "export-slicer-mask-truncated",
+        _export("slicer", "png_truncated_6.png", "{w}/slicer"),
+        None,
+        ExitCode.INPUT,
+    ),
+    (
+        "export-review-non-package-folder",
+        [*_export("review", "seg.nii.gz", "{w}/photos"), "--overwrite", "--complete-uids"],
+        None,
+        ExitCode.OUTPUT_PATH,
+    ),
+    # deid
+    (
+        "deid-same-sop-uid",
+        ["deid", "{w}/dup_sop", "{w}/deid_dup", "--key-file", "{w}/deid.key", "--workers", "2"],
+        "deid_dup",
+        ExitCode.DEID,
+    ),
+    (
+        "deid-in-place",
+        ["deid", "{w}/dicom", "{w}/dicom/out", "--key-file", "{w}/deid.key"],
+        None,
+        ExitCode.DEID,
+    ),
+    # evaluate
+    (
+        "evaluate-claims-2gib",
+        [
+            "evaluate",
+            "--pred",
+            "{w}/nifti_header_claims_2gib.nii",
+            "--ref",
+            "{w}/seg.nii.gz",
+            "--no-tracking",
+        ],
+        "eval",
+        ExitCode.INPUT,
+    ),
+    (
+        "evaluate-out-in-input",
+        [
+            "evaluate",
+            "--pred",
+            "{w}/seg.nii.gz",
+            "--ref",
+            "{w}/dicom",
+            "--no-tracking",
+            "--out",
+            "{w}/dicom/eval",
+        ],
+        None,
+        ExitCode.OUTPUT_PATH,
+    ),
+    # convert, inspect
+    ("convert-burned-in", ["convert", "{w}/burned", "{w}/b.nii.gz"], None, ExitCode.DEID),
+    (
+        "convert-over-its-source",
+        ["convert", "{w}/ct.nii.gz", "{w}/ct.nii.gz", "--overwrite"],
+        None,
+        ExitCode.OUTPUT_PATH,
+    ),
+    ("inspect-claims-2gib", ["inspect", "{w}/nifti_header_claims_2gib.nii"], None, ExitCode.INPUT),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "out", "expected"),
+    [pytest.param(argv, out, code, id=name) for name, argv, out, code in SCENARIOS],
+)
+def test_every_subcommand_refuses_hostile_input_cleanly(
+    world: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    out: str | None,
+    expected: int,
+) -> None:
+    """Typed one-line error with the expected domain exit code (never 70), inputs
+    unchanged, and nothing written or deleted outside the requested output."""
+    argv = [a.replace("{w}", str(world)) for a in argv]
+    out_path = None
+    if out is not None:
+        out_path = world / f"{tmp_path.name}-{out}"
+        if argv[0] != "deid":
+            argv += ["--out", str(out_path)]
+        else:
+            out_path = Path(argv[2])
+    elif "--out" in argv:
+        out_path = Path(argv[argv.index("--out") + 1])
+    before = _snapshot(world)
+    capsys.readouterr()
+    with _time_limit(TIMEOUT_S), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(argv)
+    err = capsys.readouterr().err
+    after = _snapshot(world)
+    assert code == expected, err
+    assert code != ExitCode.INTERNAL
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("medseg: error")]) == 1
+    changed = [p for p, digest in before.items() if after.get(p) != digest]
+    assert changed == []  # no input modified or deleted
+    created = [p for p in after if p not in before]
+    inside = str(out_path.relative_to(world)) if out_path and world in out_path.parents else None
+    outside = [
+        p for p in created if inside is None or not (p == inside or p.startswith(inside + "/"))
+    ]
+    assert outside == []
+    assert [p for p in created if ".tmp-" in p] == []
+    if inside is not None and inside not in before and out_path.is_dir():
+        shutil.rmtree(out_path)  # deid writes its audit even when it refuses files
+
+
+def test_broken_corpus_files_are_refused_by_every_image_command(
+    corpus: tuple[Path, list],
+    world: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """sam, infer and export read the same files as convert: each certainly-broken file
+    gives one typed error line and no output, before any model runs."""
+    folder, cases = corpus
+    broken = [c for c in cases if any(word in c.name for word in _SURELY_BROKEN)]
+    problems = []
+    before = _snapshot(folder)
+    for index, case in enumerate(broken):
+        path = str(folder / case.path)
+        out = tmp_path / f"c{index:03d}"
+        box = "1,1,0,2,2,0"
+        commands = {
+            "sam": ["sam", path, "--box", box, "--out", str(out / "m.nii.gz")],
+            "infer": ["infer", "--model", "nuclei", path, "--out", str(out / "infer")],
+            "export-slicer": ["export", "slicer", "--mask", path, "--out", str(out / "slicer")],
+            "export-overlay": [
+                *("export", "overlay", "--source", path, "--mask", str(world / "seg.nii.gz")),
+                *("--out", str(out / "o.png")),
+            ],
+        }
+        for command, argv in commands.items():
+            capsys.readouterr()
+            try:
+                with _time_limit(TIMEOUT_S), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    code = main(argv)
+            except BaseException as err:
+                problems.append(f"{case.name} {command}: escaped {type(err).__name__}")
+                continue
+            err_text = capsys.readouterr().err
+            if code not in _DOMAIN_EXIT_CODES:
+                problems.append(f"{case.name} {command}: exit {code}")
+            if len([line for line in err_text.splitlines() if "medseg: error" in line]) != 1:
+                problems.append(f"{case.name} {command}: not one error line")
+            written = [p.name for p in out.rglob("*") if p.is_file()] if out.exists() else []
+            if written:
+                problems.append(f"{case.name} {command}: wrote {written}")
+    print("\n".join(problems))
+    assert problems == []
+    assert _snapshot(folder) == before

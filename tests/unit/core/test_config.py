@@ -74,3 +74,12 @@ def test_look_up_option_suggests_close_name() -> None:
     assert look_up_option("unet2d", ["unet2d", "unet3d"]) == "unet2d"
     with pytest.raises(ConfigError, match="did you mean 'litemedsam'"):
         look_up_option("litemedsm", ["litemedsam"], what="SAM model")
+
+
+def test_binary_file_is_a_config_error_not_a_crash(tmp_path: Path) -> None:
+    from medseg.core import ConfigError, read_yaml
+
+    path = tmp_path / "random.yaml"
+    path.write_bytes(bytes(range(128, 256)) * 4)
+    with pytest.raises(ConfigError, match="not a UTF-8 text file"):
+        read_yaml(path)

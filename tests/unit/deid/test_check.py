@@ -124,3 +124,17 @@ def test_a_profile_that_keeps_identities_is_caught(
     deidentify_tree(src, dst, config=leaky, key=deid_key)
     report = check_for_leaks(src, dst)
     assert {leak.where for leak in report.leaks} >= {"(0008,0080)", "(0008,0090)"}
+
+
+def test_the_tools_own_folder_names_are_no_leak(repo_root: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    (src / "nifti").mkdir(parents=True)  # the input folder has the tool's output folder name
+    shutil.copy(
+        repo_root / "data/ct_totalsegmentator/example_mr_sm.nii.gz", src / "nifti" / "scan.nii.gz"
+    )
+    dst = tmp_path / "out"
+    deidentify_tree(src, dst, config=DeidConfig(), key=DeidKey(b"k" * 32))
+    assert (dst / "nifti").is_dir()
+    assert check_for_leaks(src, dst).leaks == []
+    (dst / "nifti" / "scan-copy.txt").write_text("x")  # a real leak under it is still found
+    assert [leak.category for leak in check_for_leaks(src, dst).leaks] == ["path"]

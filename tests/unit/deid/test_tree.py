@@ -13,7 +13,14 @@ import pydicom
 import pytest
 
 from medseg.core import DeidError
-from medseg.deid import AUDIT_NAME, DeidConfig, DeidKey, DeidOption, deidentify_tree
+from medseg.deid import (
+    AUDIT_NAME,
+    FAILURE_STATUSES,
+    DeidConfig,
+    DeidKey,
+    DeidOption,
+    deidentify_tree,
+)
 from tests.unit.deid.conftest import KEY_BYTES, PhiFile
 
 
@@ -179,3 +186,39 @@ def test_dicomdir_is_not_carried_over(repo_root: Path, tmp_path: Path, deid_key:
     assert summary.statuses == {"written": 4, "not_supported": 1}
     lines = [json.loads(line) for line in (dst / AUDIT_NAME).read_text().splitlines()]
     assert [line["reason"] for line in lines if line["status"] == "not_supported"] == ["dicomdir"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_two_inputs_with_the_same_sop_uid_are_never_both_written(
+    tmp_path: Path, make_phi_file: Callable[..., PhiFile], deid_key: DeidKey, workers: int
+) -> None:
+    root = tmp_path / "in"
+    first = make_phi_file(root / "one.dcm", instance=0).path
+    second = make_phi_file(root / "two.dcm", instance=0).path
+    ds = pydicom.dcmread(second)
+    ds.InstanceNumber = 99  # kept by the profile: the outputs differ
+    ds.save_as(second)
+    assert pydicom.dcmread(first).SOPInstanceUID == ds.SOPInstanceUID
+    dst = tmp_path / "out"
+    summary = deidentify_tree(root, dst, config=DeidConfig(), key=deid_key, workers=workers)
+    assert dict(summary.statuses) == {"written": 1, "duplicate_output": 1}
+    assert "duplicate_output" in FAILURE_STATUSES  # the CLI exits non-zero
+    assert len(list(dst.rglob("*.dcm"))) == 1
+    assert list(dst.rglob(".tmp-*")) == []
+
+
+def test_link_table_ignores_planted_links(src: Path, tmp_path: Path, deid_key: DeidKey) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not a link table\n")
+    link = tmp_path / "private" / "link.csv"
+    link.parent.mkdir()
+    (link.parent / f".tmp-{link.name}").symlink_to(victim)  # the old predictable name
+    deidentify_tree(src, tmp_path / "out", config=DeidConfig(), key=deid_key, link_table=link)
+    assert victim.read_text() == "not a link table\n"
+    assert link.read_text().startswith("kind,original,replacement")
+    assert stat.S_IMODE(link.stat().st_mode) == 0o600
+    other = tmp_path / "private" / "elsewhere.csv"
+    other.symlink_to(victim)
+    with pytest.raises(DeidError, match="regular file"):
+        deidentify_tree(src, tmp_path / "out2", config=DeidConfig(), key=deid_key, link_table=other)
+    assert victim.read_text() == "not a link table\n"

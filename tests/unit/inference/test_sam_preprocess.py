@@ -1,11 +1,21 @@
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from medseg.core import ConfigError
-from medseg.sam import IntensityConfig, IntensityMode, resolve_intensity_mode, scale_intensity
+from medseg.io import read_image
+from medseg.sam import (
+    IntensityConfig,
+    IntensityMode,
+    looks_like_hu,
+    resolve_intensity_mode,
+    scale_intensity,
+)
 
 
 def test_ct_window_preset_and_level_width() -> None:
@@ -57,3 +67,42 @@ def test_auto_mode_resolution() -> None:
         resolve_intensity_mode(IntensityConfig(mode="ct"), is_rgb=True, modality=None)
     with pytest.raises(ConfigError, match="needs a colour image"):
         resolve_intensity_mode(IntensityConfig(mode="rgb"), is_rgb=False, modality=None)
+
+
+def test_auto_detects_ct_from_hounsfield_values_and_logs_the_choice(
+    repo_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    auto = IntensityConfig()
+    ct = read_image(repo_root / "data/ct_totalsegmentator/example_ct_sm.nii.gz").array
+    mr = read_image(repo_root / "data/ct_totalsegmentator/example_mr_sm.nii.gz").array
+    with caplog.at_level(logging.INFO, logger="medseg"):
+        assert resolve_intensity_mode(auto, is_rgb=False, modality=None, array=ct) is (
+            IntensityMode.CT
+        )
+    assert "intensity auto: ct" in caplog.text
+    assert resolve_intensity_mode(auto, is_rgb=False, modality=None, array=mr) is (
+        IntensityMode.PERCENTILE
+    )
+    # a DICOM modality other than CT wins over the values
+    assert resolve_intensity_mode(auto, is_rgb=False, modality="MR", array=ct) is (
+        IntensityMode.PERCENTILE
+    )
+    windowed = scale_intensity(ct, auto, is_rgb=False)
+    expected = scale_intensity(ct, IntensityConfig(mode="ct"), is_rgb=False)
+    np.testing.assert_array_equal(windowed, expected)
+
+
+@pytest.mark.parametrize(
+    ("values", "is_hu"),
+    [
+        ((-1024.0, 40.0, 1500.0), True),
+        ((-3024.0, -1000.0, 60.0), True),  # padding outside the field of view
+        ((-3.6, 0.0, 9.0), False),  # z-scored MR (BraTS)
+        ((0.0, 300.0, 4000.0), False),  # raw MR / microscopy
+        ((-20000.0, -1000.0, 40.0), False),  # not a scanner's HU range
+    ],
+)
+def test_looks_like_hu(values: tuple[float, ...], is_hu: bool) -> None:
+    rng = np.random.default_rng(0)
+    array = rng.choice(np.asarray(values, dtype=np.float32), size=(40, 40, 10))
+    assert looks_like_hu(array) is is_hu

@@ -160,3 +160,47 @@ def test_case_selection(tmp_path: Path) -> None:
 def test_missing_prompt_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="prompt file not found"):
         load_prompt_file(tmp_path / "none.json")
+
+
+def _one_object(tmp_path: Path, obj: dict) -> Path:
+    return _write(tmp_path, {"cases": [{"case_id": "c", "objects": [obj]}]})
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"points": [[float("nan"), 3, 2, 1]]},
+        {"points": [[float("inf"), 3, 2, 1]]},
+        {"box": [1, 2, 0, float("inf"), 12, 3]},
+    ],
+)
+def test_non_finite_prompts_are_config_errors(tmp_path: Path, obj: dict) -> None:
+    path = _write(tmp_path, json.dumps({"cases": [{"case_id": "c", "objects": [obj]}]}))
+    with pytest.raises(ConfigError, match="finite"):
+        load_prompt_file(path)
+
+
+@pytest.mark.parametrize(
+    ("obj", "message"),
+    [
+        ({"points": [[500, 3, 2, 1]]}, r"point \[500\.0, 3\.0, 2\.0\] lies outside"),
+        ({"points": [[5, 3, 9, 1]]}, r"point \[5\.0, 3\.0, 9\.0\] lies outside"),
+        ({"box": [1, 2, 0, 10, 12, 290]}, r"box .* reaches outside the image \(x 0\.\.19"),
+        ({"box": [-1, 2, 0, 10, 12, 3]}, "reaches outside"),
+        ({"box": [1.5, 2, 0, 10, 12, 3]}, "whole indices"),
+        ({"points": [[5.25, 3, 2, 1]]}, "whole indices"),
+    ],
+)
+def test_voxel_prompts_outside_the_image_or_between_voxels_are_refused(
+    tmp_path: Path, obj: dict, message: str
+) -> None:
+    with pytest.raises(InputError, match=message):
+        resolve_object_prompts(load_prompt_file(_one_object(tmp_path, obj)), _volume((20, 20, 5)))
+
+
+def test_prompts_on_an_image_without_three_spatial_axes_are_an_input_error(
+    tmp_path: Path,
+) -> None:
+    flat = Volume(np.zeros((20, 20), dtype=np.int16), np.eye(4))
+    with pytest.raises(InputError, match="3 spatial axes"):
+        resolve_object_prompts(load_prompt_file(_one_object(tmp_path, {"box": [1, 1, 5, 5]})), flat)
