@@ -229,7 +229,8 @@ def add_config_parsers(commands: argparse._SubParsersAction) -> None:  # type: i
         "name (pixel_rules.yaml → deid_pixel_rules) or folder (data_manifests/ → dataset, "
         "pipelines/ → pipeline, plans/ → plans, configs/export/ → export_codes, "
         "configs/deid/ → deid_profile, configs/sam/ → sam, configs/models/ → model, "
-        "configs/training/ → training, configs/inference/ → inference).",
+        "configs/training/ → training, configs/channel_training/ → channel_training, "
+        "configs/inference/ → inference).",
         epilog="example:\n  medseg config validate pipelines/*.yaml configs/*/*.yaml plans/*.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -237,6 +238,6 @@ def add_config_parsers(commands: argparse._SubParsersAction) -> None:  # type: i
     validate.add_argument(
         "--kind",
         help="config kind: dataset, pipeline, plans, export_codes, deid_profile, "
-        "deid_pixel_rules, sam, model, training, inference",
+        "deid_pixel_rules, sam, model, training, channel_training, inference",
     )
     validate.set_defaults(handler=_cmd_config_validate)

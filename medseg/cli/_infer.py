@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medseg.cli._options import add_device, add_out, add_overwrite, add_precision
 from medseg.core import ExitCode, check_distinct_outputs, check_output_path
+
+if TYPE_CHECKING:
+    from medseg.inference import InferConfig
+    from medseg.models import Checkpoint
 
 _INFER_EPILOG = """\
 examples:
   medseg infer --model runs/drive data/retina_drive/test/images/01_test.tif --out pred/
   medseg infer --model runs/spleen image.nii.gz --out pred/ --tta --probabilities --precision bf16
   medseg infer --model nuclei data/cells_dsb2018/test/images/06350c7cc618be44.png --out pred/
+  medseg infer --model brain-tumour --channel flair=F.nii.gz --channel t1c=T.nii.gz --out pred/
 """
 
 
@@ -24,8 +30,29 @@ def _output_stem(path: Path) -> str:
     return path.stem if path.suffix else name
 
 
+def _infer_channels(args: argparse.Namespace, checkpoint: Checkpoint, config: InferConfig) -> int:
+    """``medseg infer --channel NAME=FILE ...``: one multi-channel case."""
+    from medseg.core import InputError
+    from medseg.inference import parse_channel_arguments, predict_channels
+    from medseg.io import check_channel_names, write_nifti
+
+    if args.inputs or args.manifest:
+        raise InputError("give either --channel NAME=FILE options or INPUT files, not both")
+    channels = parse_channel_arguments(args.channel)
+    check_channel_names(list(channels), expected=checkpoint.plans.image_keys)
+    inputs = [*channels.values(), *([args.config] if args.config else [])]
+    out_dir = check_output_path(args.out, folder=True, inputs=inputs, what="--out")
+    grid_channel = checkpoint.plans.image_keys[0]
+    label_path = out_dir / f"{_output_stem(channels[grid_channel])}_labels.nii.gz"
+    check_distinct_outputs([label_path], overwrite=args.overwrite)
+    prediction = predict_channels(checkpoint, channels, config=config, case_id="input0")
+    write_nifti(prediction.labels, label_path, overwrite=args.overwrite)
+    print(f"{label_path} ({prediction.seconds:.1f} s)")
+    return ExitCode.OK
+
+
 def _cmd_infer(args: argparse.Namespace) -> int:
-    from medseg.core import InputError, read_yaml
+    from medseg.core import ChannelError, InputError, read_yaml
     from medseg.inference import (
         predict_volume,
         resolve_infer_config,
@@ -46,6 +73,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         data["save_probabilities"] = True
     checkpoint = load_checkpoint(resolve_model_path(args.model))
     config = resolve_infer_config(checkpoint, data, source=args.config)
+    if args.channel:
+        return _infer_channels(args, checkpoint, config)
     if bool(args.inputs) == bool(args.manifest):
         raise InputError("give either INPUT files or --manifest (not both, not neither)")
     jobs: list[tuple[Path, str, str]] = []  # (image, output stem, case id for logs)
@@ -63,6 +92,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             (path, f"{_output_stem(path)}_labels", f"input{i}")
             for i, path in enumerate(args.inputs)
         ]
+    if len(checkpoint.plans.image_keys) > 1:
+        raise ChannelError(
+            f"this model takes {len(checkpoint.plans.image_keys)} named channels "
+            f"({', '.join(checkpoint.plans.image_keys)}); give each as --channel NAME=FILE",
+            expected=list(checkpoint.plans.image_keys),
+        )
     inputs = [path for path, _, _ in jobs] + [p for p in (args.manifest, args.config) if p]
     out_dir = check_output_path(args.out, folder=True, inputs=inputs, what="--out")
     outputs = [out_dir / f"{name}.nii.gz" for _, name, _ in jobs]
@@ -120,6 +155,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         "name of a model shipped with medseg (see medseg/models/shipped/)",
     )
     infer.add_argument("inputs", nargs="*", type=Path, metavar="INPUT")
+    infer.add_argument(
+        "--channel",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="one input channel of a multi-channel model (repeat, e.g. --channel flair=F.nii.gz "
+        "--channel t1c=T.nii.gz); writes <first channel's stem>_labels.nii.gz on its grid",
+    )
     add_out(infer, help="output folder")
     infer.add_argument(
         "--manifest",

@@ -11,6 +11,7 @@ from medseg.core._config import (
     read_yaml,
 )
 from medseg.core._errors import (
+    ChannelError,
     ConfigError,
     DeidError,
     ExitCode,
@@ -38,6 +39,7 @@ from medseg.core._progress import progress
 
 __all__ = [
     "CASE_ID_PATTERN",
+    "ChannelError",
     "ConfigError",
     "ConfigModel",
     "DeidError",

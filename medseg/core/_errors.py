@@ -75,6 +75,26 @@ class InputError(MedsegError, ValueError):
     exit_code = ExitCode.INPUT
 
 
+class ChannelError(InputError):
+    """The input channels do not match the ones a model expects (missing, extra, repeated).
+
+    ``expected`` and ``found`` hold the channel names.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected: list[str] | None = None,
+        found: list[str] | None = None,
+        path: str | Path | None = None,
+        case_id: str | None = None,
+    ) -> None:
+        super().__init__(message, path=path, case_id=case_id)
+        self.expected = list(expected or [])
+        self.found = list(found or [])
+
+
 class GeometryError(MedsegError, ValueError):
     """Grids, spacings or orientations do not agree (e.g. mask and image differ)."""
 

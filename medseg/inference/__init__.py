@@ -11,6 +11,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from medseg.inference._allocator import retain_freed_memory
+from medseg.inference._channels_predict import (
+    keep_largest_foreground,
+    parse_channel_arguments,
+    predict_channel_volume,
+    predict_channels,
+)
 from medseg.inference._fast_layers import FastInstanceNorm, SubPixelConvTranspose, prepare_network
 from medseg.inference._instance_predict import is_instance_detector, predict_instances
 from medseg.inference._instances import InstanceConfig, label_instances, resolve_instance_config
@@ -178,14 +184,18 @@ __all__ = [
     "embed_image",
     "generate_masks",
     "is_instance_detector",
+    "keep_largest_foreground",
     "label_instances",
     "labels_to_file_grid",
     "load_prompt_file",
     "looks_like_hu",
     "mask_to_prompt_logits",
+    "parse_channel_arguments",
     "postprocess_labels",
     "predict_box_logits",
     "predict_box_mask",
+    "predict_channel_volume",
+    "predict_channels",
     "predict_instances",
     "predict_object",
     "predict_prompts",

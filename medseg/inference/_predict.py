@@ -107,7 +107,8 @@ def predict_volume(
     del image
     source_spatial = case.image.shape[1:]
     keep = config.save_probabilities or instances is not None
-    labels, probs16 = _to_source_grid(probabilities, source_spatial, keep=keep)
+    classes = {0, *(int(k) for k in plans.labels)}
+    labels, probs16 = _to_source_grid(probabilities, source_spatial, keep=keep, classes=classes)
     del probabilities
     kind = "labels"
     if instances is not None and probs16 is not None:
@@ -134,9 +135,17 @@ def predict_volume(
 
 
 def _to_source_grid(
-    probabilities: torch.Tensor, shape: tuple[int, ...], *, keep: bool
+    probabilities: torch.Tensor,
+    shape: tuple[int, ...],
+    *,
+    keep: bool,
+    classes: set[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Channel-by-channel resampling with a running argmax (one channel of float32 extra)."""
+    """Channel-by-channel resampling with a running argmax (one channel of float32 extra).
+
+    Only output channels in ``classes`` (default: all) can win the argmax: a network whose
+    labels skip an index (BraTS: 1, 2, 4) never writes the unused one.
+    """
     same = tuple(probabilities.shape[1:]) == tuple(shape)
     labels = np.zeros(shape, dtype=np.uint8)
     best = np.full(shape, -1.0, dtype=np.float32)
@@ -146,11 +155,13 @@ def _to_source_grid(
         if not same:
             prob = resample_to_shape(prob, shape, is_label=False)
         values = np.asarray(prob[0].cpu(), dtype=np.float32)
+        if kept is not None:
+            kept[..., channel] = values
+        if classes is not None and channel not in classes:
+            continue
         better = values > best
         labels[better] = channel
         best[better] = values[better]
-        if kept is not None:
-            kept[..., channel] = values
     return labels, kept
 
 

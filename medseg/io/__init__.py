@@ -6,6 +6,13 @@ Every reader returns a :class:`Volume`: array axes (i, j, k[, channel]) in file 
 
 from __future__ import annotations
 
+from medseg.io._channels import (
+    check_channel_names,
+    crop_volume,
+    find_content_box,
+    read_channels,
+    resample_to_grid,
+)
 from medseg.io._convert import convert_image, flip_axis, to_dcm2niix_layout
 from medseg.io._dicom import (
     affine_from_sitk,
@@ -57,12 +64,15 @@ __all__ = [
     "Volume",
     "affine_from_sitk",
     "axis_codes",
+    "check_channel_names",
     "check_same_grid",
     "check_volume_is_sane",
     "choose_dicom_series",
     "collapse_grey_channels",
     "convert_image",
+    "crop_volume",
     "dicom_series_files",
+    "find_content_box",
     "find_manifest_problems",
     "flip_axis",
     "is_dicom_file",
@@ -70,6 +80,7 @@ __all__ = [
     "load_dicom_series",
     "load_manifest",
     "manifest_root",
+    "read_channels",
     "read_dicom_series",
     "read_image",
     "read_image_2d",
@@ -77,6 +88,7 @@ __all__ = [
     "read_nifti",
     "reorient",
     "reorient_like",
+    "resample_to_grid",
     "scan_dicom",
     "to_dcm2niix_layout",
     "verify_manifest",

@@ -14,7 +14,7 @@ from medseg.io import DatasetManifest
 from medseg.models import NetworkConfig
 from medseg.runner._pipeline import PipelineConfig
 from medseg.sam import SamSegmentConfig
-from medseg.training import TrainConfig
+from medseg.training import ChannelTrainConfig, TrainConfig
 from medseg.transforms import Plans
 
 CONFIG_KINDS: dict[str, type[BaseModel]] = {
@@ -28,6 +28,7 @@ CONFIG_KINDS: dict[str, type[BaseModel]] = {
     "model": NetworkConfig,
     "plans": Plans,
     "training": TrainConfig,
+    "channel_training": ChannelTrainConfig,
 }
 
 # Folder a config lives in → its kind, used when --kind is not given.
@@ -38,6 +39,7 @@ _KIND_BY_FOLDER = {
     "deid": "deid_profile",
     "sam": "sam",
     "training": "training",
+    "channel_training": "channel_training",
     "models": "model",
     "inference": "inference",
     "plans": "plans",

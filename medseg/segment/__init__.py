@@ -6,7 +6,8 @@ label or instance map on the image's grid with per-structure metadata
 (:meth:`SegmentConfig.build`) and knows no method by name. Built-in methods:
 ``sam_reference_box`` (SAM, one box per 2D slice), ``sam_box_3d`` (SAM propagated from a 3D
 box), ``otsu_watershed`` (classical nuclei), ``trained_model`` (a semantic checkpoint) and
-``nuclei_model`` (an instance checkpoint). To add one, see ``docs/architecture.md``.
+``nuclei_model`` (an instance checkpoint) and ``channel_model`` (a multi-channel
+checkpoint such as the shipped ``brain-tumour``). To add one, see ``docs/architecture.md``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from medseg.segment._base import (
     Segmenter,
     SegmenterSpec,
     label_ids_for,
+)
+from medseg.segment._channel_model import (
+    ChannelModelConfig,
+    ChannelModelSegmenter,
+    stack_case_channels,
 )
 from medseg.segment._checkpoint_instance import (
     CheckpointInstanceSegmenter,
@@ -60,6 +66,8 @@ from medseg.segment._watershed import (
 __all__ = [
     "DISPLAY_CODES",
     "CaseImages",
+    "ChannelModelConfig",
+    "ChannelModelSegmenter",
     "CheckpointInstanceSegmenter",
     "CheckpointSemanticSegmenter",
     "MapKind",
@@ -92,4 +100,5 @@ __all__ = [
     "segment_with_trained_model",
     "segmenter_spec",
     "simulate_box_prompts",
+    "stack_case_channels",
 ]

@@ -5,6 +5,7 @@ sections in a pipeline's schema). A new segmenter: one module with its config, c
 from __future__ import annotations
 
 from medseg.segment import (
+    _channel_model,
     _checkpoint_instance,
     _checkpoint_semantic,
     _sam_box_3d,
@@ -19,6 +20,7 @@ BUILTIN_SEGMENTERS = (
     _checkpoint_semantic.SPEC,
     _checkpoint_instance.SPEC,
     _sam_box_3d.SPEC,
+    _channel_model.SPEC,
 )
 
 for _spec in BUILTIN_SEGMENTERS:

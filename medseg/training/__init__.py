@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from medseg.training._channels_trainer import (
+    ChannelCase,
+    ChannelTrainConfig,
+    ChannelTrainResult,
+    PreparedCase,
+    build_channel_network,
+    build_channel_plans,
+    prepare_case,
+    train_channel_model,
+)
 from medseg.training._config import (
     ModelSection,
     OptimizerName,
@@ -37,15 +47,21 @@ from medseg.training._trainer import (
 __all__ = [
     "BEST_CHECKPOINT",
     "LAST_CHECKPOINT",
+    "ChannelCase",
+    "ChannelTrainConfig",
+    "ChannelTrainResult",
     "FitStrategy",
     "InstanceScoreFn",
     "InstanceStrategy",
     "ModelSection",
     "OptimizerName",
+    "PreparedCase",
     "RunLogger",
     "SemanticStrategy",
     "TrainConfig",
     "TrainResult",
+    "build_channel_network",
+    "build_channel_plans",
     "build_instance_augmentation",
     "check_plans_match",
     "compute_instance_targets",
@@ -54,7 +70,9 @@ __all__ = [
     "load_instance_items",
     "network_from_plans",
     "predict_instance_map",
+    "prepare_case",
     "select_training_cases",
+    "train_channel_model",
     "train_instance_model",
     "train_model",
     "training_plans",

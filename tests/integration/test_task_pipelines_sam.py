@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FLAIR = "data/tumor_brats2015/brats2015_brats_2013_pat0001_1/Flair_subtrMeanDivStd.nii.gz"
 
 MARGIN = 0.03
-# Measured with pipelines/tumour.yaml (bf16, CPU): whole tumour, core, enhancing, oedema.
+# Measured with pipelines/tumour_sam_box.yaml (bf16, CPU): whole tumour, core, enhancing, oedema.
 TUMOUR_DICE = {
     "whole_tumour": 0.893,
     "tumour_core": 0.938,
@@ -39,7 +39,7 @@ def _case_metrics(out: Path, case_id: str) -> dict[str, float]:
 
 
 def test_tumour_pipeline_scores_the_brats_regions(repo_root: Path, tmp_path: Path) -> None:
-    config = load_config(repo_root / "pipelines/tumour.yaml", PipelineConfig)
+    config = load_config(repo_root / "pipelines/tumour_sam_box.yaml", PipelineConfig)
     run_pipeline(config, root=repo_root, out_dir=tmp_path, workers=0)
     metrics = _case_metrics(tmp_path, "brats2013_pat0001")
     for region, measured in TUMOUR_DICE.items():

@@ -14,6 +14,7 @@ from medseg.runner import CaseContext, PipelineConfig
 from medseg.runner._stages import segment
 from medseg.segment import (
     CaseImages,
+    ChannelModelSegmenter,
     CheckpointInstanceSegmenter,
     CheckpointSemanticSegmenter,
     MapKind,
@@ -39,6 +40,7 @@ _SECTIONS = {
     "trained_model": ({"trained_model": {"model": "nuclei"}}, CheckpointSemanticSegmenter),
     "nuclei_model": ({}, CheckpointInstanceSegmenter),
     "sam_box_3d": ({"sam_3d": {"structures": ["spleen"]}}, SamBox3DSegmenter),
+    "channel_model": ({}, ChannelModelSegmenter),
 }
 
 
