@@ -21,6 +21,7 @@ from medseg.core._errors import (
     MedsegError,
     ModelError,
     OutputExistsError,
+    StructureNameError,
     TrackingError,
 )
 from medseg.core._files import atomic_output, compute_sha256
@@ -40,6 +41,7 @@ __all__ = [
     "MedsegError",
     "ModelError",
     "OutputExistsError",
+    "StructureNameError",
     "TrackingError",
     "atomic_output",
     "compute_sha256",

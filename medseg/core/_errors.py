@@ -114,3 +114,20 @@ class OutputExistsError(MedsegError, FileExistsError):
     """An output already exists and overwriting was not asked for."""
 
     exit_code = ExitCode.OUTPUT_EXISTS
+
+
+class StructureNameError(ConfigError):
+    """Text names no known structure, several equally, or one not segmented on this image.
+
+    Attributes
+    ----------
+    text
+        The text as given.
+    candidates
+        The closest structure names, best first.
+    """
+
+    def __init__(self, message: str, *, text: str, candidates: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.text = text
+        self.candidates = candidates
