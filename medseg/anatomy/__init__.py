@@ -14,6 +14,7 @@ from medseg.anatomy._vocabulary import (
     VOCABULARY,
     Concept,
     Vocabulary,
+    infer_modality,
     normalize_text,
 )
 
@@ -25,6 +26,7 @@ __all__ = [
     "LocatedBox",
     "LocatorConfig",
     "Vocabulary",
+    "infer_modality",
     "locate_lungs",
     "locate_structures",
     "normalize_text",

@@ -333,3 +333,30 @@ class Vocabulary:
                 candidates=tuple(repeated),
             )
         return matched
+
+
+def infer_modality(volume_array: object, metadata: dict[str, object]) -> str | None:
+    """The image's modality: the DICOM ``modality`` in ``metadata``, else ``CT`` when the
+    intensities look like Hounsfield units (at least 1 % of voxels at air, -1100 to -900 HU,
+    nothing below -1100 + tolerance, grey), else None.
+
+    Parameters
+    ----------
+    volume_array
+        Image array, axes (i, j, k[, channel]).
+    metadata
+        The image's metadata (``medseg.io.Volume.metadata``).
+    """
+    import numpy as np
+
+    modality = metadata.get("modality")
+    if isinstance(modality, str) and modality:
+        return "CT" if modality.upper() == "CT" else modality.upper()
+    array = np.asarray(volume_array)
+    if array.ndim != 3 or array.size == 0:
+        return None
+    sample = array.ravel()[:: max(1, array.size // 2_000_000)].astype(np.float32)
+    air = float(np.mean((sample >= -1100) & (sample <= -900)))
+    if air >= 0.01 and float(sample.min()) >= -3100 and float(np.percentile(sample, 99)) > 0:
+        return "CT"
+    return None
