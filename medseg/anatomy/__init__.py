@@ -8,6 +8,7 @@ from medseg.anatomy._locate import (
     LocatorConfig,
     locate_lungs,
     locate_structures,
+    register_atlas,
 )
 from medseg.anatomy._vocabulary import (
     CT_LOCATOR,
@@ -30,4 +31,5 @@ __all__ = [
     "locate_lungs",
     "locate_structures",
     "normalize_text",
+    "register_atlas",
 ]

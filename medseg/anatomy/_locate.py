@@ -379,17 +379,8 @@ def locate_structures(
 
     wanted_atlas = [n for n in names if n not in RULE_STRUCTURES]
     if wanted_atlas and atlas is not None:
-        moving_full = _sitk_image(atlas.image.array.astype(np.float32), atlas.image.affine)
-        moving = _resample(moving_full, _axis_aligned_grid(moving_full, config.grid_mm))
-        offset = _initial_offset(fixed, moving, config)
-        low, high = config.window_hu
-        fixed_w = sitk.Clamp(fixed, sitk.sitkFloat32, low, high)
-        moving_w = sitk.Clamp(moving, sitk.sitkFloat32, low, high)
-        transform = _register_affine(fixed_w, moving_w, offset, config)
-        atlas_labels = _sitk_image(atlas.labels.array.astype(np.uint16), atlas.labels.affine)
-        warped = sitk.GetArrayFromImage(
-            sitk.Resample(atlas_labels, fixed, transform, sitk.sitkNearestNeighbor, 0)
-        )
+        warped = register_atlas(image, atlas, config=config, fixed=fixed).array
+        spacing = np.asarray(image.spacing_mm)
         for name in wanted_atlas:
             box = _bounding_box(warped == atlas_values[name])
             if box is None:
@@ -397,8 +388,52 @@ def locate_structures(
                 continue
             found[name] = LocatedBox(
                 name,
-                _box_to_target(box, grid, image, config.margin_mm),
+                _pad_box(box, spacing, image.spatial_shape, config.margin_mm),
                 "atlas",
                 _cut_sides(atlas, atlas_values[name], image),
             )
     return found
+
+
+def _pad_box(
+    box: tuple[np.ndarray, np.ndarray],
+    spacing_mm: np.ndarray,
+    shape: tuple[int, ...],
+    margin_mm: float,
+) -> tuple[int, int, int, int, int, int]:
+    pad = np.ceil(margin_mm / spacing_mm).astype(int)
+    first = np.clip(box[0] - pad, 0, np.asarray(shape[:3]) - 1)
+    last = np.clip(box[1] + pad, 0, np.asarray(shape[:3]) - 1)
+    return tuple(int(v) for v in (*first, *last))  # type: ignore[return-value]
+
+
+def register_atlas(
+    image: Volume,
+    atlas: Atlas,
+    *,
+    config: LocatorConfig | None = None,
+    fixed=None,
+) -> Volume:
+    """The atlas labels registered onto ``image``'s grid (uint16, nearest neighbour).
+
+    A masked normalised cross-correlation search over all translations (6 mm grid, soft
+    tissue window), then an affine registration (Mattes mutual information, 2 levels) on
+    the 3 mm grid.
+    """
+    import SimpleITK as sitk
+
+    config = config or LocatorConfig()
+    target = _sitk_image(image.array.astype(np.float32), image.affine)
+    if fixed is None:
+        fixed = _resample(target, _axis_aligned_grid(target, config.grid_mm))
+    moving_full = _sitk_image(atlas.image.array.astype(np.float32), atlas.image.affine)
+    moving = _resample(moving_full, _axis_aligned_grid(moving_full, config.grid_mm))
+    offset = _initial_offset(fixed, moving, config)
+    low, high = config.window_hu
+    fixed_w = sitk.Clamp(fixed, sitk.sitkFloat32, low, high)
+    moving_w = sitk.Clamp(moving, sitk.sitkFloat32, low, high)
+    transform = _register_affine(fixed_w, moving_w, offset, config)
+    atlas_labels = _sitk_image(atlas.labels.array.astype(np.uint16), atlas.labels.affine)
+    warped = sitk.Resample(atlas_labels, target, transform, sitk.sitkNearestNeighbor, 0)
+    array = np.transpose(sitk.GetArrayFromImage(warped), (2, 1, 0))
+    return image.with_array(np.ascontiguousarray(array.astype(np.uint16)))
