@@ -337,13 +337,13 @@ class Vocabulary:
 
 def infer_modality(volume_array: object, metadata: dict[str, object]) -> str | None:
     """The image's modality: the DICOM ``modality`` in ``metadata``, else ``CT`` when the
-    intensities look like Hounsfield units (at least 1 % of voxels at air, -1100 to -900 HU,
-    nothing below -1100 + tolerance, grey), else None.
+    intensities look like Hounsfield units (air: the 0.1th percentile at or below -500,
+    nothing below -3100, the 99th percentile above 0), else None.
 
     Parameters
     ----------
     volume_array
-        Image array, axes (i, j, k[, channel]).
+        Image array, axes (i, j, k); grey.
     metadata
         The image's metadata (``medseg.io.Volume.metadata``).
     """
@@ -356,7 +356,7 @@ def infer_modality(volume_array: object, metadata: dict[str, object]) -> str | N
     if array.ndim != 3 or array.size == 0:
         return None
     sample = array.ravel()[:: max(1, array.size // 2_000_000)].astype(np.float32)
-    air = float(np.mean((sample >= -1100) & (sample <= -900)))
-    if air >= 0.01 and float(sample.min()) >= -3100 and float(np.percentile(sample, 99)) > 0:
+    low, high = np.percentile(sample, [0.1, 99])
+    if low <= -500 and float(sample.min()) >= -3100 and high > 0:
         return "CT"
     return None
