@@ -24,7 +24,7 @@ def test_no_print_and_no_bare_assert_in_package(repo_root: Path) -> None:
         for number, line in enumerate(path.read_text().splitlines(), start=1):
             stripped = line.strip()
             if stripped.startswith("assert ") or (
-                stripped.startswith("print(") and path.name != "cli.py"
+                stripped.startswith("print(") and path.parent.name != "cli"
             ):
                 offenders.append(f"{path.relative_to(repo_root)}:{number}")
     assert offenders == []

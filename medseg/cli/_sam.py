@@ -1,0 +1,231 @@
+"""``medseg sam``: segment an image with a SAM-family model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from medseg.cli._options import (
+    add_device,
+    add_out,
+    add_overwrite,
+    add_precision,
+    default_root,
+    parse_numbers,
+)
+from medseg.core import ExitCode, load_config, parse_config
+
+if TYPE_CHECKING:
+    from medseg.inference import SamSegmentConfig
+
+_SAM_EPILOG = """\
+coordinates are voxel indices along the image file's array axes (i, j, k): for DICOM
+(column, row, slice); for 2D images x = column, y = row. The mask has the input's geometry.
+
+examples:
+  medseg sam data/ct_msd_spleen/sub-spleen2_ct.nii.gz --out spleen.nii.gz \\
+      --intensity ct --box 40,60,5,95,120,20          # one 3D box: propagated through z
+  medseg sam ct_dicom_dir --out liver.nii.gz --box 60,150,10,300,400,10
+  medseg sam image.png --out mask.nii.gz --point 120,80,1 --point 140,60,0
+  medseg sam data/ct_msd_spleen/sub-spleen2_ct.nii.gz --out spleen.nii.gz \
+      --intensity ct --point 70,95,12,1 --propagate  # one click, propagated both ways
+  medseg sam volume.nii.gz --out masks.nii.gz --prompts prompts.json --case case_01
+  medseg sam cells.png --out cells.nii.gz --auto --config configs/sam/auto_cells.yaml
+  medseg sam ct.nii.gz --out organs.nii.gz --intensity ct \\
+      --text "liver, spleen" --text "left kidney" --text lungs  # located, no reference
+"""
+
+
+def _cmd_sam(args: argparse.Namespace) -> int:
+    from medseg.core import ConfigError
+    from medseg.inference import (
+        PromptFile,
+        SamSegmentConfig,
+        load_prompt_file,
+        resolve_object_prompts,
+        segment_automatically,
+        segment_with_prompts,
+    )
+    from medseg.io import read_image, write_nifti
+    from medseg.models import load_sam_model
+
+    config = (
+        load_config(args.config, SamSegmentConfig)
+        if args.config
+        else parse_config(SamSegmentConfig, {})
+    )
+    data = config.model_dump(mode="json")
+    for key in ("model", "checkpoint", "device", "precision"):
+        if getattr(args, key) is not None:
+            data[key] = str(getattr(args, key))
+    for flag, key in (
+        ("intensity", "mode"),
+        ("window", "window"),
+        ("level", "level_hu"),
+        ("width", "width_hu"),
+    ):
+        if getattr(args, flag) is not None:
+            data["intensity"][key] = getattr(args, flag)
+    config = parse_config(SamSegmentConfig, data, source="command line")
+    if not str(args.out).endswith((".nii", ".nii.gz")):
+        raise ConfigError(f"--out must end in .nii or .nii.gz, not {args.out.name!r}")
+    given = [bool(args.box or args.point), args.prompts is not None, args.auto, bool(args.text)]
+    if sum(given) != 1:
+        raise ConfigError("give exactly one of: --box/--point, --prompts FILE, --auto, --text")
+    if args.out.exists() and not args.overwrite:
+        from medseg.core import OutputExistsError
+
+        raise OutputExistsError(
+            "output already exists; pass --overwrite to replace it", path=args.out
+        )
+
+    if args.text:
+        return _sam_text(args, config)
+    prompt_file = None
+    if args.prompts is not None:
+        prompt_file = load_prompt_file(args.prompts)
+    elif not args.auto:
+        spec: dict[str, object] = {"label": 1, "propagate": args.propagate}
+        if args.box:
+            spec["box"] = parse_numbers(args.box, what="--box", counts=(4, 6))
+        if args.point:
+            spec["points"] = [parse_numbers(p, what="--point", counts=(3, 4)) for p in args.point]
+        for key in ("slice", "first_slice", "last_slice"):
+            if getattr(args, key) is not None:
+                spec[key] = getattr(args, key)
+        prompt_file = parse_config(
+            PromptFile,
+            {"cases": [{"case_id": "cli", "objects": [spec]}]},
+            source="command line",
+        )
+
+    volume = read_image(args.image)
+    objects = (
+        resolve_object_prompts(prompt_file, volume, case_id=args.case) if prompt_file else None
+    )
+    model = load_sam_model(config.model, checkpoint=config.checkpoint, device=config.device)
+    if objects is None:
+        labels = segment_automatically(model, volume, config)
+    else:
+        labels = segment_with_prompts(model, volume, objects, config)
+    write_nifti(labels, args.out, overwrite=args.overwrite)
+    n_labels = len({int(v) for v in labels.array[labels.array > 0].ravel()[:1_000_000]})
+    print(
+        f"{config.model}: {int((labels.array > 0).sum())} voxels in {n_labels} labels -> {args.out}"
+    )
+    return ExitCode.OK
+
+
+def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
+    """``medseg sam --text``: match the names, locate them, segment, write labels + sidecar."""
+    import json
+
+    from medseg.anatomy import Atlas, Vocabulary, infer_modality
+    from medseg.core import ConfigError, StructureNameError, atomic_output
+    from medseg.inference import IntensityMode, segment_named_structures
+    from medseg.io import read_image, write_nifti
+    from medseg.models import load_sam_model
+
+    atlas_dir = args.atlas or default_root() / "data" / "ct_totalsegmentator"
+    volume = read_image(args.image)
+    modality = infer_modality(volume.array, volume.metadata)
+    if modality is None and config.intensity.mode is IntensityMode.CT:
+        modality = "CT"
+    if modality is None:
+        raise StructureNameError(
+            "cannot tell this image's modality (no DICOM Modality, not Hounsfield-like); "
+            "for a CT pass --intensity ct",
+            text=", ".join(args.text),
+            candidates=(),
+        )
+    concepts = Vocabulary().match_all(args.text, modality=modality)
+    if config.intensity.mode is IntensityMode.AUTO and modality == "CT":
+        config = config.model_copy(
+            update={"intensity": config.intensity.model_copy(update={"mode": IntensityMode.CT})}
+        )
+    names_file = atlas_dir / "labels_total.json"
+    try:
+        names = json.loads(names_file.read_text())["labels"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError(f"atlas label names unreadable: {names_file}") from err
+    atlas = Atlas(
+        image=read_image(atlas_dir / "example_ct_sm.nii.gz"),
+        labels=read_image(atlas_dir / "example_seg.nii.gz"),
+        names={int(value): str(name) for value, name in names.items()},
+    )
+    model = load_sam_model(config.model, checkpoint=config.checkpoint, device=config.device)
+    result = segment_named_structures(model, volume, concepts, atlas=atlas, config=config)
+    sidecar = _sidecar_path(args.out)
+    write_nifti(result.labels, args.out, overwrite=args.overwrite)
+    with atomic_output(sidecar, overwrite=True) as tmp:
+        tmp.write_text(json.dumps({"labels": result.structures}, indent=1) + "\n")
+    for entry in result.structures:
+        state = "" if entry["found"] else "  (not found in the field of view)"
+        print(f"label {entry['label']}: {entry['name']}: {entry['voxels']} voxels{state}")
+    print(f"-> {args.out} and {sidecar}")
+    return ExitCode.OK
+
+
+def _sidecar_path(out: Path) -> Path:
+    """``labels.nii.gz`` → ``labels.json``."""
+    name = out.name.removesuffix(".gz").removesuffix(".nii")
+    return out.with_name(f"{name}.json")
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add this group's subcommands to ``commands``."""
+    sam = commands.add_parser(
+        "sam",
+        help="segment an image with LiteMedSAM/SAM from boxes, clicks, a prompt file or --auto",
+        description="Segment a DICOM series, NIfTI volume or 2D image with a SAM-family model "
+        "(LiteMedSAM by default; official SAM ViT-B/L/H with --checkpoint). A box spanning "
+        "several slices is propagated through them from its middle slice; --propagate "
+        "carries a one-slice prompt to its neighbours until the object vanishes.",
+        epilog=_SAM_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sam.add_argument("image", type=Path, metavar="IMAGE", help="DICOM folder, NIfTI or 2D image")
+    add_out(sam, help="output label map (.nii.gz)")
+    sam.add_argument("--box", help="x0,y0,x1,y1 (2D) or x0,y0,z0,x1,y1,z1 (3D), voxel indices")
+    sam.add_argument(
+        "--point",
+        action="append",
+        help="x,y,label or x,y,z,label (label 1 foreground, 0 background); repeatable; "
+        "LiteMedSAM turns clicks into the best of candidate boxes around them",
+    )
+    sam.add_argument("--slice", type=int, help="slice k for a 4-value --box or 3-value --point")
+    sam.add_argument(
+        "--propagate", action="store_true", help="propagate a one-slice prompt through the volume"
+    )
+    sam.add_argument("--first-slice", type=int, help="first slice k propagation may reach")
+    sam.add_argument("--last-slice", type=int, help="last slice k propagation may reach")
+    sam.add_argument("--prompts", type=Path, help="JSON prompt file (see medseg.inference)")
+    sam.add_argument("--case", help="case_id in the prompt file (needed if it holds several)")
+    sam.add_argument("--auto", action="store_true", help="segment everything (instance labels)")
+    sam.add_argument(
+        "--text",
+        action="append",
+        help="CT structure(s) to find and segment, e.g. 'liver, spleen, left kidney' "
+        "(repeatable; label k = k-th name; a sidecar OUT.json lists names and SNOMED CT codes)",
+    )
+    sam.add_argument(
+        "--atlas",
+        type=Path,
+        help="labelled atlas folder for --text (default: data/ct_totalsegmentator)",
+    )
+    sam.add_argument("--config", type=Path, help="SAM config YAML (e.g. configs/sam/*.yaml)")
+    sam.add_argument("--model", help="litemedsam (default), sam_vit_b, sam_vit_l, sam_vit_h")
+    sam.add_argument("--checkpoint", help="weights file (required for the SAM ViT models)")
+    add_device(sam, help="auto (default: CUDA when present), cpu, cuda[:N]")
+    add_precision(sam, choices=["fp32", "bf16"], help="encoder precision")
+    sam.add_argument(
+        "--intensity",
+        choices=["auto", "ct", "percentile", "rgb"],
+        help="intensity scaling (auto: CT window for DICOM CT, RGB passthrough, else percentiles)",
+    )
+    sam.add_argument("--window", help="CT window preset (abdomen, liver, lung, bone, brain …)")
+    sam.add_argument("--level", type=float, help="CT window level in HU (with --width)")
+    sam.add_argument("--width", type=float, help="CT window width in HU (with --level)")
+    add_overwrite(sam, help="replace an existing output")
+    sam.set_defaults(handler=_cmd_sam)
