@@ -4,8 +4,11 @@ For each case and organ with a reference label, four results on the same slice e
 
 - ``atlas``: the atlas label registered onto the CT (``medseg.anatomy.register_atlas``), no SAM.
 - ``located``: SAM 3D-box propagation from the located box (``medseg sam --text``'s default:
-  propagation may pass a box side where the atlas label was cut by the atlas's own field of
-  view).
+  the registered atlas box fitted to the CT's own organ intensities, and propagation may
+  pass a box side where the atlas label was cut by the atlas's own field of view).
+- ``atlas box``: as ``located`` with the registered atlas label's box, not fitted.
+- ``located, stop rules``: as ``located``, with the predicted-IoU stop rules on inside the
+  bounds too (``propagation.stop_inside_bounds``): the located slice range is uncertain.
 - ``located, box only``: the same box, propagation kept inside its slices.
 - ``exact``: SAM from the reference label's exact 3D box (the ceiling; the ``--box`` path).
 
@@ -27,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.anatomy import Atlas, Vocabulary, locate_structures, register_atlas
+from medseg.anatomy import Atlas, LocatorConfig, Vocabulary, locate_structures, register_atlas
 from medseg.evaluation import compute_dice, compute_surface_distances
 from medseg.inference import (
     IntensityConfig,
@@ -106,6 +109,9 @@ def run_case(case: str, paths: tuple, model, atlas: Atlas, config: SamSegmentCon
     start = time.perf_counter()
     boxes = locate_structures(volume, list(organs), atlas=atlas)
     locate_s = time.perf_counter() - start
+    atlas_boxes = locate_structures(
+        volume, list(organs), atlas=atlas, config=LocatorConfig(refine=False)
+    )
     warped = register_atlas(volume, atlas).array
     values = {v: k for k, v in atlas.names.items()}
     display = to_display_volume(volume)
@@ -113,8 +119,13 @@ def run_case(case: str, paths: tuple, model, atlas: Atlas, config: SamSegmentCon
         model, display, config.intensity, precision=config.precision, max_cached=4096
     )
     n_slices = stack.n_slices
+    located = prompts_from_boxes(concepts, boxes, n_slices=n_slices, extend_open_ends=True)
     variants = {
-        "located": prompts_from_boxes(concepts, boxes, n_slices=n_slices, extend_open_ends=True),
+        "located": located,
+        "located, stop rules": located,
+        "atlas box": prompts_from_boxes(
+            concepts, atlas_boxes, n_slices=n_slices, extend_open_ends=True
+        ),
         "located, box only": prompts_from_boxes(
             concepts, boxes, n_slices=n_slices, extend_open_ends=False
         ),
@@ -123,6 +134,7 @@ def run_case(case: str, paths: tuple, model, atlas: Atlas, config: SamSegmentCon
             for i, v in enumerate(organs.values())
         ],
     }
+    stopping = config.propagation.model_copy(update={"stop_inside_bounds": True})
     rows = []
     seconds = {}
     for organ, value in organs.items():
@@ -130,6 +142,7 @@ def run_case(case: str, paths: tuple, model, atlas: Atlas, config: SamSegmentCon
         row = {"case": case, "reference": kind, "organ": organ}
         row["atlas"] = _score(warped == values[organ], ref, spacing)
         row["box_located"] = list(boxes[organ].box_ijk) if organ in boxes else None
+        row["box_atlas"] = list(atlas_boxes[organ].box_ijk) if organ in atlas_boxes else None
         row["box_exact"] = [int(v) for v in _exact_box(ref)]
         rows.append(row)
     for name, objects in variants.items():
@@ -144,7 +157,7 @@ def run_case(case: str, paths: tuple, model, atlas: Atlas, config: SamSegmentCon
                 first_slice=prompt.first_slice,
                 last_slice=prompt.last_slice,
                 bounding_box_xyxy=prompt.bounding_box_xyxy,
-                config=config.propagation,
+                config=stopping if name == "located, stop rules" else config.propagation,
             )
             labels = labels_to_file_grid(result.masks.astype(np.uint16), display, volume).array
             row = next(r for r in rows if r["organ"] == organ)
@@ -180,14 +193,21 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
-    header = "| case | organ | reference | atlas only | SAM, located box | box only | exact box |"
-    print(header)
-    print("|---|---|---|---|---|---|---|")
+    kinds = (
+        "atlas",
+        "atlas box",
+        "located",
+        "located, stop rules",
+        "located, box only",
+        "exact",
+    )
+    print("| case | organ | reference | " + " | ".join(kinds) + " |")
+    print("|---|---|---|" + "---|" * len(kinds))
     for result in results:
         for row in result["rows"]:
             cells = [
                 f"{row[k]['dice']:.3f} / {row[k]['hd95_mm']:.1f}" if k in row else "not found"
-                for k in ("atlas", "located", "located, box only", "exact")
+                for k in kinds
             ]
             print(f"| {row['case']} | {row['organ']} | {row['reference']} | " + " | ".join(cells))
 

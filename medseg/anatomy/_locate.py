@@ -45,6 +45,10 @@ class LocatorConfig(ConfigModel):
     sampling_fraction: float = Field(default=0.25, gt=0.0, le=1.0)
     margin_mm: float = Field(default=5.0, ge=0.0, le=50.0, description="added around each box")
     seed: int = 0
+    refine: bool = Field(
+        default=True, description="fit each atlas box to the target's own organ intensities"
+    )
+    refine_reach_mm: float = Field(default=30.0, ge=0.0, le=100.0)
 
 
 @dataclass(frozen=True)
@@ -379,32 +383,72 @@ def locate_structures(
 
     wanted_atlas = [n for n in names if n not in RULE_STRUCTURES]
     if wanted_atlas and atlas is not None:
-        warped = register_atlas(image, atlas, config=config, fixed=fixed).array
-        spacing = np.asarray(image.spacing_mm)
+        transform = _atlas_transform(fixed, atlas, config)
+        atlas_labels = _sitk_image(atlas.labels.array.astype(np.uint16), atlas.labels.affine)
+        warped = sitk.GetArrayFromImage(
+            sitk.Resample(atlas_labels, fixed, transform, sitk.sitkNearestNeighbor, 0)
+        )
         for name in wanted_atlas:
-            box = _bounding_box(warped == atlas_values[name])
+            mask = warped == atlas_values[name]
+            if config.refine and mask.any():
+                mask = _refine_with_intensity(fixed_hu, fixed_body, mask, config)
+            box = _bounding_box(mask)
             if box is None:
                 logger.warning("%s: the registered atlas label lies outside the image", name)
                 continue
             found[name] = LocatedBox(
                 name,
-                _pad_box(box, spacing, image.spatial_shape, config.margin_mm),
-                "atlas",
+                _box_to_target(box, grid, image, config.margin_mm),
+                "atlas+intensity" if config.refine else "atlas",
                 _cut_sides(atlas, atlas_values[name], image),
             )
     return found
 
 
-def _pad_box(
-    box: tuple[np.ndarray, np.ndarray],
-    spacing_mm: np.ndarray,
-    shape: tuple[int, ...],
-    margin_mm: float,
-) -> tuple[int, int, int, int, int, int]:
-    pad = np.ceil(margin_mm / spacing_mm).astype(int)
-    first = np.clip(box[0] - pad, 0, np.asarray(shape[:3]) - 1)
-    last = np.clip(box[1] + pad, 0, np.asarray(shape[:3]) - 1)
-    return tuple(int(v) for v in (*first, *last))  # type: ignore[return-value]
+def _refine_with_intensity(
+    hu_zyx: np.ndarray, body: np.ndarray, warped: np.ndarray, config: LocatorConfig
+) -> np.ndarray:
+    """The organ as the target shows it: the connected region of the warped label's own
+    intensities (median ± 2.5 robust SD, at least ± 30 HU, median-filtered HU) within
+    ``refine_reach_mm`` of the warped label that overlaps it most; the warped label itself
+    when that region is less than half or more than twice its size.
+    """
+    core = ndimage.binary_erosion(warped) & body
+    if core.sum() < 20:
+        core = warped & body
+    if not core.any():
+        return warped
+    smooth = ndimage.median_filter(hu_zyx, size=3)
+    values = smooth[core]
+    median = float(np.median(values))
+    spread = max(2.5 * 1.4826 * float(np.median(np.abs(values - median))), 30.0)
+    reach = max(1, round(config.refine_reach_mm / config.grid_mm))
+    region = ndimage.binary_dilation(warped, iterations=reach)
+    candidate = (np.abs(smooth - median) <= spread) & region & body
+    candidate = ndimage.binary_opening(candidate, iterations=1)
+    labelled, count = ndimage.label(candidate)
+    if count == 0:
+        return warped
+    overlap = ndimage.sum_labels(warped, labelled, index=np.arange(1, count + 1))
+    best = labelled == (int(np.argmax(overlap)) + 1)
+    ratio = best.sum() / max(1, warped.sum())
+    if not 0.5 <= ratio <= 2.0:
+        logger.debug("intensity refinement rejected (size ratio %.2f)", ratio)
+        return warped
+    return best
+
+
+def _atlas_transform(fixed, atlas: Atlas, config: LocatorConfig):
+    """Affine transform (target LPS mm → atlas LPS mm) from translation search + affine."""
+    import SimpleITK as sitk
+
+    moving_full = _sitk_image(atlas.image.array.astype(np.float32), atlas.image.affine)
+    moving = _resample(moving_full, _axis_aligned_grid(moving_full, config.grid_mm))
+    offset = _initial_offset(fixed, moving, config)
+    low, high = config.window_hu
+    fixed_w = sitk.Clamp(fixed, sitk.sitkFloat32, low, high)
+    moving_w = sitk.Clamp(moving, sitk.sitkFloat32, low, high)
+    return _register_affine(fixed_w, moving_w, offset, config)
 
 
 def register_atlas(
@@ -426,13 +470,7 @@ def register_atlas(
     target = _sitk_image(image.array.astype(np.float32), image.affine)
     if fixed is None:
         fixed = _resample(target, _axis_aligned_grid(target, config.grid_mm))
-    moving_full = _sitk_image(atlas.image.array.astype(np.float32), atlas.image.affine)
-    moving = _resample(moving_full, _axis_aligned_grid(moving_full, config.grid_mm))
-    offset = _initial_offset(fixed, moving, config)
-    low, high = config.window_hu
-    fixed_w = sitk.Clamp(fixed, sitk.sitkFloat32, low, high)
-    moving_w = sitk.Clamp(moving, sitk.sitkFloat32, low, high)
-    transform = _register_affine(fixed_w, moving_w, offset, config)
+    transform = _atlas_transform(fixed, atlas, config)
     atlas_labels = _sitk_image(atlas.labels.array.astype(np.uint16), atlas.labels.affine)
     warped = sitk.Resample(atlas_labels, target, transform, sitk.sitkNearestNeighbor, 0)
     array = np.transpose(sitk.GetArrayFromImage(warped), (2, 1, 0))

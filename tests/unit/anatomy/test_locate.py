@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medseg.anatomy import Atlas, LocatedBox, locate_lungs, locate_structures
+from medseg.anatomy import Atlas, LocatedBox, LocatorConfig, locate_lungs, locate_structures
+from medseg.anatomy._locate import _refine_with_intensity
 from medseg.core import InputError
 from medseg.io import Volume, read_image
 
@@ -84,7 +85,7 @@ def test_atlas_finds_the_spleen_in_the_msd_crop(atlas: Atlas, repo_root: Path) -
     exact = (*[int(w.min()) for w in where], *[int(w.max()) for w in where])
     located = found["spleen"]
     assert isinstance(located, LocatedBox)
-    assert located.method == "atlas"
+    assert located.method == "atlas+intensity"
     assert _box_iou(located.box_ijk, exact) > 0.5  # measured 0.62
 
 
@@ -98,3 +99,24 @@ def test_atlas_finds_the_liver_in_the_dicom_slab(atlas: Atlas, ct_dicom_dir: Pat
     assert _box_iou(found["liver"].box_ijk, exact) > 0.4  # measured 0.54
     # The atlas liver is cut by the atlas slab's top: propagation may continue upwards.
     assert found["liver"].open_k[1] if image.affine[2, 2] > 0 else found["liver"].open_k[0]
+
+
+def test_intensity_fit_grows_a_shifted_cut_atlas_label_onto_the_organ() -> None:
+    # Body of fat (-100 HU) holding an organ (60 HU); the warped atlas label is the organ
+    # moved 3 voxels and cut at the top: the fit recovers the organ's full extent.
+    rng = np.random.default_rng(0)
+    hu = rng.normal(-100.0, 10.0, (40, 50, 50))
+    hu[:, :2] = -1000.0
+    organ = np.zeros(hu.shape, dtype=bool)
+    organ[8:30, 12:30, 15:35] = True
+    hu[organ] = rng.normal(60.0, 10.0, int(organ.sum()))
+    body = hu > -400
+    warped = np.zeros_like(organ)
+    warped[11:24, 15:33, 18:38] = True
+    fitted = _refine_with_intensity(hu, body, warped, LocatorConfig())
+    where = np.nonzero(fitted)
+    assert [int(w.min()) for w in where] == [8, 12, 15]
+    assert [int(w.max()) for w in where] == [29, 29, 34]
+    # A label the intensities cannot support (no organ there) is kept as it was.
+    plain = rng.normal(-100.0, 10.0, hu.shape)
+    assert (_refine_with_intensity(plain, plain > -400, warped, LocatorConfig()) == warped).all()
