@@ -44,7 +44,7 @@ from medseg.inference import (
     to_display_volume,
 )
 from medseg.inference._sam_volume import _display_prompt  # the CLI's own prompt mapping
-from medseg.io import read_image
+from medseg.io import axis_codes, check_same_grid, read_image, reorient
 from medseg.models import load_sam_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +103,10 @@ def _score(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -> dic
 def run_case(case: str, paths: tuple, model, atlas: Atlas, config: SamSegmentConfig) -> dict:
     image_path, ref_path, organs, kind = paths
     volume = read_image(image_path)
-    reference = read_image(ref_path).array
+    # The reference on the image's own grid (the DICOM case's labels are stored flipped in j).
+    reference = reorient(read_image(ref_path), axis_codes(volume))
+    check_same_grid(volume, reference, what="reference labels")
+    reference = reference.array
     spacing = volume.spacing_mm
     concepts = [Vocabulary().match(organ, modality="CT") for organ in organs]
     start = time.perf_counter()
