@@ -32,10 +32,11 @@ import numpy as np
 
 from medseg.core import load_config
 from medseg.evaluation import compute_instance_metrics
-from medseg.inference import InferConfig, SamSegmentConfig, predict_with_checkpoint
+from medseg.inference import InferConfig, predict_with_checkpoint
 from medseg.io import Split, Volume, load_manifest, read_image
-from medseg.models import load_checkpoint, load_sam_model, resolve_model_path
+from medseg.models import load_checkpoint, resolve_model_path
 from medseg.runner import WatershedConfig, segment_nuclei_watershed
+from medseg.sam import SamSegmentConfig, load_sam_model
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("fluo", "histo", "bright")
@@ -61,7 +62,7 @@ def _segmenters(
 
         segmenters["watershed"] = watershed
     if "sam_auto" in methods:
-        from medseg.inference import segment_automatically
+        from medseg.sam import segment_automatically
 
         config = load_config(ROOT / "configs/sam/auto_cells.yaml", SamSegmentConfig)
         sam = load_sam_model(config.model, checkpoint=config.checkpoint, device=config.device)

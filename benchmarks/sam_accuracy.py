@@ -42,24 +42,25 @@ from scipy import ndimage
 
 from medseg.core import load_config
 from medseg.evaluation import compute_dice
-from medseg.inference import (
+from medseg.io import read_image, reorient, reorient_like
+from medseg.sam import (
     IntensityConfig,
     Precision,
     PropagationConfig,
+    SamModel,
     SamPrompt,
     SamSegmentConfig,
     SliceStack,
     box_from_mask,
     display_axis_codes,
     embed_image,
+    load_sam_model,
     predict_prompts,
     propagate_prompt,
     scale_intensity,
     search_box_for_clicks,
     segment_everything,
 )
-from medseg.io import read_image, reorient, reorient_like
-from medseg.models import SamModel, load_sam_model
 from medseg.transforms import to_display_slice
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -32,20 +32,20 @@ import numpy as np
 
 from medseg.anatomy import Atlas, LocatorConfig, Vocabulary, locate_structures, register_atlas
 from medseg.evaluation import compute_dice, compute_surface_distances
-from medseg.inference import (
+from medseg.io import axis_codes, check_same_grid, read_image, reorient
+from medseg.sam import (
     IntensityConfig,
     IntensityMode,
     ObjectPrompt,
     SamSegmentConfig,
     build_slice_stack,
     labels_to_file_grid,
+    load_sam_model,
     prompts_from_boxes,
     propagate_prompt,
     to_display_volume,
 )
-from medseg.inference._sam_volume import _display_prompt  # the CLI's own prompt mapping
-from medseg.io import axis_codes, check_same_grid, read_image, reorient
-from medseg.models import load_sam_model
+from medseg.sam._volume import _display_prompt  # the CLI's own prompt mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 ATLAS = ROOT / "data" / "ct_totalsegmentator"

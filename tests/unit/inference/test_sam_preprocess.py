@@ -5,7 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from medseg.core import ConfigError
-from medseg.inference import IntensityConfig, IntensityMode, resolve_intensity_mode, scale_intensity
+from medseg.sam import IntensityConfig, IntensityMode, resolve_intensity_mode, scale_intensity
 
 
 def test_ct_window_preset_and_level_width() -> None:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from medseg.core import ConfigError, InputError
-from medseg.inference import CoordinateSpace, load_prompt_file, resolve_object_prompts
 from medseg.io import LPS_TO_RAS, Volume
+from medseg.sam import CoordinateSpace, load_prompt_file, resolve_object_prompts
 
 
 def _write(tmp_path: Path, data: object) -> Path:

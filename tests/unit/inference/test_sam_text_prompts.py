@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from medseg.anatomy import LocatedBox, Vocabulary
-from medseg.inference import prompts_from_boxes
+from medseg.sam import prompts_from_boxes
 
 
 def test_labels_follow_the_order_named_and_groups_share_one_label() -> None:

@@ -4,19 +4,20 @@ import numpy as np
 import pytest
 
 from medseg.evaluation import compute_dice
-from medseg.inference import (
+from medseg.io import Volume, axis_codes
+from medseg.sam import (
     AutoMaskConfig,
     IntensityConfig,
     ObjectPrompt,
+    SamModel,
     SamSegmentConfig,
     display_axis_codes,
     embed_image,
+    load_sam_model,
     segment_everything,
     segment_with_prompts,
     to_display_volume,
 )
-from medseg.io import Volume, axis_codes
-from medseg.models import SamModel, load_sam_model
 
 # Object in file voxel indices (i, j, k) of a RAS volume. Display orientation (LPS) flips
 # i and j; prompts are given and answers checked in file indices.

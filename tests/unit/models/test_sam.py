@@ -8,12 +8,16 @@ import torch
 
 from medseg.core import ConfigError, ModelError
 from medseg.evaluation import compute_dice
-from medseg.inference import Precision, SamPrompt, embed_image, predict_box_mask, predict_prompts
-from medseg.models import (
+from medseg.sam import (
     InputNormalization,
+    Precision,
     SamModel,
+    SamPrompt,
+    embed_image,
     litemedsam_checkpoint_path,
     load_sam_model,
+    predict_box_mask,
+    predict_prompts,
 )
 
 

@@ -11,7 +11,7 @@ import pytest
 from medseg.core import ConfigError, ModelError, parse_config
 from medseg.io import Volume
 from medseg.runner import PipelineConfig, compute_case_vessel_metrics
-from medseg.runner._trained import _label_map, resolve_pipeline_model
+from medseg.segment._checkpoint_semantic import _label_map, resolve_pipeline_model
 from medseg.transforms import Plans
 
 _BASE = {

@@ -27,14 +27,14 @@ from segment_anything.utils.amg import (
 from torchvision.ops import batched_nms
 
 from medseg.core import ConfigModel
-from medseg.inference._sam_predict import (
+from medseg.sam._model import SamModel
+from medseg.sam._predict import (
     ImageEmbedding,
     SamPrompt,
     _decode_group,
     _touched_sides,
     upsample_logits,
 )
-from medseg.models import SamModel
 
 logger = logging.getLogger(__name__)
 

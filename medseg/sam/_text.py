@@ -2,7 +2,7 @@
 
 Each concept (from :class:`medseg.anatomy.Vocabulary`) is located by
 :func:`medseg.anatomy.locate_structures` (lung rules, atlas registration); its 3D box goes
-into the 3D-box propagation of :func:`segment_with_prompts`. Label k of the output is the
+into the 3D-box propagation of :func:`medseg.sam.segment_with_prompts`. Label k of the output is the
 k-th concept; a group concept (``kidneys``) is the union of its parts, each prompted by its
 own box. Where the atlas label was cut by the atlas's field of view, propagation may
 continue past the box on that side (``extend_open_ends``) until the mask vanishes.
@@ -17,10 +17,10 @@ from pydantic import Field
 
 from medseg.anatomy import Atlas, Concept, LocatedBox, LocatorConfig, locate_structures
 from medseg.core import ConfigModel, InputError
-from medseg.inference._sam_prompts import ObjectPrompt
-from medseg.inference._sam_volume import SamSegmentConfig, segment_with_prompts
 from medseg.io import Volume
-from medseg.models import SamModel
+from medseg.sam._model import SamModel
+from medseg.sam._prompts import ObjectPrompt
+from medseg.sam._volume import SamSegmentConfig, segment_with_prompts
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from medseg.core import ConfigModel, InputError
-from medseg.models import SAM_PIXEL_MEAN, SAM_PIXEL_STD, InputNormalization, SamModel
+from medseg.sam._model import SAM_PIXEL_MEAN, SAM_PIXEL_STD, InputNormalization, SamModel
 
 logger = logging.getLogger(__name__)
 

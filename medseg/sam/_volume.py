@@ -17,18 +17,18 @@ import numpy as np
 from pydantic import Field
 
 from medseg.core import ConfigModel, InputError
-from medseg.inference._sam_3d import (
+from medseg.io import Volume, axis_codes, check_same_grid, reorient
+from medseg.sam._auto import AutoMaskConfig, segment_everything
+from medseg.sam._model import SamModel
+from medseg.sam._predict import Precision, SamPrompt
+from medseg.sam._preprocess import IntensityConfig, scale_intensity
+from medseg.sam._prompts import ObjectPrompt
+from medseg.sam._propagate import (
     PropagationConfig,
     SliceStack,
     predict_object,
     propagate_prompt,
 )
-from medseg.inference._sam_auto import AutoMaskConfig, segment_everything
-from medseg.inference._sam_predict import Precision, SamPrompt
-from medseg.inference._sam_preprocess import IntensityConfig, scale_intensity
-from medseg.inference._sam_prompts import ObjectPrompt
-from medseg.io import Volume, axis_codes, check_same_grid, reorient
-from medseg.models import SamModel
 from medseg.transforms import from_display_slice, to_display_slice
 
 logger = logging.getLogger(__name__)

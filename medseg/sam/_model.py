@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from medseg.core import ModelError, compute_sha256, look_up_option
-from medseg.models._device import resolve_device
+from medseg.models import resolve_device
 
 if TYPE_CHECKING:  # segment_anything is imported when a SAM model is built
     from segment_anything.modeling import MaskDecoder, PromptEncoder

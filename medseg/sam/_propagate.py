@@ -28,7 +28,8 @@ import numpy as np
 from pydantic import Field
 
 from medseg.core import ConfigModel, InputError
-from medseg.inference._sam_predict import (
+from medseg.sam._model import SamModel
+from medseg.sam._predict import (
     ClickSearchConfig,
     ImageEmbedding,
     Precision,
@@ -39,7 +40,6 @@ from medseg.inference._sam_predict import (
     predict_with_box_growing,
     search_box_for_clicks,
 )
-from medseg.models import SamModel
 
 logger = logging.getLogger(__name__)
 
