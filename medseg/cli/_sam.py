@@ -126,6 +126,13 @@ def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
     from medseg.io import read_image, write_nifti
     from medseg.sam import IntensityMode, load_sam_model, segment_named_structures
 
+    sidecar = _sidecar_path(args.out)
+    if sidecar.exists() and not args.overwrite:
+        from medseg.core import OutputExistsError
+
+        raise OutputExistsError(
+            "output already exists; pass --overwrite to replace it", path=sidecar
+        )
     atlas_dir = args.atlas or default_root() / "data" / "ct_totalsegmentator"
     volume = read_image(args.image)
     modality = infer_modality(volume.array, volume.metadata)
@@ -155,9 +162,8 @@ def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
     )
     model = load_sam_model(config.model, checkpoint=config.checkpoint, device=config.device)
     result = segment_named_structures(model, volume, concepts, atlas=atlas, config=config)
-    sidecar = _sidecar_path(args.out)
     write_nifti(result.labels, args.out, overwrite=args.overwrite)
-    with atomic_output(sidecar, overwrite=True) as tmp:
+    with atomic_output(sidecar, overwrite=args.overwrite) as tmp:
         tmp.write_text(json.dumps({"labels": result.structures}, indent=1) + "\n")
     for entry in result.structures:
         state = "" if entry["found"] else "  (not found in the field of view)"

@@ -93,3 +93,19 @@ def test_text_segments_the_spleen_of_a_ct_the_atlas_never_saw(
     ]
     assert sidecar[0]["type"]["value"] == "78961009"  # SNOMED CT Spleen
     assert sidecar[1]["type"]["meaning"] == "Lung"
+
+
+def test_an_existing_sidecar_is_not_overwritten(repo_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "organs.json").write_text("{}")
+    code = main(
+        [
+            "sam",
+            str(repo_root / SPLEEN_IMAGE),
+            "--out",
+            str(tmp_path / "organs.nii.gz"),
+            "--text",
+            "spleen",
+        ]
+    )
+    assert code == ExitCode.OUTPUT_EXISTS
+    assert (tmp_path / "organs.json").read_text() == "{}"
