@@ -24,7 +24,7 @@ encoder (fp32 and bf16), per prompt for prompt encoder + decoder, and per click 
 box search, on the CPU.
 
 Run: ``PYTHONPATH=. python benchmarks/sam_accuracy.py [--precision bf16] [--draws 5]
-[--json out.json]``
+[--encoder-backend torch|openvino] [--json out.json]``
 """
 
 from __future__ import annotations
@@ -340,6 +340,12 @@ def measure_speed(model: SamModel, image: np.ndarray, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
+    parser.add_argument(
+        "--encoder-backend",
+        default="torch",
+        choices=["torch", "openvino"],
+        help="what runs the image encoder (compare openvino against torch fp32)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--draws", type=int, default=5, help="seeded box draws per structure (mean and min)"
@@ -351,7 +357,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     precision = Precision(args.precision)
-    model = load_sam_model("litemedsam", device="cpu")
+    model = load_sam_model("litemedsam", device="cpu", encoder_backend=args.encoder_backend)
     propagation = PropagationConfig()
     started = time.perf_counter()
     ct = IntensityConfig(mode="ct", window="abdomen")
@@ -387,7 +393,8 @@ def main() -> None:
         ),
     ]
     print(
-        f"LiteMedSAM {precision.value}, boxes perturbed up to {PERTURBATION:.0%}, "
+        f"LiteMedSAM {precision.value} ({model.encoder_backend}), "
+        f"boxes perturbed up to {PERTURBATION:.0%}, "
         f"seed {args.seed}, {args.draws} draws per structure: mean Dice (min) / mean NSD"
     )
     print(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Converted SAM encoders (OpenVINO) are cached per checkout, never in the user's home; the
+# variable reaches the CLI subprocesses the tests start.
+os.environ["XDG_CACHE_HOME"] = str(REPO_ROOT / ".pytest_cache" / "xdg")
 
 
 @pytest.fixture(scope="session")

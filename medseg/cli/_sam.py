@@ -56,7 +56,7 @@ def _cmd_sam(args: argparse.Namespace) -> int:
         else parse_config(SamSegmentConfig, {})
     )
     data = config.model_dump(mode="json")
-    for key in ("model", "checkpoint", "device", "precision"):
+    for key in ("model", "checkpoint", "device", "precision", "encoder_backend"):
         if getattr(args, key) is not None:
             data[key] = str(getattr(args, key))
     for flag, key in (
@@ -104,7 +104,12 @@ def _cmd_sam(args: argparse.Namespace) -> int:
     objects = (
         resolve_object_prompts(prompt_file, volume, case_id=args.case) if prompt_file else None
     )
-    model = load_sam_model(config.model, checkpoint=config.checkpoint, device=config.device)
+    model = load_sam_model(
+        config.model,
+        checkpoint=config.checkpoint,
+        device=config.device,
+        encoder_backend=config.encoder_backend.value,
+    )
     if objects is None:
         labels = segment_automatically(model, volume, config)
     else:
@@ -224,6 +229,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     sam.add_argument("--checkpoint", help="weights file (required for the SAM ViT models)")
     add_device(sam, help="auto (default: CUDA when present), cpu, cuda[:N]")
     add_precision(sam, choices=["fp32", "bf16"], help="encoder precision")
+    sam.add_argument(
+        "--encoder-backend",
+        choices=["auto", "torch", "openvino"],
+        help="what runs the image encoder (auto: OpenVINO on the CPU when installed)",
+    )
     sam.add_argument(
         "--intensity",
         choices=["auto", "ct", "percentile", "rgb"],

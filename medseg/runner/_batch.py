@@ -141,9 +141,19 @@ def _remove_stale_temporaries(out_dir: Path) -> int:
     return len(stale)
 
 
+#: Seconds a local worker process gets to exit before it is killed. Dask's default (5 s, of
+#: which 4 s to exit) is shorter than a worker that imported torch takes to tear down on a
+#: busy 2-core machine, which left "Worker process still alive after 4.0 seconds, killing".
+WORKER_CLOSE_TIMEOUT_S = 30.0
+
+
 @contextlib.contextmanager
 def _dask_client(workers: int, scheduler: str | None) -> Iterator[object]:
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, Nanny
+
+    class PatientNanny(Nanny):
+        async def close(self, timeout: float = WORKER_CLOSE_TIMEOUT_S, reason: str = "nanny-close"):  # type: ignore[override]
+            return await super().close(timeout=timeout, reason=reason)
 
     # distributed sets its own loggers to INFO on import; keep them to warnings and up.
     logging.getLogger("distributed").setLevel(
@@ -158,6 +168,7 @@ def _dask_client(workers: int, scheduler: str | None) -> Iterator[object]:
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
+            worker_class=PatientNanny,
             dashboard_address=None,
             silence_logs=logging.ERROR,
         ) as cluster,

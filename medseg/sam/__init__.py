@@ -25,6 +25,7 @@ from medseg.sam._model import (
     litemedsam_checkpoint_path,
     load_sam_model,
 )
+from medseg.sam._openvino import EncoderBackend, default_cache_dir, openvino_available
 from medseg.sam._predict import (
     ClickSearchConfig,
     ImageEmbedding,
@@ -94,6 +95,7 @@ __all__ = [
     "ClickSearchConfig",
     "CoordinateSpace",
     "DisplayVolume",
+    "EncoderBackend",
     "ImageEmbedding",
     "InputNormalization",
     "IntensityConfig",
@@ -117,6 +119,7 @@ __all__ = [
     "box_from_mask",
     "build_slice_stack",
     "clip_box",
+    "default_cache_dir",
     "display_axis_codes",
     "embed_image",
     "generate_masks",
@@ -126,6 +129,7 @@ __all__ = [
     "load_sam_model",
     "locate_concepts",
     "mask_to_prompt_logits",
+    "openvino_available",
     "predict_box_logits",
     "predict_box_mask",
     "predict_object",

@@ -20,6 +20,7 @@ from medseg.core import ConfigModel, InputError
 from medseg.io import Volume, axis_codes, check_same_grid, reorient
 from medseg.sam._auto import AutoMaskConfig, segment_everything
 from medseg.sam._model import SamModel
+from medseg.sam._openvino import EncoderBackend
 from medseg.sam._predict import Precision, SamPrompt
 from medseg.sam._preprocess import IntensityConfig, scale_intensity
 from medseg.sam._prompts import ObjectPrompt
@@ -43,6 +44,7 @@ class SamSegmentConfig(ConfigModel):
     checkpoint: str | None = None
     device: str = "auto"
     precision: Precision = Precision.FP32
+    encoder_backend: EncoderBackend = EncoderBackend.AUTO
     intensity: IntensityConfig = IntensityConfig()
     propagation: PropagationConfig = PropagationConfig()
     auto: AutoMaskConfig = AutoMaskConfig()

@@ -1,6 +1,14 @@
-"""Transforms: intensity windows, slice orientation, dataset plans and MONAI chains."""
+"""Transforms: intensity windows, slice orientation, dataset plans and MONAI chains.
+
+The MONAI-backed names (``_chains``, ``_instances``) load on first use: ``import
+monai.transforms`` costs 3-10 s, which commands that never touch a MONAI chain (``medseg
+sam``, ``inspect``, exports) should not pay.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from medseg.transforms._cases import (
     CaseArrays,
@@ -9,23 +17,6 @@ from medseg.transforms._cases import (
     load_case,
     volume_to_case,
     volume_to_channels,
-)
-from medseg.transforms._chains import (
-    NormalizeChannelsd,
-    ResampleToSpacingd,
-    build_augmentation,
-    build_preprocessing,
-    compute_resampled_shape,
-    resample_to_shape,
-    run_chain,
-)
-from medseg.transforms._instances import (
-    BOUNDARY_CLASS,
-    INTERIOR_CLASS,
-    InstancesToBoundaryClassesd,
-    TrainingTarget,
-    compute_boundary_classes,
-    target_label_names,
 )
 from medseg.transforms._intensity import (
     CTWindow,
@@ -45,6 +36,12 @@ from medseg.transforms._plans import (
     compute_layout,
     estimate_training_memory_gb,
     plan_from_fingerprint,
+)
+from medseg.transforms._targets import (
+    BOUNDARY_CLASS,
+    INTERIOR_CLASS,
+    TrainingTarget,
+    target_label_names,
 )
 
 __all__ = [
@@ -84,3 +81,24 @@ __all__ = [
     "volume_to_case",
     "volume_to_channels",
 ]
+
+#: Names whose modules import MONAI, loaded by :func:`__getattr__` on first access.
+_LAZY = {
+    "NormalizeChannelsd": "medseg.transforms._chains",
+    "ResampleToSpacingd": "medseg.transforms._chains",
+    "build_augmentation": "medseg.transforms._chains",
+    "build_preprocessing": "medseg.transforms._chains",
+    "compute_resampled_shape": "medseg.transforms._chains",
+    "resample_to_shape": "medseg.transforms._chains",
+    "run_chain": "medseg.transforms._chains",
+    "InstancesToBoundaryClassesd": "medseg.transforms._instances",
+    "compute_boundary_classes": "medseg.transforms._instances",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
