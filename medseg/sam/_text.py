@@ -4,8 +4,8 @@ Each concept (from :class:`medseg.anatomy.Vocabulary`) is located by
 :func:`medseg.anatomy.locate_structures` (lung rules, atlas registration); its 3D box goes
 into the 3D-box propagation of :func:`medseg.sam.segment_with_prompts`. Label k of the output is the
 k-th concept; a group concept (``kidneys``) is the union of its parts, each prompted by its
-own box. Where the atlas label was cut by the atlas's field of view, propagation may
-continue past the box on that side (``extend_open_ends``) until the mask vanishes.
+own box. Optionally (``extend_open_ends``, off: it measured no better), propagation may
+continue past a box side where the atlas label was cut by the atlas's field of view.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class TextSegmentConfig(ConfigModel):
 
     locator: LocatorConfig = Field(default_factory=LocatorConfig)
     extend_open_ends: bool = Field(
-        default=True,
+        default=False,
         description="propagate past a box side where the atlas label was cut by its field of view",
     )
 
@@ -69,7 +69,7 @@ def prompts_from_boxes(
     boxes: dict[str, LocatedBox],
     *,
     n_slices: int,
-    extend_open_ends: bool = True,
+    extend_open_ends: bool = False,
 ) -> list[ObjectPrompt]:
     """One 3D-box prompt per located part; label k for the k-th concept."""
     objects = []

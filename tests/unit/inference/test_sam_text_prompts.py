@@ -16,7 +16,7 @@ def test_labels_follow_the_order_named_and_groups_share_one_label() -> None:
         "kidney_right": LocatedBox("kidney_right", (6, 2, 2, 8, 4, 4), "atlas"),
         # lung_left not found: no prompt, no label
     }
-    objects = prompts_from_boxes(concepts, boxes, n_slices=40)
+    objects = prompts_from_boxes(concepts, boxes, n_slices=40, extend_open_ends=True)
     assert [(o.label, o.box_ijk) for o in objects] == [
         (1, (5.0, 5.0, 5.0, 9.0, 9.0, 9.0)),
         (2, (2.0, 2.0, 2.0, 4.0, 4.0, 4.0)),
@@ -28,5 +28,5 @@ def test_labels_follow_the_order_named_and_groups_share_one_label() -> None:
     assert (objects[1].first_slice, objects[1].last_slice) == (0, None)
     assert (objects[3].first_slice, objects[3].last_slice) == (None, 39)
     assert (objects[0].first_slice, objects[0].last_slice) == (None, None)
-    closed = prompts_from_boxes(concepts, boxes, n_slices=40, extend_open_ends=False)
+    closed = prompts_from_boxes(concepts, boxes, n_slices=40)  # the default
     assert all(o.first_slice is None and o.last_slice is None for o in closed)
