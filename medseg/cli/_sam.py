@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from medseg.cli._options import add_device, add_out, add_overwrite, add_precision, parse_numbers
+from medseg.cli._options import (
+    add_device,
+    add_out,
+    add_overwrite,
+    add_precision,
+    default_root,
+    parse_numbers,
+)
 from medseg.core import ExitCode, check_output_path, load_config, parse_config
+
+if TYPE_CHECKING:
+    from medseg.sam import SamSegmentConfig
 
 _SAM_EPILOG = """\
 coordinates are voxel indices along the image file's array axes (i, j, k): for DICOM
@@ -21,6 +32,8 @@ examples:
       --intensity ct --point 70,95,12,1 --propagate  # one click, propagated both ways
   medseg sam volume.nii.gz --out masks.nii.gz --prompts prompts.json --case case_01
   medseg sam cells.png --out cells.nii.gz --auto --config configs/sam/auto_cells.yaml
+  medseg sam ct.nii.gz --out organs.nii.gz --intensity ct \\
+      --text "liver, spleen" --text "left kidney" --text lungs  # located, no reference
 """
 
 
@@ -55,9 +68,9 @@ def _cmd_sam(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             data["intensity"][key] = getattr(args, flag)
     config = parse_config(SamSegmentConfig, data, source="command line")
-    given = [bool(args.box or args.point), args.prompts is not None, args.auto]
+    given = [bool(args.box or args.point), args.prompts is not None, args.auto, bool(args.text)]
     if sum(given) != 1:
-        raise ConfigError("give exactly one of: --box/--point, --prompts FILE, --auto")
+        raise ConfigError("give exactly one of: --box/--point, --prompts FILE, --auto, --text")
     args.out = check_output_path(
         args.out,
         overwrite=args.overwrite,
@@ -66,6 +79,8 @@ def _cmd_sam(args: argparse.Namespace) -> int:
         what="--out",
     )
 
+    if args.text:
+        return _sam_text(args, config)
     prompt_file = None
     if args.prompts is not None:
         prompt_file = load_prompt_file(args.prompts)
@@ -106,6 +121,67 @@ def _cmd_sam(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
+    """``medseg sam --text``: match the names, locate them, segment, write labels + sidecar."""
+    import json
+
+    from medseg.anatomy import Atlas, Vocabulary, infer_modality
+    from medseg.core import ConfigError, StructureNameError, atomic_output
+    from medseg.io import read_image, write_nifti
+    from medseg.sam import IntensityMode, load_sam_model, segment_named_structures
+
+    sidecar = _sidecar_path(args.out)
+    if sidecar.exists() and not args.overwrite:
+        from medseg.core import OutputExistsError
+
+        raise OutputExistsError(
+            "output already exists; pass --overwrite to replace it", path=sidecar
+        )
+    atlas_dir = args.atlas or default_root() / "data" / "ct_totalsegmentator"
+    volume = read_image(args.image)
+    modality = infer_modality(volume.array, volume.metadata)
+    if modality is None and config.intensity.mode is IntensityMode.CT:
+        modality = "CT"
+    if modality is None:
+        raise StructureNameError(
+            "cannot tell this image's modality (no DICOM Modality, not Hounsfield-like); "
+            "for a CT pass --intensity ct",
+            text=", ".join(args.text),
+            candidates=(),
+        )
+    concepts = Vocabulary().match_all(args.text, modality=modality)
+    if config.intensity.mode is IntensityMode.AUTO and modality == "CT":
+        config = config.model_copy(
+            update={"intensity": config.intensity.model_copy(update={"mode": IntensityMode.CT})}
+        )
+    names_file = atlas_dir / "labels_total.json"
+    try:
+        names = json.loads(names_file.read_text())["labels"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError(f"atlas label names unreadable: {names_file}") from err
+    atlas = Atlas(
+        image=read_image(atlas_dir / "example_ct_sm.nii.gz"),
+        labels=read_image(atlas_dir / "example_seg.nii.gz"),
+        names={int(value): str(name) for value, name in names.items()},
+    )
+    model = load_sam_model(config.model, checkpoint=config.checkpoint, device=config.device)
+    result = segment_named_structures(model, volume, concepts, atlas=atlas, config=config)
+    write_nifti(result.labels, args.out, overwrite=args.overwrite)
+    with atomic_output(sidecar, overwrite=args.overwrite) as tmp:
+        tmp.write_text(json.dumps({"labels": result.structures}, indent=1) + "\n")
+    for entry in result.structures:
+        state = "" if entry["found"] else "  (not found in the field of view)"
+        print(f"label {entry['label']}: {entry['name']}: {entry['voxels']} voxels{state}")
+    print(f"-> {args.out} and {sidecar}")
+    return ExitCode.OK
+
+
+def _sidecar_path(out: Path) -> Path:
+    """``labels.nii.gz`` → ``labels.json``."""
+    name = out.name.removesuffix(".gz").removesuffix(".nii")
+    return out.with_name(f"{name}.json")
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add this group's subcommands to ``commands``."""
     sam = commands.add_parser(
@@ -136,6 +212,17 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     sam.add_argument("--prompts", type=Path, help="JSON prompt file (see medseg.inference)")
     sam.add_argument("--case", help="case_id in the prompt file (needed if it holds several)")
     sam.add_argument("--auto", action="store_true", help="segment everything (instance labels)")
+    sam.add_argument(
+        "--text",
+        action="append",
+        help="CT structure(s) to find and segment, e.g. 'liver, spleen, left kidney' "
+        "(repeatable; label k = k-th name; a sidecar OUT.json lists names and SNOMED CT codes)",
+    )
+    sam.add_argument(
+        "--atlas",
+        type=Path,
+        help="labelled atlas folder for --text (default: data/ct_totalsegmentator)",
+    )
     sam.add_argument("--config", type=Path, help="SAM config YAML (e.g. configs/sam/*.yaml)")
     sam.add_argument("--model", help="litemedsam (default), sam_vit_b, sam_vit_l, sam_vit_h")
     sam.add_argument("--checkpoint", help="weights file (required for the SAM ViT models)")

@@ -23,6 +23,7 @@ from medseg.core._errors import (
     ModelError,
     OutputExistsError,
     OutputPathError,
+    StructureNameError,
     TrackingError,
 )
 from medseg.core._files import atomic_output, compute_sha256
@@ -53,6 +54,7 @@ __all__ = [
     "ModelError",
     "OutputExistsError",
     "OutputPathError",
+    "StructureNameError",
     "TrackingError",
     "atomic_output",
     "check_case_id",

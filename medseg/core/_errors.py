@@ -142,3 +142,20 @@ class OutputPathError(MedsegError, OSError):
     stands where a folder is needed, or the place is not writable."""
 
     exit_code = ExitCode.OUTPUT_PATH
+
+
+class StructureNameError(ConfigError):
+    """Text names no known structure, several equally, or one not segmented on this image.
+
+    Attributes
+    ----------
+    text
+        The text as given.
+    candidates
+        The closest structure names, best first.
+    """
+
+    def __init__(self, message: str, *, text: str, candidates: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.text = text
+        self.candidates = candidates

@@ -68,6 +68,13 @@ from medseg.sam._propagate import (
     propagate_prompt,
     resolve_point_strategy,
 )
+from medseg.sam._text import (
+    TextSegmentation,
+    TextSegmentConfig,
+    locate_concepts,
+    prompts_from_boxes,
+    segment_named_structures,
+)
 from medseg.sam._volume import (
     DisplayVolume,
     SamSegmentConfig,
@@ -106,6 +113,8 @@ __all__ = [
     "SamPrompt",
     "SamSegmentConfig",
     "SliceStack",
+    "TextSegmentConfig",
+    "TextSegmentation",
     "box_around_points",
     "box_from_mask",
     "build_slice_stack",
@@ -118,6 +127,7 @@ __all__ = [
     "litemedsam_checkpoint_path",
     "load_prompt_file",
     "load_sam_model",
+    "locate_concepts",
     "looks_like_hu",
     "mask_to_prompt_logits",
     "openvino_available",
@@ -126,6 +136,7 @@ __all__ = [
     "predict_object",
     "predict_prompts",
     "predict_with_box_growing",
+    "prompts_from_boxes",
     "propagate_prompt",
     "resolve_intensity_mode",
     "resolve_object_prompts",
@@ -134,6 +145,7 @@ __all__ = [
     "search_box_for_clicks",
     "segment_automatically",
     "segment_everything",
+    "segment_named_structures",
     "segment_with_prompts",
     "to_display_volume",
     "upsample_logits",

@@ -1,0 +1,220 @@
+"""Text-prompted CT organs: located box vs exact box, on CTs the atlas never saw.
+
+For each case and organ with a reference label, four results on the same slice embeddings:
+
+- ``atlas``: the atlas label registered onto the CT (``medseg.anatomy.register_atlas``), no SAM.
+- ``located``: SAM 3D-box propagation from the located box (the registered atlas box
+  fitted to the CT's own organ intensities), propagation allowed past a box side where the
+  atlas label was cut by the atlas's own field of view.
+- ``atlas box``: as ``located`` with the registered atlas label's box, not fitted.
+- ``located, stop rules``: as ``located``, with the predicted-IoU stop rules on inside the
+  bounds too (``propagation.stop_inside_bounds``): the located slice range is uncertain.
+- ``located, box only``: the same box, propagation kept inside its slices (the default of
+  ``medseg sam --text``: best or equal on every case measured).
+- ``exact``: SAM from the reference label's exact 3D box (the ceiling; the ``--box`` path).
+
+The atlas is ``data/ct_totalsegmentator/example_ct_sm.nii.gz`` with ``example_seg.nii.gz``; the
+cases are CTs other than the atlas: the TotalSegmentator DICOM example (silver labels), the
+MSD spleen crop (manual spleen) and 3D-IRCADb patient 17 (manual liver; CC BY-NC-ND, read
+from ``../shared/data`` and never committed). Dice and HD95 (mm) per organ; times per case.
+
+Run: ``PYTHONPATH=. nice -n 19 python benchmarks/sam_text.py [--shared ../shared/data]
+[--cases dicom msd ircad] [--json out.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from medseg.anatomy import Atlas, LocatorConfig, Vocabulary, locate_structures, register_atlas
+from medseg.evaluation import compute_dice, compute_surface_distances
+from medseg.io import axis_codes, check_same_grid, read_image, reorient
+from medseg.sam import (
+    IntensityConfig,
+    IntensityMode,
+    ObjectPrompt,
+    SamSegmentConfig,
+    build_slice_stack,
+    labels_to_file_grid,
+    load_sam_model,
+    prompts_from_boxes,
+    propagate_prompt,
+    to_display_volume,
+)
+from medseg.sam._volume import _display_prompt  # the CLI's own prompt mapping
+
+ROOT = Path(__file__).resolve().parent.parent
+ATLAS = ROOT / "data" / "ct_totalsegmentator"
+
+
+def _cases(shared: Path) -> dict[str, tuple[Path, Path, dict[str, int], str]]:
+    """case → (image, reference labels, organ → reference value, reference kind)."""
+    return {
+        "dicom": (
+            ATLAS / "example_ct_dicom",
+            ATLAS / "example_seg_dicom.nii.gz",
+            {"liver": 5, "spleen": 1},
+            "silver (TotalSegmentator)",
+        ),
+        "msd": (
+            ROOT / "data" / "ct_msd_spleen" / "sub-spleen2_ct.nii.gz",
+            ROOT / "data" / "ct_msd_spleen" / "sub-spleen2_ct_seg-manual.nii.gz",
+            {"spleen": 1},
+            "manual",
+        ),
+        "ircad": (
+            shared / "ct_ircad" / "ircad_1.17_ct.nii.gz",
+            shared / "ct_ircad" / "ircad_1.17_label.nii.gz",
+            {"liver": 1},
+            "manual",
+        ),
+    }
+
+
+def _load_atlas() -> Atlas:
+    names = json.loads((ATLAS / "labels_total.json").read_text())["labels"]
+    return Atlas(
+        image=read_image(ATLAS / "example_ct_sm.nii.gz"),
+        labels=read_image(ATLAS / "example_seg.nii.gz"),
+        names={int(k): str(v) for k, v in names.items()},
+    )
+
+
+def _exact_box(mask: np.ndarray) -> tuple[float, ...]:
+    where = np.nonzero(mask)
+    return tuple(float(v) for v in [*(w.min() for w in where), *(w.max() for w in where)])
+
+
+def _score(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -> dict[str, float]:
+    dice = compute_dice(pred, ref)
+    if pred.any():
+        hd95 = compute_surface_distances(pred, ref, spacing_mm=spacing).compute_hausdorff_mm(
+            percentile=95
+        )
+    else:
+        hd95 = float("inf")
+    return {"dice": round(float(dice), 4), "hd95_mm": round(float(hd95), 2)}
+
+
+def run_case(case: str, paths: tuple, model, atlas: Atlas, config: SamSegmentConfig) -> dict:
+    image_path, ref_path, organs, kind = paths
+    volume = read_image(image_path)
+    # The reference on the image's own grid (the DICOM case's labels are stored flipped in j).
+    reference = reorient(read_image(ref_path), axis_codes(volume))
+    check_same_grid(volume, reference, what="reference labels")
+    reference = reference.array
+    spacing = volume.spacing_mm
+    concepts = [Vocabulary().match(organ, modality="CT") for organ in organs]
+    start = time.perf_counter()
+    boxes = locate_structures(volume, list(organs), atlas=atlas)
+    locate_s = time.perf_counter() - start
+    atlas_boxes = locate_structures(
+        volume, list(organs), atlas=atlas, config=LocatorConfig(refine=False)
+    )
+    warped = register_atlas(volume, atlas).array
+    values = {v: k for k, v in atlas.names.items()}
+    display = to_display_volume(volume)
+    stack = build_slice_stack(
+        model, display, config.intensity, precision=config.precision, max_cached=4096
+    )
+    n_slices = stack.n_slices
+    located = prompts_from_boxes(concepts, boxes, n_slices=n_slices, extend_open_ends=True)
+    variants = {
+        "located": located,
+        "located, stop rules": located,
+        "atlas box": prompts_from_boxes(
+            concepts, atlas_boxes, n_slices=n_slices, extend_open_ends=True
+        ),
+        "located, box only": prompts_from_boxes(
+            concepts, boxes, n_slices=n_slices, extend_open_ends=False
+        ),
+        "exact": [
+            ObjectPrompt(label=i + 1, box_ijk=_exact_box(reference == v), propagate=True)  # type: ignore[arg-type]
+            for i, v in enumerate(organs.values())
+        ],
+    }
+    stopping = config.propagation.model_copy(update={"stop_inside_bounds": True})
+    rows = []
+    seconds = {}
+    for organ, value in organs.items():
+        ref = reference == value
+        row = {"case": case, "reference": kind, "organ": organ}
+        row["atlas"] = _score(warped == values[organ], ref, spacing)
+        row["box_located"] = list(boxes[organ].box_ijk) if organ in boxes else None
+        row["box_atlas"] = list(atlas_boxes[organ].box_ijk) if organ in atlas_boxes else None
+        row["box_exact"] = [int(v) for v in _exact_box(ref)]
+        rows.append(row)
+    for name, objects in variants.items():
+        t0 = time.perf_counter()
+        for obj in objects:
+            organ = list(organs)[obj.label - 1]
+            prompt = _display_prompt(obj, display, n_slices)
+            result = propagate_prompt(
+                stack,
+                key_slice=prompt.key_slice,
+                prompt=prompt.prompt,
+                first_slice=prompt.first_slice,
+                last_slice=prompt.last_slice,
+                bounding_box_xyxy=prompt.bounding_box_xyxy,
+                config=stopping if name == "located, stop rules" else config.propagation,
+            )
+            labels = labels_to_file_grid(result.masks.astype(np.uint16), display, volume).array
+            row = next(r for r in rows if r["organ"] == organ)
+            row[name] = _score(labels > 0, reference == organs[organ], spacing)
+        seconds[name] = round(time.perf_counter() - t0, 1)
+    return {
+        "case": case,
+        "shape": list(volume.spatial_shape),
+        "spacing_mm": [round(s, 3) for s in spacing],
+        "locate_s": round(locate_s, 1),
+        "slices_encoded": stack.n_encoded,
+        "seconds": seconds,
+        "rows": rows,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--cases", nargs="+", default=["dicom", "msd", "ircad"])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    config = SamSegmentConfig(intensity=IntensityConfig(mode=IntensityMode.CT))
+    model = load_sam_model(config.model, device="cpu")
+    atlas = _load_atlas()
+    cases = _cases(args.shared)
+    results = []
+    for case in args.cases:
+        t0 = time.perf_counter()
+        result = run_case(case, cases[case], model, atlas, config)
+        result["total_s"] = round(time.perf_counter() - t0, 1)
+        results.append(result)
+        print(json.dumps(result), flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+    kinds = (
+        "atlas",
+        "atlas box",
+        "located",
+        "located, stop rules",
+        "located, box only",
+        "exact",
+    )
+    print("| case | organ | reference | " + " | ".join(kinds) + " |")
+    print("|---|---|---|" + "---|" * len(kinds))
+    for result in results:
+        for row in result["rows"]:
+            cells = [
+                f"{row[k]['dice']:.3f} / {row[k]['hd95_mm']:.1f}" if k in row else "not found"
+                for k in kinds
+            ]
+            print(f"| {row['case']} | {row['organ']} | {row['reference']} | " + " | ".join(cells))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Text-prompted SAM on CT: named structures located without a reference, drawn by SAM.
+
+Each concept (from :class:`medseg.anatomy.Vocabulary`) is located by
+:func:`medseg.anatomy.locate_structures` (lung rules, atlas registration); its 3D box goes
+into the 3D-box propagation of :func:`medseg.sam.segment_with_prompts`. Label k of the output is the
+k-th concept; a group concept (``kidneys``) is the union of its parts, each prompted by its
+own box. Optionally (``extend_open_ends``, off: it measured no better), propagation may
+continue past a box side where the atlas label was cut by the atlas's field of view.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pydantic import Field
+
+from medseg.anatomy import Atlas, Concept, LocatedBox, LocatorConfig, locate_structures
+from medseg.core import ConfigModel, InputError
+from medseg.io import Volume
+from medseg.sam._model import SamModel
+from medseg.sam._prompts import ObjectPrompt
+from medseg.sam._volume import SamSegmentConfig, segment_with_prompts
+
+logger = logging.getLogger(__name__)
+
+
+class TextSegmentConfig(ConfigModel):
+    """How named structures are located and segmented."""
+
+    locator: LocatorConfig = Field(default_factory=LocatorConfig)
+    extend_open_ends: bool = Field(
+        default=False,
+        description="propagate past a box side where the atlas label was cut by its field of view",
+    )
+
+
+@dataclass(frozen=True)
+class TextSegmentation:
+    """Labels of named structures and what each label is.
+
+    Attributes
+    ----------
+    labels
+        uint16 label map on the input's grid; label k is ``structures[k - 1]``.
+    structures
+        One JSON-ready entry per label: ``label``, name and SNOMED CT codes, the located
+        boxes (voxel indices ``(i0, j0, k0, i1, j1, k1)``) and whether it was found.
+    """
+
+    labels: Volume
+    structures: list[dict[str, object]]
+
+
+def locate_concepts(
+    volume: Volume,
+    concepts: list[Concept],
+    *,
+    atlas: Atlas,
+    config: LocatorConfig | None = None,
+) -> dict[str, LocatedBox]:
+    """Boxes of every structure (group concepts expanded into their parts) in ``volume``."""
+    keys = [part for concept in concepts for part in (concept.parts or (concept.key,))]
+    return locate_structures(volume, keys, atlas=atlas, config=config)
+
+
+def prompts_from_boxes(
+    concepts: list[Concept],
+    boxes: dict[str, LocatedBox],
+    *,
+    n_slices: int,
+    extend_open_ends: bool = False,
+) -> list[ObjectPrompt]:
+    """One 3D-box prompt per located part; label k for the k-th concept."""
+    objects = []
+    for label, concept in enumerate(concepts, start=1):
+        for key in concept.parts or (concept.key,):
+            located = boxes.get(key)
+            if located is None:
+                continue
+            first = 0 if extend_open_ends and located.open_k[0] else None
+            last = n_slices - 1 if extend_open_ends and located.open_k[1] else None
+            objects.append(
+                ObjectPrompt(
+                    label=label,
+                    box_ijk=tuple(float(v) for v in located.box_ijk),  # type: ignore[arg-type]
+                    propagate=True,
+                    first_slice=first,
+                    last_slice=last,
+                )
+            )
+    return objects
+
+
+def segment_named_structures(
+    model: SamModel,
+    volume: Volume,
+    concepts: list[Concept],
+    *,
+    atlas: Atlas,
+    config: SamSegmentConfig | None = None,
+    text_config: TextSegmentConfig | None = None,
+) -> TextSegmentation:
+    """Locate each concept in ``volume`` (a CT in HU) and segment it with SAM.
+
+    Parameters
+    ----------
+    model
+        A loaded SAM-family model.
+    volume
+        CT in HU, array axes (i, j, k).
+    concepts
+        Structures in label order (label 1 = first).
+    atlas
+        Labelled atlas CT for the structures that rules do not find.
+    config
+        SAM settings (use the ``ct`` intensity mode for CT).
+    text_config
+        Locator settings.
+
+    Raises
+    ------
+    InputError
+        If none of the structures lies in the image's field of view.
+    """
+    text_config = text_config or TextSegmentConfig()
+    boxes = locate_concepts(volume, concepts, atlas=atlas, config=text_config.locator)
+    n_slices = volume.spatial_shape[2]
+    objects = prompts_from_boxes(
+        concepts, boxes, n_slices=n_slices, extend_open_ends=text_config.extend_open_ends
+    )
+    if not objects:
+        raise InputError(
+            "none of the named structures was found in the image's field of view: "
+            + ", ".join(c.display for c in concepts)
+        )
+    config = config or SamSegmentConfig()
+    # Every organ reuses the same slices' embeddings: keep them all (4 MiB each).
+    cached = max(config.max_cached_slices, min(n_slices, 512))
+    config = config.model_copy(update={"max_cached_slices": cached})
+    labels = segment_with_prompts(model, volume, objects, config)
+    structures: list[dict[str, object]] = []
+    for label, concept in enumerate(concepts, start=1):
+        parts = concept.parts or (concept.key,)
+        entry: dict[str, object] = {"label": label, **concept.to_json()}
+        entry["boxes_ijk"] = {k: list(boxes[k].box_ijk) for k in parts if k in boxes}
+        entry["found"] = all(k in boxes for k in parts)
+        entry["voxels"] = int((labels.array == label).sum())
+        if not entry["found"]:
+            logger.warning("%s: not found in the field of view", concept.display)
+        structures.append(entry)
+    return TextSegmentation(labels=labels, structures=structures)
