@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
-	-$(PIP) install -q uv
+	-$(PIP) install -qq uv
 
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/activate
 	$(call INSTALL,-e .)

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from medseg.core import ConfigError
+
+#: When the CLI was imported: the start of "imports and setup" in timing logs.
+CLI_STARTED = time.perf_counter()
 
 
 def default_root() -> Path:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medseg.cli._options import (
+    CLI_STARTED,
     add_device,
     add_out,
     add_overwrite,
@@ -15,6 +18,8 @@ from medseg.cli._options import (
     parse_numbers,
 )
 from medseg.core import ExitCode, check_output_path, load_config, parse_config
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from medseg.sam import SamSegmentConfig
@@ -99,21 +104,43 @@ def _cmd_sam(args: argparse.Namespace) -> int:
             source="command line",
         )
 
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+
     volume = read_image(args.image)
     objects = (
         resolve_object_prompts(prompt_file, volume, case_id=args.case) if prompt_file else None
     )
+    read_s = lap()
     model = load_sam_model(
         config.model,
         checkpoint=config.checkpoint,
         device=config.device,
         encoder_backend=config.encoder_backend.value,
     )
+    load_s = lap()
     if objects is None:
         labels = segment_automatically(model, volume, config)
     else:
         labels = segment_with_prompts(model, volume, objects, config)
+    segment_s = lap()
     write_nifti(labels, args.out, overwrite=args.overwrite)
+    logger.info(
+        "time: imports and setup %.1f s, read %.1f s, model load %.1f s, segment %.1f s "
+        "(encoder %.1f s for %d slices, %s %s), write %.1f s",
+        clock[0] - CLI_STARTED,
+        read_s,
+        load_s,
+        segment_s,
+        model.encoder_seconds,
+        model.encoder_calls,
+        model.encoder_backend,
+        config.precision.value,
+        lap(),
+    )
     n_labels = len({int(v) for v in labels.array[labels.array > 0].ravel()[:1_000_000]})
     print(
         f"{config.model}: {int((labels.array > 0).sum())} voxels in {n_labels} labels -> {args.out}"
@@ -227,7 +254,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     sam.add_argument("--model", help="litemedsam (default), sam_vit_b, sam_vit_l, sam_vit_h")
     sam.add_argument("--checkpoint", help="weights file (required for the SAM ViT models)")
     add_device(sam, help="auto (default: CUDA when present), cpu, cuda[:N]")
-    add_precision(sam, choices=["fp32", "bf16"], help="encoder precision")
+    add_precision(sam, choices=["fp32", "bf16"], help="encoder precision (default bf16)")
     sam.add_argument(
         "--encoder-backend",
         choices=["auto", "torch", "openvino"],

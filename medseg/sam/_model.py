@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -101,11 +102,21 @@ class SamModel:
     normalization: InputNormalization = InputNormalization.MIN_MAX
     encoder_backend: str = "torch"
     compiled_encoder: nn.Module | None = None
+    encoder_calls: int = 0
+    encoder_seconds: float = 0.0
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
-        """Image embedding of a normalised ``(1, 3, S, S)`` input, by the chosen backend."""
+        """Image embedding of a normalised ``(1, 3, S, S)`` input, by the chosen backend.
+
+        Counts the calls and their wall time (``encoder_calls``, ``encoder_seconds``), so a
+        run can say how much of it the encoder took.
+        """
         encoder = self.compiled_encoder if self.compiled_encoder is not None else self.image_encoder
-        return encoder(image)
+        started = time.perf_counter()
+        features = encoder(image)
+        self.encoder_calls += 1
+        self.encoder_seconds += time.perf_counter() - started
+        return features
 
     @property
     def mask_input_size(self) -> tuple[int, int]:

@@ -44,7 +44,7 @@ class SamSegmentConfig(ConfigModel):
     model: str = "litemedsam"
     checkpoint: str | None = None
     device: str = "auto"
-    precision: EncoderPrecision = Precision.FP32
+    precision: EncoderPrecision = Precision.BF16
     encoder_backend: EncoderBackend = EncoderBackend.AUTO
     intensity: IntensityConfig = IntensityConfig()
     propagation: PropagationConfig = PropagationConfig()

@@ -31,7 +31,7 @@ class SamBoxConfig(ConfigModel):
     model: str = "litemedsam"
     checkpoint: str | None = None
     device: str = "auto"
-    precision: EncoderPrecision = Precision.FP32
+    precision: EncoderPrecision = Precision.BF16
     window: CTWindow | None = Field(
         default=None,
         description="CT window; null scales MR/microscopy by percentiles and passes RGB through",
