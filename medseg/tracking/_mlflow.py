@@ -92,6 +92,11 @@ def start_tracking(
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow  # imported lazily: it takes seconds
 
+    # MLflow announces the creation and migration of a new SQLite store at INFO on its own
+    # handler; a first run should not print a dependency's bookkeeping.
+    for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
+
     previous_uri = os.environ.get("MLFLOW_TRACKING_URI")
     try:
         try:
