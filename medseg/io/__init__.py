@@ -23,7 +23,13 @@ from medseg.io._dicom import (
     read_dicom_series,
 )
 from medseg.io._dicom_scan import DicomScan, DicomSeries, scan_dicom
-from medseg.io._image2d import IMAGE_2D_SUFFIXES, collapse_grey_channels, read_image_2d
+from medseg.io._image2d import (
+    IMAGE_2D_SUFFIXES,
+    WRITE_2D_SUFFIXES,
+    collapse_grey_channels,
+    read_image_2d,
+    write_image_2d,
+)
 from medseg.io._itk import ITK_SUFFIXES, read_itk_image, write_itk_image
 from medseg.io._manifest import (
     Case,
@@ -52,6 +58,7 @@ __all__ = [
     "IMAGE_2D_SUFFIXES",
     "ITK_SUFFIXES",
     "LPS_TO_RAS",
+    "WRITE_2D_SUFFIXES",
     "WRITE_SUFFIXES",
     "Case",
     "DatasetManifest",
@@ -93,6 +100,7 @@ __all__ = [
     "to_dcm2niix_layout",
     "verify_manifest",
     "write_image",
+    "write_image_2d",
     "write_itk_image",
     "write_nifti",
 ]
