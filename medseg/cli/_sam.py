@@ -8,16 +8,24 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medseg.cli._inputs import (
+    OutputFormat,
+    check_2d_output,
+    expand_inputs,
+    output_stem,
+    plan_outputs,
+)
 from medseg.cli._options import (
     CLI_STARTED,
     add_device,
     add_out,
     add_overwrite,
+    add_path_alias,
     add_precision,
     default_root,
     parse_numbers,
 )
-from medseg.core import ExitCode, check_output_path, load_config, parse_config
+from medseg.core import ExitCode, check_output_path, load_config, parse_config, progress
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +40,8 @@ examples:
   medseg sam data/ct_msd_spleen/sub-spleen2_ct.nii.gz --out spleen.nii.gz \\
       --intensity ct --box 40,60,5,95,120,20          # one 3D box: propagated through z
   medseg sam ct_dicom_dir --out liver.nii.gz --box 60,150,10,300,400,10
-  medseg sam image.png --out mask.nii.gz --point 120,80,1 --point 140,60,0
+  medseg sam -i image.png -o mask.png --point 120,80,1 --point 140,60,0
+  medseg sam -i 'slides/*.png' -o masks/ --auto         # one masks/<name>_labels.png each
   medseg sam data/ct_msd_spleen/sub-spleen2_ct.nii.gz --out spleen.nii.gz \
       --intensity ct --point 70,95,12,1 --propagate  # one click, propagated both ways
   medseg sam volume.nii.gz --out masks.nii.gz --prompts prompts.json --case case_01
@@ -42,9 +51,52 @@ examples:
 """
 
 
+#: What ``medseg sam --out FILE`` may end in (PNG/TIFF for 2D inputs only).
+_SAM_OUT_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".png", ".tif", ".tiff")
+
+
+def _plan_sam_outputs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    """(image, output) per input, checked before any heavy import.
+
+    One file, DICOM folder or zip writes ``--out`` (a file); a folder of images or a
+    pattern writes one ``<stem>_labels.<ext>`` per image into the ``--out`` folder.
+    """
+    reads = [p for p in (args.prompts, args.config) if p is not None]
+    inputs = expand_inputs([args.image])
+    if inputs == [args.image]:
+        out = check_output_path(
+            args.out,
+            overwrite=args.overwrite,
+            inputs=[args.image, *reads],
+            suffixes=_SAM_OUT_SUFFIXES,
+            what="--out",
+        )
+        check_2d_output(args.image, out)
+        return [(args.image, out)]
+    outputs = plan_outputs(
+        inputs,
+        args.out,
+        tag="_labels",
+        fmt=OutputFormat(args.format),
+        overwrite=args.overwrite,
+        reads=reads,
+    )
+    return list(zip(inputs, outputs, strict=True))
+
+
 def _cmd_sam(args: argparse.Namespace) -> int:
     from medseg.core import ConfigError
-    from medseg.io import read_image, write_nifti
+
+    given = [bool(args.box or args.point), args.prompts is not None, args.auto, bool(args.text)]
+    if sum(given) != 1:
+        raise ConfigError("give exactly one of: --box/--point, --prompts FILE, --auto, --text")
+    # inputs and outputs are checked before torch is imported (seconds)
+    jobs = _plan_sam_outputs(args)
+    if args.text:
+        for _, out in jobs:
+            _check_sidecar(out, overwrite=args.overwrite)
+
+    from medseg.io import read_image, write_image
     from medseg.sam import (
         Precision,
         PromptFile,
@@ -75,19 +127,9 @@ def _cmd_sam(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             data["intensity"][key] = getattr(args, flag)
     config = parse_config(SamSegmentConfig, data, source="command line")
-    given = [bool(args.box or args.point), args.prompts is not None, args.auto, bool(args.text)]
-    if sum(given) != 1:
-        raise ConfigError("give exactly one of: --box/--point, --prompts FILE, --auto, --text")
-    args.out = check_output_path(
-        args.out,
-        overwrite=args.overwrite,
-        inputs=[p for p in (args.image, args.prompts, args.config) if p is not None],
-        suffixes=(".nii", ".nii.gz"),
-        what="--out",
-    )
 
     if args.text:
-        return _sam_text(args, config)
+        return _sam_text(args, config, jobs)
     prompt_file = None
     if args.prompts is not None:
         prompt_file = load_prompt_file(args.prompts)
@@ -112,108 +154,122 @@ def _cmd_sam(args: argparse.Namespace) -> int:
         clock.append(time.perf_counter())
         return clock[-1] - clock[-2]
 
-    volume = read_image(args.image)
-    objects = (
-        resolve_object_prompts(prompt_file, volume, case_id=args.case) if prompt_file else None
-    )
-    read_s = lap()
-    if not precision_given and any(o.points_ijk for o in objects or ()):
-        # clicks rank near-tied candidate boxes by predicted IoU, and bf16 embeddings flip
-        # such ties (MSD spleen click: Dice 0.811 fp32, 0.716 bf16); boxes lose <= 0.002
-        config = config.model_copy(update={"precision": Precision.FP32})
-        logger.info("precision fp32 for click prompts (pass --precision bf16 to override)")
-    model = load_sam_model(
-        config.model,
-        checkpoint=config.checkpoint,
-        device=config.device,
-        encoder_backend=config.encoder_backend.value,
-    )
-    load_s = lap()
-    if objects is None:
-        labels = segment_automatically(model, volume, config)
-    else:
-        labels = segment_with_prompts(model, volume, objects, config)
-    segment_s = lap()
-    write_nifti(labels, args.out, overwrite=args.overwrite)
-    logger.info(
-        "time: imports and setup %.1f s, read %.1f s, model load %.1f s, segment %.1f s "
-        "(encoder %.1f s for %d slices, %s %s), write %.1f s",
-        clock[0] - CLI_STARTED,
-        read_s,
-        load_s,
-        segment_s,
-        model.encoder_seconds,
-        model.encoder_calls,
-        model.encoder_backend,
-        config.precision.value,
-        lap(),
-    )
-    n_labels = len({int(v) for v in labels.array[labels.array > 0].ravel()[:1_000_000]})
-    print(
-        f"{config.model}: {int((labels.array > 0).sum())} voxels in {n_labels} labels -> {args.out}"
-    )
+    model = None
+    for image, out in progress(jobs, description="sam", unit="image") if len(jobs) > 1 else jobs:
+        volume = read_image(image)
+        objects = (
+            resolve_object_prompts(prompt_file, volume, case_id=args.case) if prompt_file else None
+        )
+        read_s = lap()
+        if model is None:
+            if not precision_given and any(o.points_ijk for o in objects or ()):
+                # clicks rank near-tied candidate boxes by predicted IoU, and bf16 embeddings
+                # flip such ties (MSD spleen click: Dice 0.811 fp32, 0.716 bf16); boxes lose
+                # <= 0.002
+                config = config.model_copy(update={"precision": Precision.FP32})
+                logger.info("precision fp32 for click prompts (pass --precision bf16 to override)")
+            model = load_sam_model(
+                config.model,
+                checkpoint=config.checkpoint,
+                device=config.device,
+                encoder_backend=config.encoder_backend.value,
+            )
+        load_s = lap()
+        if objects is None:
+            labels = segment_automatically(model, volume, config)
+        else:
+            labels = segment_with_prompts(model, volume, objects, config)
+        segment_s = lap()
+        write_image(labels, out, overwrite=args.overwrite)
+        logger.info(
+            "time: imports and setup %.1f s, read %.1f s, model load %.1f s, segment %.1f s "
+            "(encoder %.1f s for %d slices, %s %s), write %.1f s",
+            clock[0] - CLI_STARTED,
+            read_s,
+            load_s,
+            segment_s,
+            model.encoder_seconds,
+            model.encoder_calls,
+            model.encoder_backend,
+            config.precision.value,
+            lap(),
+        )
+        n_labels = len({int(v) for v in labels.array[labels.array > 0].ravel()[:1_000_000]})
+        print(
+            f"{config.model}: {int((labels.array > 0).sum())} voxels in {n_labels} labels -> {out}"
+        )
     return ExitCode.OK
 
 
-def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
-    """``medseg sam --text``: match the names, locate them, segment, write labels + sidecar."""
-    import json
-
-    from medseg.anatomy import Atlas, Vocabulary, infer_modality
-    from medseg.core import ConfigError, StructureNameError, atomic_output
-    from medseg.io import read_image, write_nifti
-    from medseg.sam import IntensityMode, load_sam_model, segment_named_structures
-
-    sidecar = _sidecar_path(args.out)
-    if sidecar.exists() and not args.overwrite:
+def _check_sidecar(out: Path, *, overwrite: bool) -> None:
+    sidecar = _sidecar_path(out)
+    if sidecar.exists() and not overwrite:
         from medseg.core import OutputExistsError
 
         raise OutputExistsError(
             "output already exists; pass --overwrite to replace it", path=sidecar
         )
+
+
+def _sam_text(
+    args: argparse.Namespace, config: SamSegmentConfig, jobs: list[tuple[Path, Path]]
+) -> int:
+    """``medseg sam --text``: match the names, locate them, segment, write labels + sidecar."""
+    import json
+
+    from medseg.anatomy import Atlas, Vocabulary, infer_modality
+    from medseg.core import ConfigError, StructureNameError, atomic_output
+    from medseg.io import read_image, write_image
+    from medseg.sam import IntensityMode, load_sam_model, segment_named_structures
+
     atlas_dir = args.atlas or default_root() / "data" / "ct_totalsegmentator"
-    volume = read_image(args.image)
-    modality = infer_modality(volume.array, volume.metadata)
-    if modality is None and config.intensity.mode is IntensityMode.CT:
-        modality = "CT"
-    if modality is None:
-        raise StructureNameError(
-            "cannot tell this image's modality (no DICOM Modality, not Hounsfield-like); "
-            "for a CT pass --intensity ct",
-            text=", ".join(args.text),
-            candidates=(),
-        )
-    concepts = Vocabulary().match_all(args.text, modality=modality)
-    if config.intensity.mode is IntensityMode.AUTO and modality == "CT":
-        config = config.model_copy(
-            update={"intensity": config.intensity.model_copy(update={"mode": IntensityMode.CT})}
-        )
     names_file = atlas_dir / "labels_total.json"
     try:
         names = json.loads(names_file.read_text())["labels"]
     except (OSError, ValueError, KeyError) as err:
         raise ConfigError(f"atlas label names unreadable: {names_file}") from err
-    atlas = Atlas(
-        image=read_image(atlas_dir / "example_ct_sm.nii.gz"),
-        labels=read_image(atlas_dir / "example_seg.nii.gz"),
-        names={int(value): str(name) for value, name in names.items()},
-    )
-    model = load_sam_model(config.model, checkpoint=config.checkpoint, device=config.device)
-    result = segment_named_structures(model, volume, concepts, atlas=atlas, config=config)
-    write_nifti(result.labels, args.out, overwrite=args.overwrite)
-    with atomic_output(sidecar, overwrite=args.overwrite) as tmp:
-        tmp.write_text(json.dumps({"labels": result.structures}, indent=1) + "\n")
-    for entry in result.structures:
-        state = "" if entry["found"] else "  (not found in the field of view)"
-        print(f"label {entry['label']}: {entry['name']}: {entry['voxels']} voxels{state}")
-    print(f"-> {args.out} and {sidecar}")
+    atlas = None
+    model = None
+    for image, out in jobs:
+        volume = read_image(image)
+        modality = infer_modality(volume.array, volume.metadata)
+        if modality is None and config.intensity.mode is IntensityMode.CT:
+            modality = "CT"
+        if modality is None:
+            raise StructureNameError(
+                "cannot tell this image's modality (no DICOM Modality, not Hounsfield-like); "
+                "for a CT pass --intensity ct",
+                text=", ".join(args.text),
+                candidates=(),
+            )
+        concepts = Vocabulary().match_all(args.text, modality=modality)
+        case_config = config
+        if config.intensity.mode is IntensityMode.AUTO and modality == "CT":
+            case_config = config.model_copy(
+                update={"intensity": config.intensity.model_copy(update={"mode": IntensityMode.CT})}
+            )
+        if atlas is None:
+            atlas = Atlas(
+                image=read_image(atlas_dir / "example_ct_sm.nii.gz"),
+                labels=read_image(atlas_dir / "example_seg.nii.gz"),
+                names={int(value): str(name) for value, name in names.items()},
+            )
+            model = load_sam_model(config.model, checkpoint=config.checkpoint, device=config.device)
+        result = segment_named_structures(model, volume, concepts, atlas=atlas, config=case_config)
+        sidecar = _sidecar_path(out)
+        write_image(result.labels, out, overwrite=args.overwrite)
+        with atomic_output(sidecar, overwrite=args.overwrite) as tmp:
+            tmp.write_text(json.dumps({"labels": result.structures}, indent=1) + "\n")
+        for entry in result.structures:
+            state = "" if entry["found"] else "  (not found in the field of view)"
+            print(f"label {entry['label']}: {entry['name']}: {entry['voxels']} voxels{state}")
+        print(f"-> {out} and {sidecar}")
     return ExitCode.OK
 
 
 def _sidecar_path(out: Path) -> Path:
-    """``labels.nii.gz`` → ``labels.json``."""
-    name = out.name.removesuffix(".gz").removesuffix(".nii")
-    return out.with_name(f"{name}.json")
+    """``labels.nii.gz`` → ``labels.json`` (``labels.png`` → ``labels.json``)."""
+    return out.with_name(f"{output_stem(out)}.json")
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -228,8 +284,26 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         epilog=_SAM_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sam.add_argument("image", type=Path, metavar="IMAGE", help="DICOM folder, NIfTI or 2D image")
-    add_out(sam, help="output label map (.nii.gz)")
+    add_path_alias(
+        sam,
+        dest="image",
+        flags=("-i", "--input"),
+        metavar="IMAGE",
+        help="DICOM folder/zip, NIfTI/NRRD/MHA or 2D image; or a folder of images or a quoted "
+        "glob pattern (one output each)",
+    )
+    add_out(
+        sam,
+        help="output label map: .nii.gz/.nii/.nrrd/.mha, or .png/.tif for a 2D image (the "
+        "image's own H x W); a folder for a folder of images or a pattern",
+    )
+    sam.add_argument(
+        "--format",
+        choices=[f.value for f in OutputFormat],
+        default="auto",
+        help="mask file type for a folder of images (auto: PNG for 2D images, TIFF for TIFF, "
+        "NIfTI for volumes)",
+    )
     sam.add_argument("--box", help="x0,y0,x1,y1 (2D) or x0,y0,z0,x1,y1,z1 (3D), voxel indices")
     sam.add_argument(
         "--point",
@@ -250,7 +324,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         "--text",
         action="append",
         help="CT structure(s) to find and segment, e.g. 'liver, spleen, left kidney' "
-        "(repeatable; label k = k-th name; a sidecar OUT.json lists names and SNOMED CT codes)",
+        "(repeatable; label k = k-th name; a sidecar <out name>.json lists names and SNOMED CT "
+        "codes)",
     )
     sam.add_argument(
         "--atlas",
