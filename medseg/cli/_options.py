@@ -55,8 +55,8 @@ def add_path_alias(
 
     Adds an optional positional ``dest`` (``nargs='?'``, or ``'*'`` with ``many``) and the
     option ``flags`` (repeatable with ``many``); after parsing, :func:`merge_path_aliases`
-    puts the value in ``args.<dest>`` (a list with ``many``) and refuses a path given both
-    ways or not at all.
+    puts the value in ``args.<dest>`` (with ``many``: the paths of both forms) and refuses
+    a single path given both ways or not at all.
     """
     option_dest = f"{dest}_option"
     parser.add_argument(
@@ -92,10 +92,7 @@ def merge_path_aliases(args: argparse.Namespace, *, required: bool = True) -> No
         option = getattr(args, option_dest)
         delattr(args, option_dest)
         if many:
-            given = [*(positional or []), *(option or [])]
-            if positional and option and parser is not None:
-                parser.error(f"give the inputs either positionally or with {flags}, not both")
-            setattr(args, dest, given)
+            setattr(args, dest, [*(positional or []), *(option or [])])
             continue
         if positional is not None and option is not None and parser is not None:
             parser.error(f"give {flags} or the positional {dest.upper()}, not both")
@@ -146,6 +143,32 @@ def add_global_flags(parser: argparse.ArgumentParser, *, top_level: bool) -> Non
         action="store_true",
         help="no progress bars and only warnings and errors in the log",
         **({"default": False} if top_level else suppress),
+    )
+
+
+class _DeprecatedAlias(argparse.Action):
+    """Store into the new option's ``dest`` and say on stderr which option to use."""
+
+    def __init__(self, *args: object, replacement: str, **kwargs: object) -> None:
+        self.replacement = replacement
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        import sys
+
+        print(
+            f"medseg: warning: {option_string} is deprecated here; use {self.replacement}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated_alias(
+    parser: argparse.ArgumentParser, flag: str, *, dest: str, replacement: str
+) -> None:
+    """An old option name kept working (hidden from --help) that warns it is deprecated."""
+    parser.add_argument(
+        flag, dest=dest, action=_DeprecatedAlias, replacement=replacement, help=argparse.SUPPRESS
     )
 
 
