@@ -16,6 +16,7 @@ _DEMO_EPILOG = """\
 examples:
   medseg demo                       # writes ./medseg-demo/
   medseg demo --out /tmp/demo --overwrite
+  medseg demo --resume              # continue an interrupted demo in ./medseg-demo/
 """
 
 _RUN_EPILOG = """\
@@ -81,6 +82,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_out(demo, default=Path("medseg-demo"), help="output folder (default: ./medseg-demo)")
+    demo.add_argument(
+        "--resume", action="store_true", help="continue an interrupted demo run in OUT"
+    )
     add_overwrite(demo, help="replace an earlier demo run")
     demo.add_argument(
         "--workers",
