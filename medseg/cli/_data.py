@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from medseg.cli._options import add_overwrite, add_path_alias
+from medseg.cli._tables import print_table
 from medseg.core import ExitCode, check_output_path, compute_sha256, parse_config, progress
 
 _CONVERT_EPILOG = """\
@@ -133,9 +134,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                 series.description,
             )
         )
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows] if rows else []:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    if rows:
+        print_table(header, rows)
     for series in scan.series:
         for message in series.problems:
             print(f"problem {series.key}: {message}")

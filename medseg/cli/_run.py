@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medseg.cli._options import add_out, add_overwrite, add_root
+from medseg.cli._tables import print_table
 from medseg.core import ExitCode, load_config
 
 if TYPE_CHECKING:
@@ -33,9 +34,7 @@ def _print_summary(summary: BatchSummary) -> None:
         print(f"  mean {name}: {value:.4f}")
     if summary.failures:
         print("failures:")
-        width = max(len(case_id) for case_id, _, _ in summary.failures)
-        for case_id, error_type, message in summary.failures:
-            print(f"  {case_id:<{width}}  {error_type}: {message}")
+        print_table(("case", "error", "message"), summary.failures)
     print(f"case outputs: {summary.out_dir / 'cases'}")
     print(f"summary:      {summary.out_dir / 'summary.json'}")
     if summary.run_id:
