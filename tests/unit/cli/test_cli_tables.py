@@ -16,5 +16,8 @@ def test_a_piped_table_keeps_one_line_per_row_and_aligned_columns(
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     body = [line for line in lines if not set(line.strip()) <= {"─", "━", " "}]
     assert len(body) == 3  # header + 2 rows, nothing wrapped at 80 columns
-    starts = {line.index(word) for line, word in zip(body, ("error", "InputError", "ModelError"))}
+    starts = {
+        line.index(word)
+        for line, word in zip(body, ("error", "InputError", "ModelError"), strict=True)
+    }
     assert len(starts) == 1  # the second column starts at one position on every line
