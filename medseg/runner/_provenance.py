@@ -72,6 +72,16 @@ def _checkpoint_identity(settings: Mapping[str, object], *, root: Path) -> dict[
     return {"model_checkpoint": path.name, "model_sha256": compute_sha256(path)[:16]}
 
 
+def _encoder_backend(requested: str, device: str) -> str:
+    """The SAM image encoder's runtime as ``load_sam_model`` chooses it (``auto``: OpenVINO
+    on the CPU when installed, else PyTorch)."""
+    from medseg.sam import openvino_available
+
+    if requested != "auto":
+        return requested
+    return "openvino" if device == "cpu" and openvino_available() else "torch"
+
+
 def describe_run(config: PipelineConfig, *, root: Path) -> dict[str, str]:
     """The MLflow params that pin down how a pipeline run's masks were made."""
     import torch
@@ -87,6 +97,10 @@ def describe_run(config: PipelineConfig, *, root: Path) -> dict[str, str]:
         params["device_resolved"] = str(resolve_device(str(device or "auto")))
     except Exception as err:  # an unavailable device fails later, in the segmenter
         params["device_resolved"] = f"unavailable ({type(err).__name__})"
+    if "checkpoint" in settings:  # SAM family: which runtime the image encoder gets here
+        params["sam_encoder_backend"] = _encoder_backend(
+            str(settings.get("encoder_backend", "auto")), params["device_resolved"]
+        )
     params["evaluate.kind"] = config.evaluate.kind.value
     params.update(describe_code_version(repo_root=root))
     params["python_version"] = platform.python_version()

@@ -28,6 +28,7 @@ def test_demo_params_name_model_checksum_precision_window_device_and_code(
     assert params["segment.window"] == "abdomen"
     assert params["segment.device"] == "auto"
     assert params["device_resolved"] in {"cpu", "cuda"}
+    assert params["sam_encoder_backend"] in {"openvino", "torch"}
     assert params["segment.structures"] == "liver"
     assert params["medseg_version"]
     assert len(params["code_commit"].split("-")[0]) == 40  # the checkout's full commit
