@@ -126,3 +126,41 @@ def test_readme_figures_are_the_docs_figures() -> None:
     assert figures
     missing = sorted(f for f in figures if f not in sources)
     assert not missing, f"README figures found in no docs page: {missing}"
+
+
+def _leaf_parsers() -> dict[str, object]:
+    """``"export seg"`` → its argparse parser, for every runnable subcommand."""
+    import argparse
+
+    def children(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return dict(action.choices)
+        return {}
+
+    leaves: dict[str, object] = {}
+    for name, sub in children(build_parser()).items():
+        nested = children(sub)
+        if nested:
+            leaves.update({f"{name} {child}": parser for child, parser in nested.items()})
+        else:
+            leaves[name] = sub
+    return leaves
+
+
+def test_cli_reference_documents_every_command_with_real_options() -> None:
+    text = (DOCS / "cli.md").read_text()
+    leaves = _leaf_parsers()
+    rows = re.findall(r"^\| `medseg ([^`]+)` \|", text, flags=re.MULTILINE)
+    documented: dict[str, str] = {}
+    for row in rows:
+        words = row.split()
+        key = " ".join(words[:2]) if " ".join(words[:2]) in leaves else words[0]
+        documented[key] = row
+    missing = sorted(set(leaves) - set(documented))
+    assert not missing, f"docs/cli.md lacks the commands {missing}"
+    for key, row in documented.items():
+        assert key in leaves, f"docs/cli.md documents a command that does not exist: {key}"
+        known = set(leaves[key]._option_string_actions)  # type: ignore[attr-defined]
+        unknown = sorted(set(re.findall(r"(?<![\w-])--?[a-zA-Z][\w-]*", row)) - known)
+        assert not unknown, f"docs/cli.md: medseg {key} has no options {unknown}"
