@@ -100,6 +100,7 @@ def case_images(context: CaseContext) -> CaseImages:
         channels=context.channels,
         reference=context.reference,
         roi=context.roi,
+        modality=context.case.modality,
     )
 
 
