@@ -45,7 +45,13 @@ class LocatorConfig(ConfigModel):
     )
     iterations: int = Field(default=150, ge=0, le=2000)
     sampling_fraction: float = Field(default=0.25, gt=0.0, le=1.0)
-    margin_mm: float = Field(default=5.0, ge=0.0, le=50.0, description="added around each box")
+    margin_mm: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=50.0,
+        description="added around each box (0: measured best; 5 mm cost the MSD spleen "
+        "0.256 Dice, SAM following the crop's edges)",
+    )
     seed: int = 0
     refine: bool = Field(
         default=True, description="fit each atlas box to the target's own organ intensities"

@@ -19,7 +19,14 @@ from medseg.evaluation import (
     compute_label_metrics,
     compute_region_metrics,
 )
-from medseg.export import write_contour_overlay
+from medseg.export import (
+    build_structures,
+    load_structure_codes,
+    read_source_series,
+    write_contour_overlay,
+    write_dicom_seg,
+    write_source_series,
+)
 from medseg.io import (
     Case,
     Volume,
@@ -38,6 +45,7 @@ from medseg.runner._trained import (
 from medseg.segment import (
     DISPLAY_CODES,
     CaseImages,
+    MapKind,
     Segmenter,
     display_image,
     display_slices,
@@ -61,6 +69,8 @@ class CaseContext:
     reference: Volume | None = None
     prediction: Volume | None = None
     probabilities: Volume | None = None  # (*spatial, C) from trained models, C0 background
+    structures: dict[int, str] = field(default_factory=dict)  # segmenter's label names
+    kind: MapKind = MapKind.SEMANTIC
     channels: dict[str, Volume] = field(default_factory=dict)
     roi: Volume | None = None
     metrics: dict[str, float] = field(default_factory=dict)
@@ -108,6 +118,8 @@ def segment(context: CaseContext, config: PipelineConfig) -> None:
     """Run the configured segmenter and store its label map on the image grid."""
     result = config.segment.build().segment(case_images(context))
     context.prediction = result.labels
+    context.structures = dict(result.structures)
+    context.kind = result.kind
     if result.probabilities is not None:
         context.probabilities = result.probabilities
 
@@ -228,6 +240,36 @@ def export(context: CaseContext, config: PipelineConfig) -> None:
             display, masks, path, title=f"{context.case.id} slice {k}", overwrite=True
         )
         context.outputs.append(path.name)
+    if config.export.dicom_seg:
+        _export_dicom_seg(context)
+
+
+def _export_dicom_seg(context: CaseContext) -> None:
+    """``seg.dcm`` referencing the case's DICOM series (one segment per label value, named
+    by the segmenter, else by the dataset), plus the series with any completed UIDs."""
+    source = context.root / context.case.image
+    if not source.is_dir():
+        logger.info("case %s: no DICOM SEG: its image is not a DICOM series", context.case.id)
+        return
+    if context.kind is not MapKind.SEMANTIC or context.prediction is None:
+        logger.warning("case %s: no DICOM SEG for an instance map", context.case.id)
+        return
+    values = [int(v) for v in np.unique(context.prediction.array) if v != 0]
+    if not values:
+        logger.warning("case %s: no DICOM SEG: the label map is empty", context.case.id)
+        return
+    series = read_source_series(source, complete_uids=True)
+    names = {**context.labels, **context.structures}
+    codes = context.root / "configs" / "export" / "structure_codes.yaml"
+    code_map = load_structure_codes(codes if codes.is_file() else None)
+    structures = build_structures(values, names=names, code_map=code_map)
+    path = context.out_dir / "seg.dcm"
+    write_dicom_seg(context.prediction, series, structures, path, overwrite=True)
+    context.outputs.append(path.name)
+    if series.completed:
+        folder = context.out_dir / "source_dicom"
+        write_source_series(series, folder, overwrite=True)
+        context.outputs.append(folder.name)
 
 
 def run_stages(context: CaseContext, config: PipelineConfig) -> None:
