@@ -14,6 +14,11 @@ come from a marker watershed, the DSB2018 "3-class U-Net" post-processing:
    become instances of their own;
 5. instances smaller than ``min_size_px`` are dropped, holes inside an instance filled, ids
    renumbered 1..N.
+
+A network trained with the ``instance_core`` target has a fourth output, each nucleus'
+core (its deepest pixels, a coarse distance map). Its interior is then p(interior) +
+p(core) and the seeds are the components of ``p(core) > seed_threshold``: cores of touching
+nuclei lie apart even where the network missed the boundary band between them.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from skimage.segmentation import relabel_sequential, watershed
 
 from medseg.core import ConfigError, ConfigModel, parse_config
 from medseg.models import Checkpoint
-from medseg.transforms import BOUNDARY_CLASS, INTERIOR_CLASS
+from medseg.transforms import BOUNDARY_CLASS, CORE_CLASS, INTERIOR_CLASS
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +69,8 @@ def label_instances(probabilities: np.ndarray, *, config: InstanceConfig) -> np.
     ----------
     probabilities
         ``(3, *spatial)`` float probabilities (softmax outputs), channel order background,
-        interior, boundary (the ``instance_boundary`` target's classes).
+        interior, boundary (the ``instance_boundary`` target's classes), or ``(4, *spatial)``
+        with the ``instance_core`` target's core last.
     config
         Thresholds and sizes (see the module docstring for the steps).
 
@@ -74,15 +80,19 @@ def label_instances(probabilities: np.ndarray, *, config: InstanceConfig) -> np.
         ``spatial`` instance ids, 0 background and 1..N (uint16, or int32 above 65,535).
     """
     probs = np.asarray(probabilities, dtype=np.float32)
-    if probs.ndim < 3 or probs.shape[0] != 3:
+    if probs.ndim < 3 or probs.shape[0] not in (3, 4):
         raise ConfigError(
             "instance post-processing needs 3 probability channels (background, interior, "
-            f"boundary), found shape {probs.shape}"
+            f"boundary) or 4 (and core), found shape {probs.shape}"
         )
     interior = probs[INTERIOR_CLASS]
+    seed_map = interior
+    if probs.shape[0] == 4:
+        seed_map = probs[CORE_CLASS]
+        interior = interior + seed_map
     foreground = (interior + probs[BOUNDARY_CLASS]) > config.foreground_threshold
     structure = ndimage.generate_binary_structure(foreground.ndim, 1)
-    seeds, n_seeds = ndimage.label(foreground & (interior > config.seed_threshold), structure)
+    seeds, n_seeds = ndimage.label(foreground & (seed_map > config.seed_threshold), structure)
     if n_seeds:
         sizes = np.bincount(seeds.ravel(), minlength=n_seeds + 1)
         small = sizes < config.min_seed_size_px

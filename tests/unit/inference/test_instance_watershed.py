@@ -15,7 +15,14 @@ from medseg.inference import (
     resolve_instance_config,
 )
 from medseg.models import Checkpoint, NetworkConfig, load_checkpoint, save_checkpoint
-from medseg.transforms import Plans, TrainingTarget, compute_boundary_classes
+from medseg.transforms import (
+    BOUNDARY_CLASS,
+    CORE_CLASS,
+    INTERIOR_CLASS,
+    Plans,
+    TrainingTarget,
+    compute_boundary_classes,
+)
 
 
 def _one_hot(classes: np.ndarray) -> np.ndarray:
@@ -42,6 +49,22 @@ def test_perfect_prediction_gives_back_the_instances(width: int) -> None:
     assert metrics.at(0.5).f1 == 1.0
     assert metrics.at(0.9).f1 == 1.0  # every object recovered to IoU > 0.9
     np.testing.assert_array_equal(instances > 0, labels > 0)
+
+
+def test_core_channel_seeds_split_nuclei_whose_interiors_merge() -> None:
+    labels = _touching_discs()
+    classes = compute_boundary_classes(labels, boundary_width_px=2, core_fraction=0.5)
+    # the network missed the boundary band between the two touching discs: interior there
+    contact = (np.abs(np.mgrid[:80, :120][1] - 58.5) < 4) & (labels > 0) & (labels < 3)
+    classes[contact & (classes == BOUNDARY_CLASS)] = INTERIOR_CLASS
+    four = np.stack([(classes == c).astype(np.float32) for c in range(4)])
+    three = four[:3].copy()
+    three[INTERIOR_CLASS] += four[CORE_CLASS]  # the same prediction without a core channel
+    config = InstanceConfig(min_size_px=0)
+    assert label_instances(three, config=config).max() == 2  # the two discs merged
+    instances = label_instances(four, config=config)
+    assert instances.max() == 3
+    assert compute_instance_metrics(instances, labels).at(0.5).f1 == 1.0
 
 
 def test_small_seeds_are_ignored_and_seedless_objects_kept() -> None:
@@ -94,6 +117,8 @@ def test_thresholds_decide_foreground_and_seeds() -> None:
 def test_rejects_other_channel_counts() -> None:
     with pytest.raises(ConfigError, match="3 probability channels"):
         label_instances(np.zeros((2, 8, 8)), config=InstanceConfig())
+    with pytest.raises(ConfigError, match="or 4"):
+        label_instances(np.zeros((5, 8, 8)), config=InstanceConfig())
 
 
 def _checkpoint(target: TrainingTarget, stored: dict[str, object]) -> Checkpoint:
