@@ -19,6 +19,12 @@ A network trained with the ``instance_core`` target has a fourth output, each nu
 core (its deepest pixels, a coarse distance map). Its interior is then p(interior) +
 p(core) and the seeds are the components of ``p(core) > seed_threshold``: cores of touching
 nuclei lie apart even where the network missed the boundary band between them.
+
+Nucleus size: a network sees nuclei at the scale it was trained on. With
+``zoom_in_below_area_px`` / ``zoom_out_above_area_px`` set, :func:`choose_instance_zoom`
+reads the median area of the instances found in a first pass; when it lies outside that
+range the image is segmented again at ``zoom_factor`` (or its inverse) times its size and the
+instances resampled back (:func:`~medseg.inference.predict_volume`).
 """
 
 from __future__ import annotations
@@ -53,6 +59,14 @@ class InstanceConfig(ConfigModel):
         Instances smaller than this are removed.
     fill_holes
         Fill holes enclosed by one instance.
+    zoom_in_below_area_px
+        Segment the image again at ``zoom_factor`` times its size when the first pass's
+        median instance area is below this (0: never).
+    zoom_out_above_area_px
+        Segment it again at ``1 / zoom_factor`` times its size when the median area is above
+        this (0: never).
+    zoom_factor
+        The zoom of those second passes (sizes and thresholds then apply on the zoomed grid).
     """
 
     foreground_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
@@ -60,6 +74,9 @@ class InstanceConfig(ConfigModel):
     min_seed_size_px: int = Field(default=4, ge=1)
     min_size_px: int = Field(default=15, ge=0)
     fill_holes: bool = True
+    zoom_in_below_area_px: float = Field(default=0.0, ge=0.0)
+    zoom_out_above_area_px: float = Field(default=0.0, ge=0.0)
+    zoom_factor: float = Field(default=2.0, gt=1.0, le=4.0)
 
 
 def label_instances(probabilities: np.ndarray, *, config: InstanceConfig) -> np.ndarray:
@@ -110,6 +127,27 @@ def label_instances(probabilities: np.ndarray, *, config: InstanceConfig) -> np.
     n_instances = int(relabelled.max(initial=0))
     dtype = np.uint16 if n_instances < 2**16 else np.int32
     return relabelled.astype(dtype)
+
+
+def choose_instance_zoom(instances: np.ndarray, *, config: InstanceConfig) -> float:
+    """The zoom of the second pass for a first pass's instance map (1.0: none).
+
+    ``config.zoom_factor`` when the median instance area (pixels) is below
+    ``zoom_in_below_area_px``, its inverse when above ``zoom_out_above_area_px``, else 1.0
+    (also for a map without instances).
+    """
+    if not (config.zoom_in_below_area_px or config.zoom_out_above_area_px):
+        return 1.0
+    areas = np.bincount(np.asarray(instances).ravel().astype(np.int64))[1:]
+    areas = areas[areas > 0]
+    if areas.size == 0:
+        return 1.0
+    median = float(np.median(areas))
+    if config.zoom_in_below_area_px and median < config.zoom_in_below_area_px:
+        return config.zoom_factor
+    if config.zoom_out_above_area_px and median > config.zoom_out_above_area_px:
+        return 1.0 / config.zoom_factor
+    return 1.0
 
 
 def _remove_small(instances: np.ndarray, *, min_size_px: int) -> np.ndarray:
