@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from medseg.export._overlay import (
+    AXIAL_MARKERS,
+    CORONAL_MARKERS,
+    SAGITTAL_MARKERS,
+    describe_structures,
     write_contour_overlay,
     write_overlay_montage,
     write_volume_overlay,
@@ -37,10 +41,14 @@ from medseg.export._structures import (
     StructureCodeMap,
     build_structures,
     load_structure_codes,
+    recommended_colour,
 )
 from medseg.export._validate import IodReport, validate_dicom_iod
 
 __all__ = [
+    "AXIAL_MARKERS",
+    "CORONAL_MARKERS",
+    "SAGITTAL_MARKERS",
     "AlgorithmType",
     "IodReport",
     "PacsNode",
@@ -53,6 +61,7 @@ __all__ = [
     "StructureCodeMap",
     "build_structures",
     "collect_dicom_files",
+    "describe_structures",
     "find_series_instances",
     "load_structure_codes",
     "map_mask_to_series",
@@ -60,6 +69,7 @@ __all__ = [
     "read_dicom_seg",
     "read_rtstruct",
     "read_source_series",
+    "recommended_colour",
     "send_dicom_files",
     "send_dicomweb",
     "trace_slice_contours",

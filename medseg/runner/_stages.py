@@ -19,16 +19,15 @@ from medseg.evaluation import (
     compute_label_metrics,
     compute_region_metrics,
 )
-from medseg.export import write_contour_overlay
 from medseg.io import (
     Case,
     Volume,
     collapse_grey_channels,
     read_image,
-    reorient,
     reorient_like,
     write_nifti,
 )
+from medseg.runner._overlay import write_case_overlay
 from medseg.runner._pipeline import EvaluationKind, PipelineConfig, SamBox3DConfig, StageName
 from medseg.runner._trained import (
     VESSEL_LOGGED,
@@ -36,15 +35,11 @@ from medseg.runner._trained import (
     read_field_of_view,
 )
 from medseg.segment import (
-    DISPLAY_CODES,
     CaseImages,
     Segmenter,
-    display_image,
-    display_slices,
     label_ids_for,
 )
 from medseg.segment import segment_with_3d_boxes as _segment_with_3d_boxes
-from medseg.transforms import to_display_slice
 
 logger = logging.getLogger(__name__)
 
@@ -206,25 +201,15 @@ def export(context: CaseContext, config: PipelineConfig) -> None:
         write_nifti(context.prediction, path, overwrite=True)
         context.outputs.append(path.name)
     if config.export.overlay_png:
-        image_lps, _ = display_slices(context.image)
-        prediction_lps = reorient(context.prediction, DISPLAY_CODES).array > 0
-        reference_lps = (
-            reorient(context.reference, DISPLAY_CODES).array > 0
-            if context.reference is not None
-            else None
-        )
-        weights = (reference_lps if reference_lps is not None else prediction_lps).sum(axis=(0, 1))
-        k = int(np.argmax(weights))
-        window = config.segment.build().display_window_hu()
-        display = display_image(image_lps, k, window=window)
-        if display.ndim == 3:
-            display = display @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        masks = [("prediction", to_display_slice(prediction_lps[:, :, k]), "tab:red")]
-        if reference_lps is not None:
-            masks.append(("reference", to_display_slice(reference_lps[:, :, k]), "tab:green"))
-        path = context.out_dir / "overlay.png"
-        write_contour_overlay(
-            display, masks, path, title=f"{context.case.id} slice {k}", overwrite=True
+        path = write_case_overlay(
+            case_id=context.case.id,
+            image=context.image,
+            prediction=context.prediction,
+            reference=context.reference,
+            labels=context.labels,
+            config=config,
+            root=context.root,
+            path=context.out_dir / "overlay.png",
         )
         context.outputs.append(path.name)
 
