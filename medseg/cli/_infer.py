@@ -59,7 +59,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         resolve_instance_config,
         write_probabilities,
     )
-    from medseg.io import read_image, write_nifti
+    from medseg.io import read_image, to_output_layout, write_nifti
     from medseg.models import load_checkpoint, resolve_model_path
 
     data = read_yaml(args.config) if args.config else {}
@@ -119,7 +119,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             instances=instances,
         )
         label_path = out_dir / f"{name}.nii.gz"
-        write_nifti(prediction.labels, label_path, overwrite=args.overwrite)
+        labels = to_output_layout(prediction.labels, source=volume)  # dcm2niix order for DICOM
+        write_nifti(labels, label_path, overwrite=args.overwrite)
         found = f", {int(prediction.labels.array.max())} instances" if instances else ""
         print(f"{label_path} ({prediction.seconds:.1f} s{found})")
         if prediction.probabilities is not None:

@@ -44,7 +44,7 @@ examples:
 
 def _cmd_sam(args: argparse.Namespace) -> int:
     from medseg.core import ConfigError
-    from medseg.io import read_image, write_nifti
+    from medseg.io import read_image, to_output_layout, write_nifti
     from medseg.sam import (
         Precision,
         PromptFile,
@@ -134,7 +134,7 @@ def _cmd_sam(args: argparse.Namespace) -> int:
     else:
         labels = segment_with_prompts(model, volume, objects, config)
     segment_s = lap()
-    write_nifti(labels, args.out, overwrite=args.overwrite)
+    write_nifti(to_output_layout(labels, source=volume), args.out, overwrite=args.overwrite)
     logger.info(
         "time: imports and setup %.1f s, read %.1f s, model load %.1f s, segment %.1f s "
         "(encoder %.1f s for %d slices, %s %s), write %.1f s",
@@ -161,7 +161,7 @@ def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
 
     from medseg.anatomy import Atlas, Vocabulary, infer_modality
     from medseg.core import ConfigError, StructureNameError, atomic_output
-    from medseg.io import read_image, write_nifti
+    from medseg.io import read_image, to_output_layout, write_nifti
     from medseg.sam import IntensityMode, load_sam_model, segment_named_structures
 
     sidecar = _sidecar_path(args.out)
@@ -200,7 +200,7 @@ def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
     )
     model = load_sam_model(config.model, checkpoint=config.checkpoint, device=config.device)
     result = segment_named_structures(model, volume, concepts, atlas=atlas, config=config)
-    write_nifti(result.labels, args.out, overwrite=args.overwrite)
+    write_nifti(to_output_layout(result.labels, source=volume), args.out, overwrite=args.overwrite)
     with atomic_output(sidecar, overwrite=args.overwrite) as tmp:
         tmp.write_text(json.dumps({"labels": result.structures}, indent=1) + "\n")
     for entry in result.structures:

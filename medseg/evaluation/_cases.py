@@ -12,10 +12,10 @@ from medseg.core import ConfigModel, GeometryError, InputError
 from medseg.io import (
     DatasetManifest,
     Volume,
-    check_same_grid,
     collapse_grey_channels,
     read_image,
     reorient,
+    reorient_like,
 )
 
 logger = logging.getLogger(__name__)
@@ -210,11 +210,16 @@ def load_case(pair: CasePair, *, binarize: bool = False) -> LoadedCase:
     Raises
     ------
     GeometryError
-        If the grids differ (shape or affine beyond 1e-3 mm).
+        If the grids differ physically (shape, spacing, origin or direction beyond
+        1e-3 mm). The same grid in another axis order or with flipped axes (a DICOM series'
+        LPS against dcm2niix's LAS) is matched exactly, never resampled.
     """
     reference = read_image(pair.reference)
     prediction = read_image(pair.prediction)
-    check_same_grid(reference, prediction, what="prediction")
+    try:
+        prediction = reorient_like(prediction, reference, what="prediction")
+    except GeometryError as err:
+        raise GeometryError(err.message, path=pair.prediction, case_id=pair.case_id) from err
     reference, prediction = _display_orientation(reference), _display_orientation(prediction)
     if binarize:
         ref = _binary_mask(np.asarray(reference.array))
@@ -232,7 +237,7 @@ def load_case(pair: CasePair, *, binarize: bool = False) -> LoadedCase:
         try:
             volume = read_image(pair.image)
             volume = _display_orientation(volume)
-            check_same_grid(reference, volume, what="reference")
+            volume = reorient_like(volume, reference, what="image")
             image = np.asarray(volume.array, dtype=np.float32)
             if image.ndim == 4:
                 image = image.mean(axis=3)

@@ -13,7 +13,7 @@ from medseg.io._channels import (
     read_channels,
     resample_to_grid,
 )
-from medseg.io._convert import convert_image, flip_axis, to_dcm2niix_layout
+from medseg.io._convert import convert_image, flip_axis, to_dcm2niix_layout, to_output_layout
 from medseg.io._dicom import (
     affine_from_sitk,
     choose_dicom_series,
@@ -91,6 +91,7 @@ __all__ = [
     "resample_to_grid",
     "scan_dicom",
     "to_dcm2niix_layout",
+    "to_output_layout",
     "verify_manifest",
     "write_image",
     "write_itk_image",

@@ -27,6 +27,7 @@ from medseg.io import (
     read_image,
     reorient,
     reorient_like,
+    to_output_layout,
     write_nifti,
 )
 from medseg.runner._pipeline import EvaluationKind, PipelineConfig, SamBox3DConfig, StageName
@@ -194,16 +195,23 @@ def evaluate(context: CaseContext, config: PipelineConfig) -> None:
 
 
 def export(context: CaseContext, config: PipelineConfig) -> None:
-    """Write the label map (NIfTI, the image's geometry) and a PNG overlay of a key slice."""
+    """Write the label map (NIfTI, the image's geometry) and a PNG overlay of a key slice.
+
+    Volumes from a DICOM series are written in dcm2niix's array order
+    (:func:`medseg.io.to_output_layout`), so the mask overlays dcm2niix's conversion of
+    the series and TotalSegmentator's masks voxel for voxel.
+    """
     if context.prediction is None or context.image is None:
         raise InputError("export needs a prediction", case_id=context.case.id)
     if config.export.image_nifti:
         path = context.out_dir / "image.nii.gz"
-        write_nifti(context.image, path, overwrite=True)
+        write_nifti(to_output_layout(context.image), path, overwrite=True)
         context.outputs.append(path.name)
     if config.export.mask_nifti:
         path = context.out_dir / "mask.nii.gz"
-        write_nifti(context.prediction, path, overwrite=True)
+        write_nifti(
+            to_output_layout(context.prediction, source=context.image), path, overwrite=True
+        )
         context.outputs.append(path.name)
     if config.export.overlay_png:
         image_lps, _ = display_slices(context.image)
