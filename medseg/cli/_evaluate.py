@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from medseg.cli._options import add_out, add_overwrite
 from medseg.core import ConfigError, ExitCode, check_output_path, compute_sha256, parse_config
+
+logger = logging.getLogger(__name__)
 
 _EVALUATE_EPILOG = """\
 examples:
@@ -34,6 +37,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         evaluate_cases,
         evaluate_instance_cases,
         find_case_pairs,
+        find_claimed_labels,
+        find_reference_names,
         format_instance_summary,
         format_summary_table,
         write_metrics_csv,
@@ -66,6 +71,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         manifest_root=manifest_root(args.manifest) if args.manifest else None,
     )
     check_case_ids([pair.case_id for pair in pairs])
+    # what the predictions claim (their label sidecars) is what gets scored
+    claimed = None
+    if kind is EvaluationKind.SEMANTIC and not args.labels and not args.binary:
+        claimed = find_claimed_labels(pairs)
+    if claimed:  # a sidecar that claims nothing says nothing: score what is found
+        known = {**find_reference_names(pairs), **(labels or {})}
+        for value, name in claimed.items():
+            if value in known and known[value] != name:
+                logger.warning(
+                    "label %d is %r in the prediction's sidecar but %r in the reference; "
+                    "scored as %r",
+                    value,
+                    name,
+                    known[value],
+                    name,
+                )
+        labels = claimed
+        print(
+            f"scoring the {len(claimed)} structure(s) the prediction claims: "
+            + ", ".join(claimed[v] for v in sorted(claimed))
+        )
     outputs = {name: args.out / name for name in ("metrics.csv", "summary.json", "report.html")}
     from medseg.core import OutputExistsError
 
@@ -84,7 +110,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             settings=settings,
             binarize=args.binary,
             # a manifest lists every class of the dataset: report only those present
-            skip_absent_labels=args.labels is None,
+            skip_absent_labels=args.labels is None and not claimed,
         )
     write_metrics_csv(result, outputs["metrics.csv"], overwrite=args.overwrite)
     write_summary_json(result, outputs["summary.json"], overwrite=args.overwrite)

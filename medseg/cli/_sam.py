@@ -44,7 +44,7 @@ examples:
 
 def _cmd_sam(args: argparse.Namespace) -> int:
     from medseg.core import ConfigError
-    from medseg.io import read_image, to_output_layout, write_nifti
+    from medseg.io import read_image, write_label_map
     from medseg.sam import (
         Precision,
         PromptFile,
@@ -134,7 +134,11 @@ def _cmd_sam(args: argparse.Namespace) -> int:
     else:
         labels = segment_with_prompts(model, volume, objects, config)
     segment_s = lap()
-    write_nifti(to_output_layout(labels, source=volume), args.out, overwrite=args.overwrite)
+    entries = None
+    if objects is not None:  # --auto writes instances: object ids, no structures
+        names = _prompt_names(prompt_file, args.case)
+        entries = _label_entries({o.label: names.get(o.label, f"label_{o.label}") for o in objects})
+    write_label_map(labels, args.out, entries=entries, source=volume, overwrite=args.overwrite)
     logger.info(
         "time: imports and setup %.1f s, read %.1f s, model load %.1f s, segment %.1f s "
         "(encoder %.1f s for %d slices, %s %s), write %.1f s",
@@ -160,11 +164,11 @@ def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
     import json
 
     from medseg.anatomy import Atlas, Vocabulary, infer_modality
-    from medseg.core import ConfigError, StructureNameError, atomic_output
-    from medseg.io import read_image, to_output_layout, write_nifti
+    from medseg.core import ConfigError, StructureNameError
+    from medseg.io import label_sidecar_path, read_image, write_label_map
     from medseg.sam import IntensityMode, load_sam_model, segment_named_structures
 
-    sidecar = _sidecar_path(args.out)
+    sidecar = label_sidecar_path(args.out)
     if sidecar.exists() and not args.overwrite:
         from medseg.core import OutputExistsError
 
@@ -200,9 +204,13 @@ def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
     )
     model = load_sam_model(config.model, checkpoint=config.checkpoint, device=config.device)
     result = segment_named_structures(model, volume, concepts, atlas=atlas, config=config)
-    write_nifti(to_output_layout(result.labels, source=volume), args.out, overwrite=args.overwrite)
-    with atomic_output(sidecar, overwrite=args.overwrite) as tmp:
-        tmp.write_text(json.dumps({"labels": result.structures}, indent=1) + "\n")
+    write_label_map(
+        result.labels,
+        args.out,
+        entries=result.structures,  # names, SNOMED CT codes, located boxes
+        source=volume,
+        overwrite=args.overwrite,
+    )
     for entry in result.structures:
         state = "" if entry["found"] else "  (not found in the field of view)"
         print(f"label {entry['label']}: {entry['name']}: {entry['voxels']} voxels{state}")
@@ -210,10 +218,24 @@ def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
     return ExitCode.OK
 
 
-def _sidecar_path(out: Path) -> Path:
-    """``labels.nii.gz`` → ``labels.json``."""
-    name = out.name.removesuffix(".gz").removesuffix(".nii")
-    return out.with_name(f"{name}.json")
+def _prompt_names(prompt_file: object, case_id: str | None) -> dict[int, str]:
+    """Label value → name of the prompt file's objects that have a name."""
+    names: dict[int, str] = {}
+    for case in getattr(prompt_file, "cases", ()):
+        if case_id is None or case.case_id == case_id:
+            for obj in case.objects:
+                if obj.name:
+                    names.setdefault(obj.label, obj.name)
+    return names
+
+
+def _label_entries(names: dict[int, str]) -> list[dict[str, object]]:
+    """Label sidecar entries, coded from the export code map of the checkout."""
+    from medseg.export import describe_labels, load_structure_codes
+
+    codes_path = default_root() / "configs" / "export" / "structure_codes.yaml"
+    code_map = load_structure_codes(codes_path) if codes_path.is_file() else None
+    return describe_labels(names, code_map=code_map)
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -250,7 +272,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         "--text",
         action="append",
         help="CT structure(s) to find and segment, e.g. 'liver, spleen, left kidney' "
-        "(repeatable; label k = k-th name; a sidecar OUT.json lists names and SNOMED CT codes)",
+        "(repeatable; label k = k-th name; the sidecar OUT.labels.json gives names and "
+        "SNOMED CT codes)",
     )
     sam.add_argument(
         "--atlas",

@@ -8,6 +8,8 @@ from medseg.evaluation._cases import (
     LoadedCase,
     case_id_of,
     find_case_pairs,
+    find_claimed_labels,
+    find_reference_names,
     load_case,
 )
 from medseg.evaluation._evaluate import (
@@ -105,6 +107,8 @@ __all__ = [
     "evaluate_cases",
     "evaluate_instance_cases",
     "find_case_pairs",
+    "find_claimed_labels",
+    "find_reference_names",
     "format_instance_summary",
     "format_summary_table",
     "load_case",

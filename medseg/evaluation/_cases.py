@@ -13,7 +13,9 @@ from medseg.io import (
     DatasetManifest,
     Volume,
     collapse_grey_channels,
+    label_names,
     read_image,
+    read_label_sidecar,
     reorient,
     reorient_like,
 )
@@ -177,6 +179,49 @@ def find_case_pairs(
         )
         for case_id in sorted(references)
     ]
+
+
+def find_claimed_labels(pairs: list[CasePair]) -> dict[int, str] | None:
+    """The structures the predictions claim in their label sidecars (value → name).
+
+    Returns the union over the cases when every prediction has a sidecar
+    (``<stem>.labels.json``, see :func:`medseg.io.read_label_sidecar`), else None: then
+    nothing is known about what the predictions are meant to hold.
+
+    Raises
+    ------
+    InputError
+        If two sidecars give one label value different names (naming the second file).
+    """
+    claimed: dict[int, str] = {}
+    for pair in pairs:
+        entries = read_label_sidecar(pair.prediction)
+        if entries is None:
+            if claimed:
+                logger.warning(
+                    "case %s: prediction has no label sidecar; scoring every label found",
+                    pair.case_id,
+                )
+            return None
+        for value, name in label_names(entries).items():
+            if claimed.setdefault(value, name) != name:
+                raise InputError(
+                    f"label {value} is {claimed[value]!r} in another prediction's sidecar "
+                    f"but {name!r} here; give --labels to choose",
+                    path=pair.prediction,
+                )
+    return claimed
+
+
+def find_reference_names(pairs: list[CasePair]) -> dict[int, str]:
+    """Label names from the references' sidecars (empty when they have none)."""
+    names: dict[int, str] = {}
+    for pair in pairs:
+        entries = read_label_sidecar(pair.reference)
+        if entries is not None:
+            for value, name in label_names(entries).items():
+                names.setdefault(value, name)
+    return names
 
 
 def _binary_mask(array: np.ndarray) -> np.ndarray:

@@ -36,7 +36,9 @@ from medseg.export._structures import (
     StructureCode,
     StructureCodeMap,
     build_structures,
+    describe_labels,
     load_structure_codes,
+    structure_code_from_entry,
 )
 from medseg.export._validate import IodReport, validate_dicom_iod
 
@@ -53,6 +55,7 @@ __all__ = [
     "StructureCodeMap",
     "build_structures",
     "collect_dicom_files",
+    "describe_labels",
     "find_series_instances",
     "load_structure_codes",
     "map_mask_to_series",
@@ -62,6 +65,7 @@ __all__ = [
     "read_source_series",
     "send_dicom_files",
     "send_dicomweb",
+    "structure_code_from_entry",
     "trace_slice_contours",
     "validate_dicom_iod",
     "verify_stored",

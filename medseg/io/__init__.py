@@ -25,6 +25,14 @@ from medseg.io._dicom import (
 from medseg.io._dicom_scan import DicomScan, DicomSeries, scan_dicom
 from medseg.io._image2d import IMAGE_2D_SUFFIXES, collapse_grey_channels, read_image_2d
 from medseg.io._itk import ITK_SUFFIXES, read_itk_image, write_itk_image
+from medseg.io._labels import (
+    LABEL_SIDECAR_FORMAT,
+    label_names,
+    label_sidecar_path,
+    read_label_sidecar,
+    write_label_map,
+    write_label_sidecar,
+)
 from medseg.io._manifest import (
     Case,
     DatasetManifest,
@@ -51,6 +59,7 @@ from medseg.io._volume import LPS_TO_RAS, Volume, check_same_grid
 __all__ = [
     "IMAGE_2D_SUFFIXES",
     "ITK_SUFFIXES",
+    "LABEL_SIDECAR_FORMAT",
     "LPS_TO_RAS",
     "WRITE_SUFFIXES",
     "Case",
@@ -76,6 +85,8 @@ __all__ = [
     "find_manifest_problems",
     "flip_axis",
     "is_dicom_file",
+    "label_names",
+    "label_sidecar_path",
     "list_dicom_series",
     "load_dicom_series",
     "load_manifest",
@@ -85,6 +96,7 @@ __all__ = [
     "read_image",
     "read_image_2d",
     "read_itk_image",
+    "read_label_sidecar",
     "read_nifti",
     "reorient",
     "reorient_like",
@@ -95,5 +107,7 @@ __all__ = [
     "verify_manifest",
     "write_image",
     "write_itk_image",
+    "write_label_map",
+    "write_label_sidecar",
     "write_nifti",
 ]

@@ -19,15 +19,17 @@ from medseg.evaluation import (
     compute_label_metrics,
     compute_region_metrics,
 )
-from medseg.export import write_contour_overlay
+from medseg.export import describe_labels, load_structure_codes, write_contour_overlay
 from medseg.io import (
     Case,
     Volume,
     collapse_grey_channels,
+    label_sidecar_path,
     read_image,
     reorient,
     reorient_like,
     to_output_layout,
+    write_label_map,
     write_nifti,
 )
 from medseg.runner._pipeline import EvaluationKind, PipelineConfig, SamBox3DConfig, StageName
@@ -39,6 +41,7 @@ from medseg.runner._trained import (
 from medseg.segment import (
     DISPLAY_CODES,
     CaseImages,
+    MapKind,
     Segmenter,
     display_image,
     display_slices,
@@ -64,6 +67,8 @@ class CaseContext:
     probabilities: Volume | None = None  # (*spatial, C) from trained models, C0 background
     channels: dict[str, Volume] = field(default_factory=dict)
     roi: Volume | None = None
+    structures: dict[int, str] = field(default_factory=dict)  # label value → name
+    instance_map: bool = False  # the prediction holds object ids, not structures
     metrics: dict[str, float] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
 
@@ -108,6 +113,8 @@ def segment(context: CaseContext, config: PipelineConfig) -> None:
     """Run the configured segmenter and store its label map on the image grid."""
     result = config.segment.build().segment(case_images(context))
     context.prediction = result.labels
+    context.structures = dict(result.structures)
+    context.instance_map = result.kind is MapKind.INSTANCE
     if result.probabilities is not None:
         context.probabilities = result.probabilities
 
@@ -209,10 +216,13 @@ def export(context: CaseContext, config: PipelineConfig) -> None:
         context.outputs.append(path.name)
     if config.export.mask_nifti:
         path = context.out_dir / "mask.nii.gz"
-        write_nifti(
-            to_output_layout(context.prediction, source=context.image), path, overwrite=True
+        entries = _sidecar_entries(context)
+        write_label_map(
+            context.prediction, path, entries=entries, source=context.image, overwrite=True
         )
         context.outputs.append(path.name)
+        if entries is not None:
+            context.outputs.append(label_sidecar_path(path).name)
     if config.export.overlay_png:
         image_lps, _ = display_slices(context.image)
         prediction_lps = reorient(context.prediction, DISPLAY_CODES).array > 0
@@ -235,6 +245,26 @@ def export(context: CaseContext, config: PipelineConfig) -> None:
             display, masks, path, title=f"{context.case.id} slice {k}", overwrite=True
         )
         context.outputs.append(path.name)
+
+
+def _sidecar_entries(context: CaseContext) -> list[dict[str, object]] | None:
+    """Label sidecar entries of the prediction: the structures the segmenter claims (else
+    the values present), named from the dataset, coded from the export code map; None for
+    instance maps (their values are object ids, not structures)."""
+    prediction = context.prediction
+    if prediction is None or context.instance_map:
+        return None
+    if not np.issubdtype(prediction.array.dtype, np.integer):
+        return None
+    structures = dict(context.structures)
+    if not structures:
+        values = np.unique(prediction.array)
+        structures = {
+            int(v): context.labels.get(int(v), f"label_{int(v)}") for v in values if v > 0
+        }
+    codes_path = context.root / "configs" / "export" / "structure_codes.yaml"
+    code_map = load_structure_codes(codes_path) if codes_path.is_file() else None
+    return describe_labels(structures, code_map=code_map)
 
 
 def run_stages(context: CaseContext, config: PipelineConfig) -> None:

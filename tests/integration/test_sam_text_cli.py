@@ -86,7 +86,7 @@ def test_text_segments_the_spleen_of_a_ct_the_atlas_never_saw(
     assert np.allclose(labels.affine, read_image(repo_root / SPLEEN_IMAGE).affine)
     assert set(np.unique(labels.array).tolist()) == {0, 1}
     assert compute_dice(labels.array == 1, reference) > 0.5
-    sidecar = json.loads((tmp_path / "organs.json").read_text())["labels"]
+    sidecar = json.loads((tmp_path / "organs.labels.json").read_text())["labels"]
     assert [(e["label"], e["name"], e["found"]) for e in sidecar] == [
         (1, "spleen", True),
         (2, "lungs", False),
@@ -96,7 +96,7 @@ def test_text_segments_the_spleen_of_a_ct_the_atlas_never_saw(
 
 
 def test_an_existing_sidecar_is_not_overwritten(repo_root: Path, tmp_path: Path) -> None:
-    (tmp_path / "organs.json").write_text("{}")
+    (tmp_path / "organs.labels.json").write_text("{}")
     code = main(
         [
             "sam",
@@ -108,4 +108,4 @@ def test_an_existing_sidecar_is_not_overwritten(repo_root: Path, tmp_path: Path)
         ]
     )
     assert code == ExitCode.OUTPUT_EXISTS
-    assert (tmp_path / "organs.json").read_text() == "{}"
+    assert (tmp_path / "organs.labels.json").read_text() == "{}"
