@@ -45,7 +45,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         write_report_html,
         write_summary_json,
     )
-    from medseg.io import load_manifest, manifest_root
+    from medseg.io import load_cases
     from medseg.tracking import (
         check_case_ids,
         default_tracking_uri,
@@ -58,7 +58,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     args.out = check_output_path(args.out, folder=True, inputs=inputs, what="--out")
     if kind is EvaluationKind.INSTANCE and (args.labels or args.binary):
         raise ConfigError("--labels and --binary apply to --kind semantic only")
-    manifest = load_manifest(args.manifest) if args.manifest else None
+    manifest, root = load_cases(args.manifest) if args.manifest else (None, None)
     labels = None
     if args.labels:
         labels = parse_config(LabelsConfig, read_yaml(args.labels), source=args.labels).labels
@@ -68,7 +68,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         args.pred,
         args.ref,
         manifest=manifest,
-        manifest_root=manifest_root(args.manifest) if args.manifest else None,
+        manifest_root=root,
     )
     check_case_ids([pair.case_id for pair in pairs])
     # what the predictions claim (their label sidecars) is what gets scored
@@ -130,7 +130,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     tags: dict[str, object] = {}
     if manifest is not None:
         params["dataset"] = manifest.name
-        params["dataset_manifest_sha256"] = compute_sha256(args.manifest)[:16]
+        if args.manifest.is_file():
+            params["dataset_manifest_sha256"] = compute_sha256(args.manifest)[:16]
         tags["reference_standard"] = manifest.reference_standard.value
     with start_tracking(
         tracking_uri=tracking_uri,
@@ -172,7 +173,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         "--ref", type=Path, help="reference file or folder (default: the manifest's labels)"
     )
     evaluate.add_argument(
-        "--manifest", type=Path, help="dataset manifest: case ids, labels, references, hash"
+        "--manifest",
+        type=Path,
+        help="cases with references: a manifest YAML, a folder (labels/) or a dataset.json",
     )
     evaluate.add_argument("--labels", type=Path, help="YAML 'labels: {id: name}' to evaluate")
     evaluate.add_argument(

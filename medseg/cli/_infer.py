@@ -68,6 +68,7 @@ def _infer_channels(args: argparse.Namespace, checkpoint: Checkpoint, config: In
 def _cmd_infer(args: argparse.Namespace) -> int:
     from medseg.core import ChannelError, InputError, read_yaml
     from medseg.inference import (
+        is_instance_detector,
         predict_volume,
         resolve_infer_config,
         resolve_instance_config,
@@ -121,6 +122,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     network = checkpoint.build(device="cpu")
     # a 3-class instance model (e.g. --model nuclei) writes instance ids 1..N, not classes
     instances = resolve_instance_config(checkpoint, config.instances)
+    instance_map = bool(instances) or is_instance_detector(network)  # object ids: no names
     for path, name, case_id in jobs:
         volume = read_image(path)
         stem = name[: -len("_labels")] if name.endswith("_labels") else name
@@ -136,7 +138,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         write_label_map(  # dcm2niix's array order for DICOM input; names in a sidecar
             prediction.labels,
             label_path,
-            entries=None if instances else _label_entries(checkpoint.label_names),
+            entries=None if instance_map else _label_entries(checkpoint.label_names),
             source=volume,
             overwrite=args.overwrite,
         )

@@ -14,6 +14,7 @@ from medseg.io._channels import (
     resample_to_grid,
 )
 from medseg.io._convert import convert_image, flip_axis, to_dcm2niix_layout, to_output_layout
+from medseg.io._dataset import load_cases, resolve_case_paths
 from medseg.io._dicom import (
     affine_from_sitk,
     choose_dicom_series,
@@ -88,6 +89,7 @@ __all__ = [
     "label_names",
     "label_sidecar_path",
     "list_dicom_series",
+    "load_cases",
     "load_dicom_series",
     "load_manifest",
     "manifest_root",
@@ -101,6 +103,7 @@ __all__ = [
     "reorient",
     "reorient_like",
     "resample_to_grid",
+    "resolve_case_paths",
     "scan_dicom",
     "to_dcm2niix_layout",
     "to_output_layout",
