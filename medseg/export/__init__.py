@@ -37,6 +37,7 @@ from medseg.export._structures import (
     StructureCodeMap,
     build_structures,
     describe_labels,
+    describe_structures,
     load_structure_codes,
     structure_code_from_entry,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "build_structures",
     "collect_dicom_files",
     "describe_labels",
+    "describe_structures",
     "find_series_instances",
     "load_structure_codes",
     "map_mask_to_series",

@@ -17,8 +17,8 @@ import numpy as np
 import slicerio  # type: ignore[import-untyped]
 
 from medseg.core import GeometryError, atomic_output
-from medseg.export._structures import Structure
-from medseg.io import LPS_TO_RAS, Volume, write_nifti
+from medseg.export._structures import Structure, describe_structures
+from medseg.io import LPS_TO_RAS, Volume, write_label_map
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +52,17 @@ def _label_dtype(structures: Sequence[Structure]) -> type[np.integer]:
 def write_label_nifti(
     mask: Volume, structures: Sequence[Structure], path: str | Path, *, overwrite: bool = False
 ) -> Path:
-    """Write the label map as NIfTI (uint8/uint16; the Volume's affine, RAS+)."""
+    """Write the label map as NIfTI (uint8/uint16; the Volume's affine, RAS+) with its
+    label sidecar (names and SNOMED CT codes, :func:`medseg.io.write_label_sidecar`)."""
     if mask.array.ndim != 3:
         raise GeometryError(f"a label map must be 3D, not {mask.array.ndim}D")
     array = mask.array.astype(_label_dtype(structures))
-    return write_nifti(mask.with_array(array), path, overwrite=overwrite)
+    return write_label_map(
+        mask.with_array(array),
+        path,
+        entries=describe_structures(structures),
+        overwrite=overwrite,
+    )
 
 
 def write_seg_nrrd(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +138,24 @@ def describe_labels(
             else:
                 entry.update(category=None, type=None, laterality=None)
         entries.append(entry)
+    return entries
+
+
+def describe_structures(structures: Sequence[Structure]) -> list[dict[str, object]]:
+    """Label sidecar entries (:func:`medseg.io.write_label_sidecar`) of exported structures;
+    codes left null for a structure coded with the map's generic default."""
+    entries: list[dict[str, object]] = []
+    for structure in structures:
+        code = structure.code if structure.code_matched else None
+        entries.append(
+            {
+                "label": structure.label_value,
+                "name": structure.name,
+                "category": _code_json(code.category_code) if code else None,
+                "type": _code_json(code.type_code) if code else None,
+                "laterality": _code_json(code.modifier_code) if code else None,
+            }
+        )
     return entries
 
 
