@@ -27,6 +27,7 @@ report.html (self-contained), and an MLflow run (default sqlite:///OUT/mlflow.db
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import dataclasses
     import os
 
     from medseg.core import read_yaml
@@ -41,6 +42,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         find_reference_names,
         format_instance_summary,
         format_summary_table,
+        match_claims_to_reference,
         write_metrics_csv,
         write_report_html,
         write_summary_json,
@@ -76,21 +78,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if kind is EvaluationKind.SEMANTIC and not args.labels and not args.binary:
         claimed = find_claimed_labels(pairs)
     if claimed:  # a sidecar that claims nothing says nothing: score what is found
+        # the reference's names (its sidecar, the manifest) place claims by name
         known = {**find_reference_names(pairs), **(labels or {})}
-        for value, name in claimed.items():
-            if value in known and known[value] != name:
-                logger.warning(
-                    "label %d is %r in the prediction's sidecar but %r in the reference; "
-                    "scored as %r",
-                    value,
-                    name,
-                    known[value],
-                    name,
-                )
-        labels = claimed
+        labels, moves = match_claims_to_reference(claimed, known)
+        if moves:
+            pairs = [dataclasses.replace(pair, relabel=moves) for pair in pairs]
+            print(
+                "matched by name: "
+                + ", ".join(f"{claimed[a]} {a} -> reference {b}" for a, b in moves)
+            )
+        unknown = [name for value, name in labels.items() if value not in known]
+        if known and unknown:
+            logger.warning("not among the reference's names: %s", ", ".join(unknown))
         print(
-            f"scoring the {len(claimed)} structure(s) the prediction claims: "
-            + ", ".join(claimed[v] for v in sorted(claimed))
+            f"scoring the {len(labels)} structure(s) the prediction claims: "
+            + ", ".join(labels[v] for v in sorted(labels))
         )
     outputs = {name: args.out / name for name in ("metrics.csv", "summary.json", "report.html")}
     from medseg.core import OutputExistsError

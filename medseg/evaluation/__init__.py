@@ -11,6 +11,7 @@ from medseg.evaluation._cases import (
     find_claimed_labels,
     find_reference_names,
     load_case,
+    match_claims_to_reference,
 )
 from medseg.evaluation._evaluate import (
     HEADLINE_METRICS,
@@ -112,6 +113,7 @@ __all__ = [
     "format_instance_summary",
     "format_summary_table",
     "load_case",
+    "match_claims_to_reference",
     "match_instances",
     "pool_instance_counts",
     "render_report_html",

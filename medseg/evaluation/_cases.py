@@ -34,12 +34,17 @@ class LabelsConfig(ConfigModel):
 
 @dataclass(frozen=True)
 class CasePair:
-    """One case to evaluate: pseudonymous id, prediction, reference and optional image."""
+    """One case to evaluate: pseudonymous id, prediction, reference and optional image.
+
+    ``relabel`` maps prediction values onto the reference's values for the same structure
+    (a ``sam --text`` liver as 1 against TotalSegmentator's liver 5).
+    """
 
     case_id: str
     prediction: Path
     reference: Path
     image: Path | None = None
+    relabel: tuple[tuple[int, int], ...] = ()  # (prediction value, reference value)
 
 
 @dataclass(frozen=True)
@@ -224,6 +229,38 @@ def find_reference_names(pairs: list[CasePair]) -> dict[int, str]:
     return names
 
 
+def _relabel(array: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    out = array.copy()
+    for source, target in mapping.items():
+        out[array == source] = target
+    return out
+
+
+def match_claims_to_reference(
+    claimed: dict[int, str], reference_names: dict[int, str]
+) -> tuple[dict[int, str], tuple[tuple[int, int], ...]]:
+    """Put claimed structures onto the reference's label values by name.
+
+    Returns the labels to score (reference value → name) and the (prediction value,
+    reference value) pairs to relabel. A claimed name the reference does not know keeps its
+    value. Names compare case-insensitively, ``_`` and spaces alike (``kidney_left`` ~
+    ``Kidney left``).
+    """
+
+    def key(name: str) -> str:
+        return " ".join(name.lower().replace("_", " ").split())
+
+    by_name = {key(name): value for value, name in reference_names.items()}
+    labels: dict[int, str] = {}
+    moves: list[tuple[int, int]] = []
+    for value, name in sorted(claimed.items()):
+        target = by_name.get(key(name), value)
+        if target != value:
+            moves.append((value, target))
+        labels[target] = name
+    return labels, tuple(moves)
+
+
 def _binary_mask(array: np.ndarray) -> np.ndarray:
     """Foreground = value ≥ half the largest value (0/1, 0/255, palette-noisy 2/254 masks)."""
     if array.ndim == 4:  # colour axis of a 2D image
@@ -276,6 +313,8 @@ def load_case(pair: CasePair, *, binarize: bool = False) -> LoadedCase:
         pred = collapse_grey_channels(
             np.asarray(prediction.array), what="prediction", path=pair.prediction
         )
+        if pair.relabel:
+            pred = _relabel(pred, dict(pair.relabel))
     spacing: tuple[float, ...] = reference.spacing_mm
     image = None
     if pair.image is not None and pair.image.exists():

@@ -96,3 +96,23 @@ def test_exported_seg_names_and_codes_the_demo_segment(
     assert segment.SegmentLabel == "liver"
     assert segment.SegmentedPropertyTypeCodeSequence[0].CodeValue == "10200004"
     assert segment.SegmentedPropertyCategoryCodeSequence[0].CodeValue == "91723000"
+
+
+def test_claims_are_matched_to_the_reference_by_name(
+    repo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``sam --text liver`` writes the liver as 1; TotalSegmentator's liver is 5."""
+    reference = read_image(repo_root / "data/ct_totalsegmentator/example_seg.nii.gz")
+    ref_path = write_label_map(
+        reference,
+        tmp_path / "ref.nii.gz",
+        entries=describe_labels({1: "spleen", LIVER: "liver"}),
+    )
+    liver_as_1 = reference.with_array((reference.array == LIVER).astype(np.uint8))
+    pred = write_label_map(
+        liver_as_1, tmp_path / "pred.nii.gz", entries=describe_labels({1: "liver"})
+    )
+    args = ["evaluate", "--pred", str(pred), "--ref", str(ref_path), "--no-tracking"]
+    assert main([*args, "--out", str(tmp_path / "eval")]) == ExitCode.OK
+    assert _metric_labels(tmp_path / "eval" / "metrics.csv") == {"liver": 1.0}
+    assert "matched by name: liver 1 -> reference 5" in capsys.readouterr().out
