@@ -229,6 +229,15 @@ class Vocabulary:
         names = {concept.key, concept.display, *concept.synonyms}
         return {_sorted_words(normalize_text(n)) for n in names}
 
+    def find_exact(self, name: str) -> Concept | None:
+        """The concept whose key, display name or synonym is ``name`` (normalised: case,
+        ``_``, word order, L/R), or None; never fuzzy."""
+        wanted = _sorted_words(normalize_text(name))
+        for concept in self.concepts:
+            if wanted in self._names(concept):
+                return concept
+        return None
+
     def concept(self, key: str) -> Concept:
         """The concept with canonical name ``key``."""
         for concept in self.concepts:

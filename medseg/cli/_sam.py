@@ -44,7 +44,7 @@ examples:
 
 def _cmd_sam(args: argparse.Namespace) -> int:
     from medseg.core import ConfigError
-    from medseg.io import read_image, write_nifti
+    from medseg.io import read_image, write_label_map
     from medseg.sam import (
         Precision,
         PromptFile,
@@ -134,7 +134,11 @@ def _cmd_sam(args: argparse.Namespace) -> int:
     else:
         labels = segment_with_prompts(model, volume, objects, config)
     segment_s = lap()
-    write_nifti(labels, args.out, overwrite=args.overwrite)
+    entries = None
+    if objects is not None:  # --auto writes instances: object ids, no structures
+        names = _prompt_names(prompt_file, args.case)
+        entries = _label_entries({o.label: names.get(o.label, f"label_{o.label}") for o in objects})
+    write_label_map(labels, args.out, entries=entries, source=volume, overwrite=args.overwrite)
     logger.info(
         "time: imports and setup %.1f s, read %.1f s, model load %.1f s, segment %.1f s "
         "(encoder %.1f s for %d slices, %s %s), write %.1f s",
@@ -158,14 +162,12 @@ def _cmd_sam(args: argparse.Namespace) -> int:
 def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
     """``medseg sam --text``: the registered ``sam_text`` segmenter on one image; labels +
     sidecar."""
-    import json
-
     from medseg.anatomy import Vocabulary, split_names
-    from medseg.core import OutputExistsError, atomic_output, parse_config
-    from medseg.io import read_image, write_nifti
+    from medseg.core import OutputExistsError, parse_config
+    from medseg.io import label_sidecar_path, read_image, write_label_map, write_nifti
     from medseg.segment import CaseImages, SamTextConfig, SamTextSegmenter
 
-    sidecar = _sidecar_path(args.out)
+    sidecar = label_sidecar_path(args.out)
     if sidecar.exists() and not args.overwrite:
         raise OutputExistsError(
             "output already exists; pass --overwrite to replace it", path=sidecar
@@ -204,10 +206,12 @@ def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
     segmenter = SamTextSegmenter(text_config)
     result = segmenter.segment_with_details(case)
     labels = result.segmentation.labels
-    write_nifti(labels, args.out, overwrite=args.overwrite)
-    with atomic_output(sidecar, overwrite=args.overwrite) as tmp:
-        document = {"segmenter": result.segmenter, "labels": result.entries}
-        tmp.write_text(json.dumps(document, indent=1) + "\n")
+    if result.entries and all(isinstance(e.get("label"), int) for e in result.entries):
+        # names, SNOMED CT codes and located boxes travel with the mask (medseg.io sidecar)
+        entries = [{**entry, "segmenter": result.segmenter} for entry in result.entries]
+        write_label_map(labels, args.out, entries=entries, source=volume, overwrite=args.overwrite)
+    else:  # a routed concept (tumour, nuclei, vessels): its segmenter's own label values
+        write_nifti(labels, args.out, overwrite=args.overwrite)
     logger.info(
         "time: imports and setup %.1f s, read %.1f s, locate+segment+write %.1f s",
         clock[0] - CLI_STARTED,
@@ -229,10 +233,24 @@ def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
     return ExitCode.OK
 
 
-def _sidecar_path(out: Path) -> Path:
-    """``labels.nii.gz`` → ``labels.json``."""
-    name = out.name.removesuffix(".gz").removesuffix(".nii")
-    return out.with_name(f"{name}.json")
+def _prompt_names(prompt_file: object, case_id: str | None) -> dict[int, str]:
+    """Label value → name of the prompt file's objects that have a name."""
+    names: dict[int, str] = {}
+    for case in getattr(prompt_file, "cases", ()):
+        if case_id is None or case.case_id == case_id:
+            for obj in case.objects:
+                if obj.name:
+                    names.setdefault(obj.label, obj.name)
+    return names
+
+
+def _label_entries(names: dict[int, str]) -> list[dict[str, object]]:
+    """Label sidecar entries, coded from the export code map of the checkout."""
+    from medseg.export import describe_labels, load_structure_codes
+
+    codes_path = default_root() / "configs" / "export" / "structure_codes.yaml"
+    code_map = load_structure_codes(codes_path) if codes_path.is_file() else None
+    return describe_labels(names, code_map=code_map)
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -269,7 +287,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         "--text",
         action="append",
         help="CT structure(s) to find and segment, e.g. 'liver, spleen, left kidney' "
-        "(repeatable; label k = k-th name; a sidecar OUT.json lists names and SNOMED CT codes)",
+        "(repeatable; label k = k-th name; the sidecar OUT.labels.json gives names and "
+        "SNOMED CT codes)",
     )
     sam.add_argument(
         "--modality",

@@ -21,6 +21,7 @@ from medseg.evaluation import (
 )
 from medseg.export import (
     build_structures,
+    describe_labels,
     load_structure_codes,
     read_source_series,
     write_dicom_seg,
@@ -30,8 +31,11 @@ from medseg.io import (
     Case,
     Volume,
     collapse_grey_channels,
+    label_sidecar_path,
     read_image,
     reorient_like,
+    to_output_layout,
+    write_label_map,
     write_nifti,
 )
 from medseg.runner._overlay import write_case_overlay
@@ -202,17 +206,27 @@ def evaluate(context: CaseContext, config: PipelineConfig) -> None:
 
 
 def export(context: CaseContext, config: PipelineConfig) -> None:
-    """Write the label map (NIfTI, the image's geometry) and a PNG overlay of a key slice."""
+    """Write the label map (NIfTI, the image's geometry) and a PNG overlay of a key slice.
+
+    Volumes from a DICOM series are written in dcm2niix's array order
+    (:func:`medseg.io.to_output_layout`), so the mask overlays dcm2niix's conversion of
+    the series and TotalSegmentator's masks voxel for voxel.
+    """
     if context.prediction is None or context.image is None:
         raise InputError("export needs a prediction", case_id=context.case.id)
     if config.export.image_nifti:
         path = context.out_dir / "image.nii.gz"
-        write_nifti(context.image, path, overwrite=True)
+        write_nifti(to_output_layout(context.image), path, overwrite=True)
         context.outputs.append(path.name)
     if config.export.mask_nifti:
         path = context.out_dir / "mask.nii.gz"
-        write_nifti(context.prediction, path, overwrite=True)
+        entries = _sidecar_entries(context)
+        write_label_map(
+            context.prediction, path, entries=entries, source=context.image, overwrite=True
+        )
         context.outputs.append(path.name)
+        if entries is not None:
+            context.outputs.append(label_sidecar_path(path).name)
     if config.export.overlay_png:
         path = write_case_overlay(
             case_id=context.case.id,
@@ -255,6 +269,26 @@ def _export_dicom_seg(context: CaseContext) -> None:
         folder = context.out_dir / "source_dicom"
         write_source_series(series, folder, overwrite=True)
         context.outputs.append(folder.name)
+
+
+def _sidecar_entries(context: CaseContext) -> list[dict[str, object]] | None:
+    """Label sidecar entries of the prediction: the structures the segmenter claims (else
+    the values present), named from the dataset, coded from the export code map; None for
+    instance maps (their values are object ids, not structures)."""
+    prediction = context.prediction
+    if prediction is None or context.kind is MapKind.INSTANCE:
+        return None
+    if not np.issubdtype(prediction.array.dtype, np.integer):
+        return None
+    structures = dict(context.structures)
+    if not structures:
+        values = np.unique(prediction.array)
+        structures = {
+            int(v): context.labels.get(int(v), f"label_{int(v)}") for v in values if v > 0
+        }
+    codes_path = context.root / "configs" / "export" / "structure_codes.yaml"
+    code_map = load_structure_codes(codes_path) if codes_path.is_file() else None
+    return describe_labels(structures, code_map=code_map)
 
 
 def run_stages(context: CaseContext, config: PipelineConfig) -> None:
