@@ -40,8 +40,10 @@ from medseg.export._structures import (
     StructureCode,
     StructureCodeMap,
     build_structures,
+    describe_labels,
     load_structure_codes,
     recommended_colour,
+    structure_code_from_entry,
 )
 from medseg.export._validate import IodReport, validate_dicom_iod
 
@@ -61,6 +63,7 @@ __all__ = [
     "StructureCodeMap",
     "build_structures",
     "collect_dicom_files",
+    "describe_labels",
     "describe_structures",
     "find_series_instances",
     "load_structure_codes",
@@ -72,6 +75,7 @@ __all__ = [
     "recommended_colour",
     "send_dicom_files",
     "send_dicomweb",
+    "structure_code_from_entry",
     "trace_slice_contours",
     "validate_dicom_iod",
     "verify_stored",

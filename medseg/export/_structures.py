@@ -12,6 +12,7 @@ import fnmatch
 import functools
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic import Field, field_validator
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
+from medseg.anatomy import Vocabulary
 from medseg.core import ConfigError, ConfigModel, load_config, parse_config
 
 logger = logging.getLogger(__name__)
@@ -95,6 +97,107 @@ class StructureCodeMap(ConfigModel):
             if fnmatch.fnmatchcase(key, pattern.lower()):
                 return code, True
         return self.default, False
+
+
+def _code_json(code: Code | None) -> dict[str, str] | None:
+    if code is None:
+        return None
+    return {"value": code.value, "scheme": code.scheme_designator, "meaning": code.meaning}
+
+
+def describe_labels(
+    names: Mapping[int, str], *, code_map: StructureCodeMap | None = None
+) -> list[dict[str, object]]:
+    """Label sidecar entries (:func:`medseg.io.write_label_sidecar`) for label names.
+
+    Each name gets its SNOMED CT codes from ``code_map`` (the names exports use), else from
+    the anatomy vocabulary (exact names and synonyms, never fuzzy); a name known to neither
+    gets null codes, never the generic default.
+
+    Parameters
+    ----------
+    names
+        Label value (> 0) → structure name.
+    code_map
+        The export code map (``configs/export/structure_codes.yaml``); None: vocabulary only.
+    """
+    vocabulary = Vocabulary()
+    entries: list[dict[str, object]] = []
+    for value in sorted(names):
+        name = names[value]
+        entry: dict[str, object] = {"label": int(value), "name": name}
+        code, matched = code_map.look_up(name) if code_map is not None else (None, False)
+        if matched and code is not None:
+            entry.update(
+                category=_code_json(code.category_code),
+                type=_code_json(code.type_code),
+                laterality=_code_json(code.modifier_code),
+            )
+        else:
+            concept = vocabulary.find_exact(name)
+            if concept is not None:
+                codes_json = concept.to_json()
+                entry.update({k: codes_json[k] for k in ("category", "type", "laterality")})
+            else:
+                entry.update(category=None, type=None, laterality=None)
+        entries.append(entry)
+    return entries
+
+
+def structure_sidecar_entries(structures: Sequence[Structure]) -> list[dict[str, object]]:
+    """Label sidecar entries (:func:`medseg.io.write_label_sidecar`) of exported structures;
+    codes left null for a structure coded with the map's generic default."""
+    entries: list[dict[str, object]] = []
+    for structure in structures:
+        code = structure.code if structure.code_matched else None
+        entries.append(
+            {
+                "label": structure.label_value,
+                "name": structure.name,
+                "category": _code_json(code.category_code) if code else None,
+                "type": _code_json(code.type_code) if code else None,
+                "laterality": _code_json(code.modifier_code) if code else None,
+            }
+        )
+    return entries
+
+
+def _keyword_of(code: Mapping[str, object] | None) -> str | None:
+    """codes.SCT keyword of a sidecar code (``{"value": "10200004", "scheme": "SCT"}``);
+    of several keywords sharing a value, the one whose meaning the sidecar gives."""
+    if not code or code.get("scheme") != "SCT":
+        return None
+    keywords = _sct_keywords().get(str(code.get("value")), [])
+    meaning = str(code.get("meaning", "")).lower()
+    for keyword in keywords:
+        if getattr(codes.SCT, keyword).meaning.lower() == meaning:
+            return keyword
+    return keywords[0] if keywords else None
+
+
+_SCT_BY_VALUE: dict[str, list[str]] = {}
+
+
+def _sct_keywords() -> dict[str, list[str]]:
+    if not _SCT_BY_VALUE:
+        for keyword in codes.SCT.dir():
+            _SCT_BY_VALUE.setdefault(getattr(codes.SCT, keyword).value, []).append(keyword)
+    return _SCT_BY_VALUE
+
+
+def structure_code_from_entry(entry: Mapping[str, object]) -> StructureCode | None:
+    """The SNOMED CT codes of a label sidecar entry, or None when it has none (or codes
+    outside pydicom's SNOMED CT dictionary)."""
+    category = _keyword_of(entry.get("category"))  # type: ignore[arg-type]
+    structure = _keyword_of(entry.get("type"))  # type: ignore[arg-type]
+    if category is None or structure is None:
+        return None
+    side = _keyword_of(entry.get("laterality"))  # type: ignore[arg-type]
+    return StructureCode(
+        category=category,
+        type=structure,
+        modifier=side if side in _LATERALITY else None,
+    )
 
 
 def load_structure_codes(path: str | Path | None = None) -> StructureCodeMap:
@@ -184,6 +287,7 @@ def build_structures(
     names: dict[int, str] | None = None,
     code_map: StructureCodeMap | None = None,
     warn_uncoded: bool = True,
+    sidecar: Mapping[int, Mapping[str, object]] | None = None,
 ) -> list[Structure]:
     """Describe each label value: name from ``names`` (else ``label_<v>``), colour, codes.
 
@@ -201,9 +305,13 @@ def build_structures(
         SNOMED CT code map; the built-in default when None.
     warn_uncoded
         Log a warning naming the structures the code map does not know.
+    sidecar
+        The mask's label sidecar entries (:func:`medseg.io.read_label_sidecar`): names for
+        values ``names`` lacks, and codes for names the code map does not know.
     """
     code_map = code_map or load_structure_codes()
-    names = names or {}
+    sidecar = sidecar or {}
+    names = {**{v: str(e["name"]) for v, e in sidecar.items()}, **(names or {})}
     structures = []
     unmatched = []
     fallback = _fallback_colours()
@@ -213,6 +321,10 @@ def build_structures(
             raise ConfigError(f"label values must be > 0, not {value}")
         name = names.get(value, f"label_{value}")
         code, matched = code_map.look_up(name)
+        if not matched and value in sidecar and str(sidecar[value]["name"]) == name:
+            from_sidecar = structure_code_from_entry(sidecar[value])
+            if from_sidecar is not None:
+                code, matched = from_sidecar, True
         if not matched:
             unmatched.append(name)
         colour = recommended_colour(code) if matched else None

@@ -19,12 +19,23 @@ from medseg.evaluation import (
     compute_label_metrics,
     compute_region_metrics,
 )
+from medseg.export import (
+    build_structures,
+    describe_labels,
+    load_structure_codes,
+    read_source_series,
+    write_dicom_seg,
+    write_source_series,
+)
 from medseg.io import (
     Case,
     Volume,
     collapse_grey_channels,
+    label_sidecar_path,
     read_image,
     reorient_like,
+    to_output_layout,
+    write_label_map,
     write_nifti,
 )
 from medseg.runner._overlay import write_case_overlay
@@ -36,6 +47,7 @@ from medseg.runner._trained import (
 )
 from medseg.segment import (
     CaseImages,
+    MapKind,
     Segmenter,
     label_ids_for,
 )
@@ -56,6 +68,8 @@ class CaseContext:
     reference: Volume | None = None
     prediction: Volume | None = None
     probabilities: Volume | None = None  # (*spatial, C) from trained models, C0 background
+    structures: dict[int, str] = field(default_factory=dict)  # segmenter's label names
+    kind: MapKind = MapKind.SEMANTIC
     channels: dict[str, Volume] = field(default_factory=dict)
     roi: Volume | None = None
     metrics: dict[str, float] = field(default_factory=dict)
@@ -95,6 +109,7 @@ def case_images(context: CaseContext) -> CaseImages:
         channels=context.channels,
         reference=context.reference,
         roi=context.roi,
+        modality=context.case.modality,
     )
 
 
@@ -102,6 +117,8 @@ def segment(context: CaseContext, config: PipelineConfig) -> None:
     """Run the configured segmenter and store its label map on the image grid."""
     result = config.segment.build().segment(case_images(context))
     context.prediction = result.labels
+    context.structures = dict(result.structures)
+    context.kind = result.kind
     if result.probabilities is not None:
         context.probabilities = result.probabilities
 
@@ -189,17 +206,27 @@ def evaluate(context: CaseContext, config: PipelineConfig) -> None:
 
 
 def export(context: CaseContext, config: PipelineConfig) -> None:
-    """Write the label map (NIfTI, the image's geometry) and a PNG overlay of a key slice."""
+    """Write the label map (NIfTI, the image's geometry) and a PNG overlay of a key slice.
+
+    Volumes from a DICOM series are written in dcm2niix's array order
+    (:func:`medseg.io.to_output_layout`), so the mask overlays dcm2niix's conversion of
+    the series and TotalSegmentator's masks voxel for voxel.
+    """
     if context.prediction is None or context.image is None:
         raise InputError("export needs a prediction", case_id=context.case.id)
     if config.export.image_nifti:
         path = context.out_dir / "image.nii.gz"
-        write_nifti(context.image, path, overwrite=True)
+        write_nifti(to_output_layout(context.image), path, overwrite=True)
         context.outputs.append(path.name)
     if config.export.mask_nifti:
         path = context.out_dir / "mask.nii.gz"
-        write_nifti(context.prediction, path, overwrite=True)
+        entries = _sidecar_entries(context)
+        write_label_map(
+            context.prediction, path, entries=entries, source=context.image, overwrite=True
+        )
         context.outputs.append(path.name)
+        if entries is not None:
+            context.outputs.append(label_sidecar_path(path).name)
     if config.export.overlay_png:
         path = write_case_overlay(
             case_id=context.case.id,
@@ -212,6 +239,56 @@ def export(context: CaseContext, config: PipelineConfig) -> None:
             path=context.out_dir / "overlay.png",
         )
         context.outputs.append(path.name)
+    if config.export.dicom_seg:
+        _export_dicom_seg(context)
+
+
+def _export_dicom_seg(context: CaseContext) -> None:
+    """``seg.dcm`` referencing the case's DICOM series (one segment per label value, named
+    by the segmenter, else by the dataset), plus the series with any completed UIDs."""
+    source = context.root / context.case.image
+    if not source.is_dir():
+        logger.info("case %s: no DICOM SEG: its image is not a DICOM series", context.case.id)
+        return
+    if context.kind is not MapKind.SEMANTIC or context.prediction is None:
+        logger.warning("case %s: no DICOM SEG for an instance map", context.case.id)
+        return
+    values = [int(v) for v in np.unique(context.prediction.array) if v != 0]
+    if not values:
+        logger.warning("case %s: no DICOM SEG: the label map is empty", context.case.id)
+        return
+    series = read_source_series(source, complete_uids=True)
+    names = {**context.labels, **context.structures}
+    codes = context.root / "configs" / "export" / "structure_codes.yaml"
+    code_map = load_structure_codes(codes if codes.is_file() else None)
+    structures = build_structures(values, names=names, code_map=code_map)
+    path = context.out_dir / "seg.dcm"
+    write_dicom_seg(context.prediction, series, structures, path, overwrite=True)
+    context.outputs.append(path.name)
+    if series.completed:
+        folder = context.out_dir / "source_dicom"
+        write_source_series(series, folder, overwrite=True)
+        context.outputs.append(folder.name)
+
+
+def _sidecar_entries(context: CaseContext) -> list[dict[str, object]] | None:
+    """Label sidecar entries of the prediction: the structures the segmenter claims (else
+    the values present), named from the dataset, coded from the export code map; None for
+    instance maps (their values are object ids, not structures)."""
+    prediction = context.prediction
+    if prediction is None or context.kind is MapKind.INSTANCE:
+        return None
+    if not np.issubdtype(prediction.array.dtype, np.integer):
+        return None
+    structures = dict(context.structures)
+    if not structures:
+        values = np.unique(prediction.array)
+        structures = {
+            int(v): context.labels.get(int(v), f"label_{int(v)}") for v in values if v > 0
+        }
+    codes_path = context.root / "configs" / "export" / "structure_codes.yaml"
+    code_map = load_structure_codes(codes_path) if codes_path.is_file() else None
+    return describe_labels(structures, code_map=code_map)
 
 
 def run_stages(context: CaseContext, config: PipelineConfig) -> None:
