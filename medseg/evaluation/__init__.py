@@ -8,7 +8,10 @@ from medseg.evaluation._cases import (
     LoadedCase,
     case_id_of,
     find_case_pairs,
+    find_claimed_labels,
+    find_reference_names,
     load_case,
+    match_claims_to_reference,
 )
 from medseg.evaluation._evaluate import (
     HEADLINE_METRICS,
@@ -105,9 +108,12 @@ __all__ = [
     "evaluate_cases",
     "evaluate_instance_cases",
     "find_case_pairs",
+    "find_claimed_labels",
+    "find_reference_names",
     "format_instance_summary",
     "format_summary_table",
     "load_case",
+    "match_claims_to_reference",
     "match_instances",
     "pool_instance_counts",
     "render_report_html",

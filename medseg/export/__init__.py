@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from medseg.export._overlay import (
+    AXIAL_MARKERS,
+    CORONAL_MARKERS,
+    SAGITTAL_MARKERS,
+    describe_structures,
     write_contour_overlay,
     write_overlay_montage,
     write_volume_overlay,
@@ -36,11 +40,17 @@ from medseg.export._structures import (
     StructureCode,
     StructureCodeMap,
     build_structures,
+    describe_labels,
     load_structure_codes,
+    recommended_colour,
+    structure_code_from_entry,
 )
 from medseg.export._validate import IodReport, validate_dicom_iod
 
 __all__ = [
+    "AXIAL_MARKERS",
+    "CORONAL_MARKERS",
+    "SAGITTAL_MARKERS",
     "AlgorithmType",
     "IodReport",
     "PacsNode",
@@ -53,6 +63,8 @@ __all__ = [
     "StructureCodeMap",
     "build_structures",
     "collect_dicom_files",
+    "describe_labels",
+    "describe_structures",
     "find_series_instances",
     "load_structure_codes",
     "map_mask_to_series",
@@ -60,8 +72,10 @@ __all__ = [
     "read_dicom_seg",
     "read_rtstruct",
     "read_source_series",
+    "recommended_colour",
     "send_dicom_files",
     "send_dicomweb",
+    "structure_code_from_entry",
     "trace_slice_contours",
     "validate_dicom_iod",
     "verify_stored",

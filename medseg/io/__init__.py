@@ -13,7 +13,8 @@ from medseg.io._channels import (
     read_channels,
     resample_to_grid,
 )
-from medseg.io._convert import convert_image, flip_axis, to_dcm2niix_layout
+from medseg.io._convert import convert_image, flip_axis, to_dcm2niix_layout, to_output_layout
+from medseg.io._dataset import load_cases, resolve_case_paths
 from medseg.io._dicom import (
     affine_from_sitk,
     choose_dicom_series,
@@ -31,6 +32,14 @@ from medseg.io._image2d import (
     write_image_2d,
 )
 from medseg.io._itk import ITK_SUFFIXES, read_itk_image, write_itk_image
+from medseg.io._labels import (
+    LABEL_SIDECAR_FORMAT,
+    label_names,
+    label_sidecar_path,
+    read_label_sidecar,
+    write_label_map,
+    write_label_sidecar,
+)
 from medseg.io._manifest import (
     Case,
     DatasetManifest,
@@ -57,6 +66,7 @@ from medseg.io._volume import LPS_TO_RAS, Volume, check_same_grid
 __all__ = [
     "IMAGE_2D_SUFFIXES",
     "ITK_SUFFIXES",
+    "LABEL_SIDECAR_FORMAT",
     "LPS_TO_RAS",
     "WRITE_2D_SUFFIXES",
     "WRITE_SUFFIXES",
@@ -83,7 +93,10 @@ __all__ = [
     "find_manifest_problems",
     "flip_axis",
     "is_dicom_file",
+    "label_names",
+    "label_sidecar_path",
     "list_dicom_series",
+    "load_cases",
     "load_dicom_series",
     "load_manifest",
     "manifest_root",
@@ -92,15 +105,20 @@ __all__ = [
     "read_image",
     "read_image_2d",
     "read_itk_image",
+    "read_label_sidecar",
     "read_nifti",
     "reorient",
     "reorient_like",
     "resample_to_grid",
+    "resolve_case_paths",
     "scan_dicom",
     "to_dcm2niix_layout",
+    "to_output_layout",
     "verify_manifest",
     "write_image",
     "write_image_2d",
     "write_itk_image",
+    "write_label_map",
+    "write_label_sidecar",
     "write_nifti",
 ]

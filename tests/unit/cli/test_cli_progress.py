@@ -74,6 +74,7 @@ def test_quiet_and_pipes_show_no_bar(repo_root: Path, tmp_path: Path) -> None:
 def test_set_progress_enabled_switches_bars_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    set_progress_enabled(True)  # an in-process `medseg --quiet ...` in an earlier test turns it off
     try:
         assert progress_enabled()
         set_progress_enabled(False)
