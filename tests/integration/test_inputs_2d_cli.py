@@ -36,7 +36,8 @@ def test_infer_png_to_a_png_file_in_the_image_shape(repo_root: Path, tmp_path: P
     # as loaded, no transposition: Dice of the foregrounds against the image's own label
     assert compute_dice(mask > 0, label > 0) > 0.85
     pages = tifffile.imread(tmp_path / "pred_probabilities.tif")
-    assert pages.shape == (3, 256, 320)
+    assert pages.shape[1:] == (256, 320)  # one page per class of the model (4 on main)
+    assert pages.shape[0] >= 2
     assert pages.dtype == np.float32
     np.testing.assert_allclose(pages.sum(axis=0), 1.0, atol=0.01)
 
