@@ -44,6 +44,15 @@ from medseg.evaluation._instance_errors import (
     compute_instance_errors,
 )
 from medseg.evaluation._overlap import compute_dice
+from medseg.evaluation._qc import (
+    PLAUSIBLE_VOLUME_ML,
+    QCFlag,
+    QCFlagName,
+    QCThresholds,
+    StructureQC,
+    compute_segmentation_qc,
+    compute_structure_qc,
+)
 from medseg.evaluation._regions import BRATS_REGIONS, compute_region_metrics
 from medseg.evaluation._report import render_report_html, write_report_html
 from medseg.evaluation._semantic import (
@@ -71,6 +80,7 @@ __all__ = [
     "INSTANCE_METRIC_DEFINITIONS",
     "IOU_THRESHOLDS_50_95",
     "METRIC_DEFINITIONS",
+    "PLAUSIBLE_VOLUME_ML",
     "SEMANTIC_METRICS",
     "SIZE_CLASSES_PX",
     "VESSEL_METRIC_DEFINITIONS",
@@ -86,7 +96,11 @@ __all__ = [
     "LabelsConfig",
     "LoadedCase",
     "MetricSet",
+    "QCFlag",
+    "QCFlagName",
+    "QCThresholds",
     "SegmentationMetrics",
+    "StructureQC",
     "SurfaceDistances",
     "VesselMetrics",
     "case_id_of",
@@ -100,6 +114,8 @@ __all__ = [
     "compute_label_metrics",
     "compute_region_metrics",
     "compute_segmentation_metrics",
+    "compute_segmentation_qc",
+    "compute_structure_qc",
     "compute_surface_distances",
     "compute_vessel_metrics",
     "evaluate_cases",

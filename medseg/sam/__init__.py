@@ -77,11 +77,13 @@ from medseg.sam._text import (
 )
 from medseg.sam._volume import (
     DisplayVolume,
+    PromptedSegmentation,
     SamSegmentConfig,
     build_slice_stack,
     display_axis_codes,
     labels_to_file_grid,
     segment_automatically,
+    segment_prompts_with_confidence,
     segment_with_prompts,
     to_display_volume,
 )
@@ -105,6 +107,7 @@ __all__ = [
     "PointStrategy",
     "Precision",
     "PromptFile",
+    "PromptedSegmentation",
     "PropagationConfig",
     "PropagationResult",
     "SamModel",
@@ -146,6 +149,7 @@ __all__ = [
     "segment_automatically",
     "segment_everything",
     "segment_named_structures",
+    "segment_prompts_with_confidence",
     "segment_with_prompts",
     "to_display_volume",
     "upsample_logits",

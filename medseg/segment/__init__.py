@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from medseg.segment._base import (
     CaseImages,
+    Confidence,
     MapKind,
     Segmentation,
     Segmenter,
@@ -70,6 +71,7 @@ __all__ = [
     "ChannelModelSegmenter",
     "CheckpointInstanceSegmenter",
     "CheckpointSemanticSegmenter",
+    "Confidence",
     "MapKind",
     "NucleiModelConfig",
     "PromptSource",
