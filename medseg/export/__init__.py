@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from medseg.export._confidence import (
+    CONFIDENCE_NIFTI_NAME,
+    CONFIDENCE_SEG_NAME,
+    DISAGREEMENT_NIFTI_NAME,
+    write_confidence_maps,
+    write_confidence_seg,
+)
 from medseg.export._overlay import (
     write_contour_overlay,
     write_overlay_montage,
@@ -41,6 +48,9 @@ from medseg.export._structures import (
 from medseg.export._validate import IodReport, validate_dicom_iod
 
 __all__ = [
+    "CONFIDENCE_NIFTI_NAME",
+    "CONFIDENCE_SEG_NAME",
+    "DISAGREEMENT_NIFTI_NAME",
     "AlgorithmType",
     "IodReport",
     "PacsNode",
@@ -66,6 +76,8 @@ __all__ = [
     "validate_dicom_iod",
     "verify_stored",
     "write_color_table",
+    "write_confidence_maps",
+    "write_confidence_seg",
     "write_contour_overlay",
     "write_dicom_seg",
     "write_label_nifti",
