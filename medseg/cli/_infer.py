@@ -71,6 +71,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         data["mirror"] = args.tta
     if args.probabilities:
         data["save_probabilities"] = True
+    if args.confidence:
+        data["confidence"] = True
     checkpoint = load_checkpoint(resolve_model_path(args.model))
     config = resolve_infer_config(checkpoint, data, source=args.config)
     if args.channel:
@@ -103,6 +105,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     outputs = [out_dir / f"{name}.nii.gz" for _, name, _ in jobs]
     if config.save_probabilities:
         outputs += [out_dir / f"{n.removesuffix('_labels')}_probabilities.npz" for _, n, _ in jobs]
+    if config.confidence:
+        outputs += [out_dir / f"{n.removesuffix('_labels')}_confidence.nii.gz" for _, n, _ in jobs]
+        if config.mirror:
+            outputs += [
+                out_dir / f"{n.removesuffix('_labels')}_tta_disagreement.nii.gz" for _, n, _ in jobs
+            ]
     check_distinct_outputs(outputs, overwrite=args.overwrite)
     network = checkpoint.build(device="cpu")
     # a 3-class instance model (e.g. --model nuclei) writes instance ids 1..N, not classes
@@ -122,6 +130,14 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         write_nifti(prediction.labels, label_path, overwrite=args.overwrite)
         found = f", {int(prediction.labels.array.max())} instances" if instances else ""
         print(f"{label_path} ({prediction.seconds:.1f} s{found})")
+        for kind, extra in (
+            ("confidence", prediction.confidence),
+            ("tta_disagreement", prediction.disagreement),
+        ):
+            if extra is not None:
+                extra_path = out_dir / f"{stem}_{kind}.nii.gz"
+                write_nifti(extra, extra_path, overwrite=args.overwrite)
+                print(f"{extra_path}")
         if prediction.probabilities is not None:
             prob_path = out_dir / f"{stem}_probabilities.npz"
             write_probabilities(
@@ -191,6 +207,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     )
     infer.add_argument(
         "--probabilities", action="store_true", help="also write float16 probabilities"
+    )
+    infer.add_argument(
+        "--confidence",
+        action="store_true",
+        help="also write <name>_confidence.nii.gz (largest class probability per voxel, "
+        "the input's grid) and, with --tta, <name>_tta_disagreement.nii.gz (share of "
+        "mirrored passes whose class differs from the averaged prediction)",
     )
     add_overwrite(infer, help="replace existing outputs")
     infer.set_defaults(handler=_cmd_infer)

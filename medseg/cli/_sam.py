@@ -17,7 +17,13 @@ from medseg.cli._options import (
     default_root,
     parse_numbers,
 )
-from medseg.core import ExitCode, check_output_path, load_config, parse_config
+from medseg.core import (
+    ExitCode,
+    check_distinct_outputs,
+    check_output_path,
+    load_config,
+    parse_config,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +59,7 @@ def _cmd_sam(args: argparse.Namespace) -> int:
         load_sam_model,
         resolve_object_prompts,
         segment_automatically,
+        segment_prompts_with_confidence,
         segment_with_prompts,
     )
 
@@ -86,6 +93,11 @@ def _cmd_sam(args: argparse.Namespace) -> int:
         what="--out",
     )
 
+    confidence_paths = _confidence_paths(args.out) if args.confidence else {}
+    if args.confidence:
+        if args.auto or args.text:
+            raise ConfigError("--confidence works with --box/--point or --prompts")
+        check_distinct_outputs(list(confidence_paths.values()), overwrite=args.overwrite)
     if args.text:
         return _sam_text(args, config)
     prompt_file = None
@@ -129,12 +141,18 @@ def _cmd_sam(args: argparse.Namespace) -> int:
         encoder_backend=config.encoder_backend.value,
     )
     load_s = lap()
+    prompted = None
     if objects is None:
         labels = segment_automatically(model, volume, config)
+    elif args.confidence:
+        prompted = segment_prompts_with_confidence(model, volume, objects, config)
+        labels = prompted.labels
     else:
         labels = segment_with_prompts(model, volume, objects, config)
     segment_s = lap()
     write_nifti(labels, args.out, overwrite=args.overwrite)
+    if prompted is not None:
+        _write_sam_confidence(prompted, objects or [], confidence_paths, overwrite=args.overwrite)
     logger.info(
         "time: imports and setup %.1f s, read %.1f s, model load %.1f s, segment %.1f s "
         "(encoder %.1f s for %d slices, %s %s), write %.1f s",
@@ -153,6 +171,63 @@ def _cmd_sam(args: argparse.Namespace) -> int:
         f"{config.model}: {int((labels.array > 0).sum())} voxels in {n_labels} labels -> {args.out}"
     )
     return ExitCode.OK
+
+
+def _confidence_paths(out: Path) -> dict[str, Path]:
+    """``x.nii.gz`` → ``x_confidence.nii.gz``, ``x_probability.nii.gz``, ``x_qc.json``."""
+    name = out.name
+    stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else out.stem
+    return {
+        "confidence": out.with_name(f"{stem}_confidence.nii.gz"),
+        "probability": out.with_name(f"{stem}_probability.nii.gz"),
+        "qc": out.with_name(f"{stem}_qc.json"),
+    }
+
+
+def _write_sam_confidence(prompted, objects, paths: dict[str, Path], *, overwrite: bool) -> None:  # type: ignore[no-untyped-def]
+    """The confidence files of ``medseg sam --confidence`` (see ``--confidence``'s help)."""
+    import json
+
+    import numpy as np
+
+    from medseg.core import atomic_output
+    from medseg.evaluation import compute_segmentation_qc
+    from medseg.io import write_nifti
+    from medseg.segment import Confidence
+
+    confidence = Confidence(
+        probability=prompted.probability,
+        structure_ids=prompted.label_ids,
+        source="sam_sigmoid",
+        slice_iou=prompted.slice_iou,
+        stopped_early=prompted.stopped_early,
+        boxes_ijk={o.label: tuple(o.box_ijk) for o in objects if o.box_ijk is not None},
+    )
+    voxel = confidence.voxel_confidence(prompted.labels.array)
+    write_nifti(prompted.labels.with_array(voxel), paths["confidence"], overwrite=overwrite)
+    probability = prompted.probability
+    write_nifti(
+        probability.with_array(np.asarray(probability.array, dtype=np.float32)),
+        paths["probability"],
+        overwrite=overwrite,
+    )
+    names = {label: f"label_{label}" for label in prompted.label_ids}
+    qc = compute_segmentation_qc(
+        prompted.labels.array,
+        names,
+        spacing_mm=prompted.labels.spacing_mm,
+        confidence=confidence,
+    )
+    document = {
+        "confidence": "sam_sigmoid",
+        "probability_channels": {str(i): n for i, n in enumerate(names.values())},
+        "slice_iou": {names[k]: v for k, v in prompted.slice_iou.items()},
+        "structures": {name: entry.to_dict() for name, entry in qc.items()},
+    }
+    with atomic_output(paths["qc"], overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    for path in paths.values():
+        print(path)
 
 
 def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
@@ -246,6 +321,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     sam.add_argument("--prompts", type=Path, help="JSON prompt file (see medseg.inference)")
     sam.add_argument("--case", help="case_id in the prompt file (needed if it holds several)")
     sam.add_argument("--auto", action="store_true", help="segment everything (instance labels)")
+    sam.add_argument(
+        "--confidence",
+        action="store_true",
+        help="also write OUT_confidence.nii.gz (confidence in each voxel's label: the "
+        "decoder's sigmoid inside an object, 1 - the largest object probability outside), "
+        "OUT_probability.nii.gz (one channel per object) and OUT_qc.json (predicted IoU per "
+        "slice, QC flags with thresholds and reasons)",
+    )
     sam.add_argument(
         "--text",
         action="append",
