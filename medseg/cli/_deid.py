@@ -33,9 +33,8 @@ def _load_deid_profile(name: str, root: Path) -> tuple[object, str]:
 def _cmd_deid(args: argparse.Namespace) -> int:
     import os
 
-    from medseg.core import ConfigError, DeidError
+    from medseg.core import ConfigError, DeidError, InputError
     from medseg.deid import (
-        FAILURE_STATUSES,
         DeidConfig,
         PixelRules,
         deidentify_tree,
@@ -62,21 +61,34 @@ def _cmd_deid(args: argparse.Namespace) -> int:
         pixel_rules=rules,
         workers=args.workers,
         link_table=args.link_table,
+        local_audit=args.local_audit,
     )
     print(f"profile {profile_name}: options {', '.join(o.value for o in config.options) or 'none'}")
     for status, count in sorted(summary.statuses.items()):
         print(f"{status:>16}: {count}")
     for rel, reason in summary.refused:
         print(f"refused: {rel} ({reason})")
+    for given, status, reason in summary.failed:  # the user's own paths, on their console
+        print(f"failed: {given} ({status}: {reason})")
     print(f"audit: {summary.audit_path}")
     if summary.link_table is not None:
         print(f"link table (re-identifies, keep it private): {summary.link_table}")
-    failures = sum(summary.statuses.get(status, 0) for status in FAILURE_STATUSES)
-    if failures:
+    if summary.local_audit is not None:
+        print(f"local audit (names the inputs, keep it private): {summary.local_audit}")
+    if summary.failed:
+        given, status, reason = summary.failed[0]
+        rest = len(summary.failed) - 1
+        more = f" and {rest} more listed above" if rest else ""
         raise DeidError(
-            f"{failures} input file(s) could not be de-identified (unreadable, truncated, "
-            "failed, or an output with the same UIDs already written from another input; each "
-            "is listed with its reason in the audit); the others were written"
+            f"{len(summary.failed)} input file(s) could not be de-identified: this one "
+            f"({status}: {reason}){more}; the others were written",
+            path=given,
+        )
+    if set(summary.statuses) == {"not_supported"}:
+        raise InputError(
+            f"none of the {summary.statuses['not_supported']} input file(s) is DICOM or "
+            "NIfTI; nothing was de-identified",
+            path=args.src,
         )
     return ExitCode.OK
 
@@ -137,6 +149,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         type=Path,
         metavar="FILE",
         help="write original→pseudonym links here (mode 0600, never inside DST)",
+    )
+    deid.add_argument(
+        "--local-audit",
+        type=Path,
+        metavar="FILE",
+        help="write the input path, keyed hash and reason of each file that could not be "
+        "de-identified here (JSON lines, mode 0600, never inside DST)",
     )
     add_root(deid, help="folder holding configs/deid/ (default: the checkout)")
     deid.set_defaults(handler=_cmd_deid)

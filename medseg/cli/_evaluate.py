@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from medseg.cli._options import add_out, add_overwrite, add_root
 from medseg.core import ConfigError, ExitCode, check_output_path, compute_sha256, parse_config
+
+logger = logging.getLogger(__name__)
 
 _EVALUATE_EPILOG = """\
 examples:
@@ -42,6 +45,7 @@ def _with_images(pairs: list, images: Path) -> list:  # type: ignore[type-arg]
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import dataclasses
     import os
 
     from medseg.core import read_yaml
@@ -52,13 +56,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         evaluate_cases,
         evaluate_instance_cases,
         find_case_pairs,
+        find_claimed_labels,
+        find_reference_names,
         format_instance_summary,
         format_summary_table,
+        match_claims_to_reference,
         write_metrics_csv,
         write_report_html,
         write_summary_json,
     )
-    from medseg.io import load_manifest, manifest_root
+    from medseg.io import load_cases
     from medseg.tracking import (
         check_case_ids,
         default_tracking_uri,
@@ -73,7 +80,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     args.out = check_output_path(args.out, folder=True, inputs=inputs, what="--out")
     if kind is EvaluationKind.INSTANCE and (args.labels or args.binary):
         raise ConfigError("--labels and --binary apply to --kind semantic only")
-    manifest = load_manifest(args.manifest) if args.manifest else None
+    manifest, root = load_cases(args.manifest) if args.manifest else (None, None)
     labels = None
     if args.labels:
         labels = parse_config(LabelsConfig, read_yaml(args.labels), source=args.labels).labels
@@ -83,11 +90,32 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         args.pred,
         args.ref,
         manifest=manifest,
-        manifest_root=manifest_root(args.manifest) if args.manifest else None,
+        manifest_root=root,
     )
     check_case_ids([pair.case_id for pair in pairs])
     if args.image is not None:
         pairs = _with_images(pairs, args.image)
+    # what the predictions claim (their label sidecars) is what gets scored
+    claimed = None
+    if kind is EvaluationKind.SEMANTIC and not args.labels and not args.binary:
+        claimed = find_claimed_labels(pairs)
+    if claimed:  # a sidecar that claims nothing says nothing: score what is found
+        # the reference's names (its sidecar, the manifest) place claims by name
+        known = {**find_reference_names(pairs), **(labels or {})}
+        labels, moves = match_claims_to_reference(claimed, known)
+        if moves:
+            pairs = [dataclasses.replace(pair, relabel=moves) for pair in pairs]
+            print(
+                "matched by name: "
+                + ", ".join(f"{claimed[a]} {a} -> reference {b}" for a, b in moves)
+            )
+        unknown = [name for value, name in labels.items() if value not in known]
+        if known and unknown:
+            logger.warning("not among the reference's names: %s", ", ".join(unknown))
+        print(
+            f"scoring the {len(labels)} structure(s) the prediction claims: "
+            + ", ".join(labels[v] for v in sorted(labels))
+        )
     outputs = {name: args.out / name for name in ("metrics.csv", "summary.json", "report.html")}
     from medseg.core import OutputExistsError
 
@@ -106,7 +134,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             settings=settings,
             binarize=args.binary,
             # a manifest lists every class of the dataset: report only those present
-            skip_absent_labels=args.labels is None,
+            skip_absent_labels=args.labels is None and not claimed,
         )
     write_metrics_csv(result, outputs["metrics.csv"], overwrite=args.overwrite)
     write_summary_json(result, outputs["summary.json"], overwrite=args.overwrite)
@@ -126,7 +154,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     tags: dict[str, object] = {}
     if manifest is not None:
         params["dataset"] = manifest.name
-        params["dataset_manifest_sha256"] = compute_sha256(args.manifest)[:16]
+        if args.manifest.is_file():
+            params["dataset_manifest_sha256"] = compute_sha256(args.manifest)[:16]
         tags["reference_standard"] = manifest.reference_standard.value
     with start_tracking(
         tracking_uri=tracking_uri,
@@ -198,7 +227,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         "--ref", type=Path, help="reference file or folder (default: the manifest's labels)"
     )
     evaluate.add_argument(
-        "--manifest", type=Path, help="dataset manifest: case ids, labels, references, hash"
+        "--manifest",
+        type=Path,
+        help="cases with references: a manifest YAML, a folder (labels/) or a dataset.json",
     )
     evaluate.add_argument("--labels", type=Path, help="YAML 'labels: {id: name}' to evaluate")
     evaluate.add_argument(

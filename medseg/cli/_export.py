@@ -34,6 +34,15 @@ def _load_label_names(path: Path | None) -> dict[int, str]:
             raise ConfigError(f"cannot read label names ({type(err).__name__})", path=path) from err
     else:
         data = read_yaml(path)
+    if isinstance(data, dict) and isinstance(data.get("labels"), list):  # a label sidecar
+        from medseg.io import label_names, read_label_sidecar
+
+        entries = read_label_sidecar(path.with_name(path.name.replace(".labels.json", ".nii.gz")))
+        data = (
+            label_names(entries)
+            if entries
+            else {int(e["label"]): e["name"] for e in data["labels"] if isinstance(e, dict)}
+        )
     if isinstance(data, dict) and isinstance(data.get("labels"), dict):
         data = data["labels"]
     try:
@@ -52,7 +61,7 @@ def _export_inputs(args: argparse.Namespace, *, need_series: bool = True):  # ty
     import numpy as np
 
     from medseg.export import build_structures, load_structure_codes, read_source_series
-    from medseg.io import read_image
+    from medseg.io import read_image, read_label_sidecar
 
     suffixes = _EXPORT_OUT_SUFFIXES.get(args.export_command)
     inputs = [p for p in (args.source, args.mask, args.labels, args.codes) if p is not None]
@@ -72,7 +81,9 @@ def _export_inputs(args: argparse.Namespace, *, need_series: bool = True):  # ty
         values = list(range(1, mask.array.shape[3] + 1))
     else:
         values = [int(v) for v in np.unique(mask.array) if v != 0]
-    structures = build_structures(values, names=names, code_map=code_map)
+    # names and codes travel with the mask in its label sidecar; --labels overrides names
+    sidecar = read_label_sidecar(args.mask)
+    structures = build_structures(values, names=names, code_map=code_map, sidecar=sidecar)
     series = None
     if need_series:
         series = read_source_series(
@@ -149,13 +160,14 @@ def _cmd_export_slicer(args: argparse.Namespace) -> int:
 
 
 def _cmd_export_overlay(args: argparse.Namespace) -> int:
-    from medseg.export import write_volume_overlay
+    from medseg.export import describe_structures, write_volume_overlay
     from medseg.io import read_image
 
     _, mask, structures = _export_inputs(args, need_series=False)
     image = read_image(args.source, series_uid=args.series)
+    title = f"{describe_structures([s.name for s in structures])}: {args.model_name}"
     path = write_volume_overlay(
-        image, mask, structures, args.out, title=args.model_name, overwrite=args.overwrite
+        image, mask, structures, args.out, title=title, overwrite=args.overwrite
     )
     print(f"overlay (PNG): {path}")
     return ExitCode.OK

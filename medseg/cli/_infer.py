@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medseg.cli._options import add_device, add_out, add_overwrite, add_precision
+from medseg.cli._options import add_device, add_out, add_overwrite, add_precision, default_root
 from medseg.core import ExitCode, check_distinct_outputs, check_output_path
 
 if TYPE_CHECKING:
@@ -30,11 +30,20 @@ def _output_stem(path: Path) -> str:
     return path.stem if path.suffix else name
 
 
+def _label_entries(names: dict[int, str]) -> list[dict[str, object]]:
+    """Label sidecar entries of a model's classes (background left out)."""
+    from medseg.export import describe_labels, load_structure_codes
+
+    codes_path = default_root() / "configs" / "export" / "structure_codes.yaml"
+    code_map = load_structure_codes(codes_path) if codes_path.is_file() else None
+    return describe_labels({v: n for v, n in names.items() if v > 0}, code_map=code_map)
+
+
 def _infer_channels(args: argparse.Namespace, checkpoint: Checkpoint, config: InferConfig) -> int:
     """``medseg infer --channel NAME=FILE ...``: one multi-channel case."""
     from medseg.core import InputError
     from medseg.inference import parse_channel_arguments, predict_channels
-    from medseg.io import check_channel_names, write_nifti
+    from medseg.io import check_channel_names, write_label_map
 
     if args.inputs or args.manifest:
         raise InputError("give either --channel NAME=FILE options or INPUT files, not both")
@@ -46,7 +55,12 @@ def _infer_channels(args: argparse.Namespace, checkpoint: Checkpoint, config: In
     label_path = out_dir / f"{_output_stem(channels[grid_channel])}_labels.nii.gz"
     check_distinct_outputs([label_path], overwrite=args.overwrite)
     prediction = predict_channels(checkpoint, channels, config=config, case_id="input0")
-    write_nifti(prediction.labels, label_path, overwrite=args.overwrite)
+    write_label_map(
+        prediction.labels,
+        label_path,
+        entries=_label_entries(checkpoint.label_names),
+        overwrite=args.overwrite,
+    )
     print(f"{label_path} ({prediction.seconds:.1f} s)")
     return ExitCode.OK
 
@@ -54,12 +68,13 @@ def _infer_channels(args: argparse.Namespace, checkpoint: Checkpoint, config: In
 def _cmd_infer(args: argparse.Namespace) -> int:
     from medseg.core import ChannelError, InputError, read_yaml
     from medseg.inference import (
+        is_instance_detector,
         predict_volume,
         resolve_infer_config,
         resolve_instance_config,
         write_probabilities,
     )
-    from medseg.io import read_image, write_nifti
+    from medseg.io import read_image, write_label_map, write_nifti
     from medseg.models import load_checkpoint, resolve_model_path
 
     data = read_yaml(args.config) if args.config else {}
@@ -115,6 +130,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     network = checkpoint.build(device="cpu")
     # a 3-class instance model (e.g. --model nuclei) writes instance ids 1..N, not classes
     instances = resolve_instance_config(checkpoint, config.instances)
+    instance_map = bool(instances) or is_instance_detector(network)  # object ids: no names
     for path, name, case_id in jobs:
         volume = read_image(path)
         stem = name[: -len("_labels")] if name.endswith("_labels") else name
@@ -127,7 +143,13 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             instances=instances,
         )
         label_path = out_dir / f"{name}.nii.gz"
-        write_nifti(prediction.labels, label_path, overwrite=args.overwrite)
+        write_label_map(  # dcm2niix's array order for DICOM input; names in a sidecar
+            prediction.labels,
+            label_path,
+            entries=None if instance_map else _label_entries(checkpoint.label_names),
+            source=volume,
+            overwrite=args.overwrite,
+        )
         found = f", {int(prediction.labels.array.max())} instances" if instances else ""
         print(f"{label_path} ({prediction.seconds:.1f} s{found})")
         for kind, extra in (

@@ -23,6 +23,12 @@ examples:
   medseg run pipelines/cell_nuclei_watershed.yaml --out runs/nuclei --workers 2
   medseg run pipelines/cell_nuclei_watershed.yaml --out runs/nuclei --resume
   medseg run pipelines/ct_organs.yaml --out runs/ct --scheduler tcp://10.0.0.5:8786
+  medseg run pipelines/ct_organs.yaml --cases my_cts/ --out runs/mine   # images/, labels/
+  medseg run pipelines/ct_organs.yaml --cases my.yaml --out runs/mine
+
+my.yaml (paths relative to it; source, licence, sha256 … optional, recorded as unknown):
+  cases:
+    - {id: case01, image: case01.nii.gz, label: case01_seg.nii.gz}
 """
 
 
@@ -40,6 +46,11 @@ def _print_summary(summary: BatchSummary) -> None:
     if summary.run_id:
         print(f"MLflow run {summary.run_id} at {summary.tracking_uri}")
         print(f"  browse it with: mlflow ui --backend-store-uri {summary.tracking_uri}")
+        if summary.experiment_id and summary.tracking_uri:
+            from medseg.tracking import format_run_view
+
+            page = format_run_view(summary.tracking_uri, summary.experiment_id, summary.run_id)[1]
+            print(f"  then open the run: {page}")
 
 
 def _run(args: argparse.Namespace, pipeline_path: Path) -> int:
@@ -108,8 +119,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     run.add_argument(
         "--cases",
         type=Path,
-        metavar="MANIFEST",
-        help="dataset manifest to take the cases from (default: the pipeline's dataset)",
+        metavar="CASES",
+        help="your cases instead of the pipeline's dataset: a manifest YAML (paths relative "
+        "to it; only 'cases:' required), a folder of images (labels of the same names in "
+        "labels/), or an nnU-Net dataset.json; all of them are run",
     )
     where = run.add_mutually_exclusive_group()
     where.add_argument(

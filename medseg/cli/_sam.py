@@ -50,7 +50,7 @@ examples:
 
 def _cmd_sam(args: argparse.Namespace) -> int:
     from medseg.core import ConfigError
-    from medseg.io import read_image, write_nifti
+    from medseg.io import read_image, write_label_map
     from medseg.sam import (
         Precision,
         PromptFile,
@@ -150,7 +150,11 @@ def _cmd_sam(args: argparse.Namespace) -> int:
     else:
         labels = segment_with_prompts(model, volume, objects, config)
     segment_s = lap()
-    write_nifti(labels, args.out, overwrite=args.overwrite)
+    entries = None
+    if objects is not None:  # --auto writes instances: object ids, no structures
+        names = _prompt_names(prompt_file, args.case)
+        entries = _label_entries({o.label: names.get(o.label, f"label_{o.label}") for o in objects})
+    write_label_map(labels, args.out, entries=entries, source=volume, overwrite=args.overwrite)
     if prompted is not None:
         _write_sam_confidence(prompted, objects or [], confidence_paths, overwrite=args.overwrite)
     logger.info(
@@ -231,64 +235,97 @@ def _write_sam_confidence(prompted, objects, paths: dict[str, Path], *, overwrit
 
 
 def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
-    """``medseg sam --text``: match the names, locate them, segment, write labels + sidecar."""
-    import json
+    """``medseg sam --text``: the registered ``sam_text`` segmenter on one image; labels +
+    sidecar."""
+    from medseg.anatomy import Vocabulary, split_names
+    from medseg.core import OutputExistsError, parse_config
+    from medseg.io import label_sidecar_path, read_image, write_label_map, write_nifti
+    from medseg.segment import CaseImages, SamTextConfig, SamTextSegmenter
 
-    from medseg.anatomy import Atlas, Vocabulary, infer_modality
-    from medseg.core import ConfigError, StructureNameError, atomic_output
-    from medseg.io import read_image, write_nifti
-    from medseg.sam import IntensityMode, load_sam_model, segment_named_structures
-
-    sidecar = _sidecar_path(args.out)
+    sidecar = label_sidecar_path(args.out)
     if sidecar.exists() and not args.overwrite:
-        from medseg.core import OutputExistsError
-
         raise OutputExistsError(
             "output already exists; pass --overwrite to replace it", path=sidecar
         )
-    atlas_dir = args.atlas or default_root() / "data" / "ct_totalsegmentator"
-    volume = read_image(args.image)
-    modality = infer_modality(volume.array, volume.metadata)
-    if modality is None and config.intensity.mode is IntensityMode.CT:
-        modality = "CT"
-    if modality is None:
-        raise StructureNameError(
-            "cannot tell this image's modality (no DICOM Modality, not Hounsfield-like); "
-            "for a CT pass --intensity ct",
-            text=", ".join(args.text),
-            candidates=(),
-        )
-    concepts = Vocabulary().match_all(args.text, modality=modality)
-    if config.intensity.mode is IntensityMode.AUTO and modality == "CT":
-        config = config.model_copy(
-            update={"intensity": config.intensity.model_copy(update={"mode": IntensityMode.CT})}
-        )
-    names_file = atlas_dir / "labels_total.json"
-    try:
-        names = json.loads(names_file.read_text())["labels"]
-    except (OSError, ValueError, KeyError) as err:
-        raise ConfigError(f"atlas label names unreadable: {names_file}") from err
-    atlas = Atlas(
-        image=read_image(atlas_dir / "example_ct_sm.nii.gz"),
-        labels=read_image(atlas_dir / "example_seg.nii.gz"),
-        names={int(value): str(name) for value, name in names.items()},
+    root = default_root()
+    names = split_names(args.text)
+    Vocabulary().match_all(names)  # unknown or ambiguous names: refused before reading
+    text_config = parse_config(
+        SamTextConfig,
+        {
+            "structures": names,
+            "modality": args.modality,
+            "atlas": str((args.atlas or root / "data" / "ct_totalsegmentator").resolve()),
+            "model": config.model,
+            "checkpoint": config.checkpoint,
+            "device": config.device,
+            "precision": config.precision,
+            # auto: the CT window once the image is known to be a CT; ct: the image is a CT
+            "intensity": config.intensity.model_dump(mode="json"),
+            "propagation": config.propagation.model_dump(mode="json"),
+        },
+        source="command line",
     )
-    model = load_sam_model(config.model, checkpoint=config.checkpoint, device=config.device)
-    result = segment_named_structures(model, volume, concepts, atlas=atlas, config=config)
-    write_nifti(result.labels, args.out, overwrite=args.overwrite)
-    with atomic_output(sidecar, overwrite=args.overwrite) as tmp:
-        tmp.write_text(json.dumps({"labels": result.structures}, indent=1) + "\n")
-    for entry in result.structures:
+    clock = [time.perf_counter()]
+    volume = read_image(args.image)
+    channels = {}
+    for spec in args.channel or ():
+        name, _, path = spec.partition("=")
+        if not name or not path:
+            from medseg.core import ConfigError
+
+            raise ConfigError(f"--channel must be NAME=PATH, not {spec!r}")
+        channels[name] = read_image(Path(path))
+    read_s = time.perf_counter() - clock[0]
+    case = CaseImages(case_id="cli", image=volume, root=root, channels=channels)
+    segmenter = SamTextSegmenter(text_config)
+    result = segmenter.segment_with_details(case)
+    labels = result.segmentation.labels
+    if result.entries and all(isinstance(e.get("label"), int) for e in result.entries):
+        # names, SNOMED CT codes and located boxes travel with the mask (medseg.io sidecar)
+        entries = [{**entry, "segmenter": result.segmenter} for entry in result.entries]
+        write_label_map(labels, args.out, entries=entries, source=volume, overwrite=args.overwrite)
+    else:  # a routed concept (tumour, nuclei, vessels): its segmenter's own label values
+        write_nifti(labels, args.out, overwrite=args.overwrite)
+    logger.info(
+        "time: imports and setup %.1f s, read %.1f s, locate+segment+write %.1f s",
+        clock[0] - CLI_STARTED,
+        read_s,
+        time.perf_counter() - clock[0] - read_s,
+    )
+    for entry in result.entries:
+        if entry["label"] is None:
+            what = (
+                f"{entry['instances']} instances"
+                if "instances" in entry
+                else f"labels {entry['labels']}, {entry['voxels']} voxels"
+            )
+            print(f"{entry['name']}: by {entry['segmenter']} ({entry['model']}): {what}")
+            continue
         state = "" if entry["found"] else "  (not found in the field of view)"
         print(f"label {entry['label']}: {entry['name']}: {entry['voxels']} voxels{state}")
     print(f"-> {args.out} and {sidecar}")
     return ExitCode.OK
 
 
-def _sidecar_path(out: Path) -> Path:
-    """``labels.nii.gz`` → ``labels.json``."""
-    name = out.name.removesuffix(".gz").removesuffix(".nii")
-    return out.with_name(f"{name}.json")
+def _prompt_names(prompt_file: object, case_id: str | None) -> dict[int, str]:
+    """Label value → name of the prompt file's objects that have a name."""
+    names: dict[int, str] = {}
+    for case in getattr(prompt_file, "cases", ()):
+        if case_id is None or case.case_id == case_id:
+            for obj in case.objects:
+                if obj.name:
+                    names.setdefault(obj.label, obj.name)
+    return names
+
+
+def _label_entries(names: dict[int, str]) -> list[dict[str, object]]:
+    """Label sidecar entries, coded from the export code map of the checkout."""
+    from medseg.export import describe_labels, load_structure_codes
+
+    codes_path = default_root() / "configs" / "export" / "structure_codes.yaml"
+    code_map = load_structure_codes(codes_path) if codes_path.is_file() else None
+    return describe_labels(names, code_map=code_map)
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -333,7 +370,20 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         "--text",
         action="append",
         help="CT structure(s) to find and segment, e.g. 'liver, spleen, left kidney' "
-        "(repeatable; label k = k-th name; a sidecar OUT.json lists names and SNOMED CT codes)",
+        "(repeatable; label k = k-th name; the sidecar OUT.labels.json gives names and "
+        "SNOMED CT codes)",
+    )
+    sam.add_argument(
+        "--modality",
+        help="the image's modality for --text (CT, MR, microscopy, fundus); default: DICOM "
+        "Modality, Hounsfield-like values, any 2D kind for a 2D image",
+    )
+    sam.add_argument(
+        "--channel",
+        action="append",
+        metavar="NAME=PATH",
+        help="a further image of the case for a --text concept routed to a channel model "
+        "(brain tumour on MR: --channel t1c=T1C.nii.gz)",
     )
     sam.add_argument(
         "--atlas",

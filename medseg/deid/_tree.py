@@ -68,6 +68,11 @@ class DeidRunSummary:
     refused
         ``(path relative to SRC, reason)`` of each refused file: for the operator's terminal
         inside the hospital only; never written into the output tree.
+    failed
+        ``(input path as given, status, reason)`` of each file that could not be
+        de-identified (a :data:`FAILURE_STATUSES` status): for the local user only (the
+        console and the local audit); never written into the output tree, whose audit
+        identifies files by keyed hash alone.
     audit_path
         The JSON-lines audit in the output tree.
     link_table
@@ -76,8 +81,10 @@ class DeidRunSummary:
 
     statuses: Counter[str] = field(default_factory=Counter)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
     audit_path: Path | None = None
     link_table: Path | None = None
+    local_audit: Path | None = None
 
 
 def _is_within(child: Path, parent: Path) -> bool:
@@ -88,13 +95,16 @@ def _is_within(child: Path, parent: Path) -> bool:
     return True
 
 
-def check_output_locations(src: Path, dst: Path, link_table: Path | None) -> None:
-    """Refuse in-place runs and a link table inside the output tree.
+def check_output_locations(
+    src: Path, dst: Path, link_table: Path | None, local_audit: Path | None = None
+) -> None:
+    """Refuse in-place runs, and a link table or local audit inside the output tree.
 
     Raises
     ------
     DeidError
-        If ``dst`` is ``src``, inside it or contains it, or ``link_table`` lies in ``dst``.
+        If ``dst`` is ``src``, inside it or contains it, or ``link_table`` or
+        ``local_audit`` lies in ``dst``.
     """
     src_r, dst_r = src.resolve(), dst.resolve()
     if _is_within(dst_r, src_r) or _is_within(src_r, dst_r):
@@ -107,6 +117,12 @@ def check_output_locations(src: Path, dst: Path, link_table: Path | None) -> Non
             "the link table must not be inside the output tree (it holds the originals); "
             "write it outside DST",
             path=link_table,
+        )
+    if local_audit is not None and _is_within(local_audit.resolve(), dst_r):
+        raise DeidError(
+            "the local audit must not be inside the output tree (it names the input files); "
+            "write it outside DST",
+            path=local_audit,
         )
 
 
@@ -319,10 +335,47 @@ def read_done_hashes(audit_path: Path, profile: str) -> frozenset[str]:
 
 
 def list_input_files(src: Path) -> list[Path]:
-    """Every regular file under ``src`` (symbolic links are not followed), sorted."""
+    """Every regular file under ``src`` (symbolic links are not followed), sorted.
+
+    Raises
+    ------
+    InputError
+        If ``src`` is not a folder or holds no file.
+    """
     if not src.is_dir():
         raise InputError("the input must be a folder of DICOM/NIfTI files", path=src)
-    return sorted(p for p in src.rglob("*") if p.is_file() and not p.is_symlink())
+    files = sorted(p for p in src.rglob("*") if p.is_file() and not p.is_symlink())
+    if not files:
+        raise InputError(
+            "the input folder holds no files (symbolic links are not followed); "
+            "nothing to de-identify",
+            path=src,
+        )
+    return files
+
+
+def write_local_audit(path: Path, rows: list[dict[str, str]]) -> None:
+    """Write the local audit (JSON lines, mode 0600, replaced atomically).
+
+    One line per input file that could not be de-identified: ``input`` (the path as the
+    user gave it), ``input_hash`` (the keyed hash that the output tree's audit lists),
+    ``status`` and ``reason``. It names the user's own files, so it stays with them,
+    outside the output tree.
+    """
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise DeidError("the local audit must be a regular file, not a link or folder", path=path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            for row in rows:
+                stream.write(json.dumps(row, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_link_table(path: Path, rows: list[tuple[str, str, str]]) -> None:
@@ -389,6 +442,7 @@ def deidentify_tree(
     pixel_rules: PixelRules | None = None,
     workers: int = 1,
     link_table: Path | None = None,
+    local_audit: Path | None = None,
 ) -> DeidRunSummary:
     """De-identify every DICOM and NIfTI file under ``src`` into ``dst``.
 
@@ -415,15 +469,18 @@ def deidentify_tree(
         Processes; 1 runs in this process.
     link_table
         If given, a CSV (mode 0600, outside ``dst``) mapping originals to replacements.
+    local_audit
+        If given, a JSON-lines file (mode 0600, outside ``dst``) naming each input that
+        could not be de-identified by its path (see :func:`write_local_audit`).
 
     Raises
     ------
     DeidError
-        On an in-place request or a link table inside ``dst``.
+        On an in-place request, or a link table or local audit inside ``dst``.
     InputError
-        If ``src`` is not a folder.
+        If ``src`` is not a folder or holds no file.
     """
-    check_output_locations(src, dst, link_table)
+    check_output_locations(src, dst, link_table, local_audit)
     files = list_input_files(src)
     dst.mkdir(parents=True, exist_ok=True)
     audit_path = dst / AUDIT_NAME
@@ -431,6 +488,7 @@ def deidentify_tree(
     done = read_done_hashes(audit_path, profile)
     summary = DeidRunSummary(audit_path=audit_path)
     links: list[tuple[str, str, str]] = []
+    failures: list[dict[str, str]] = []
     results = _iterate(
         files, done, config=config, key=key, rules=pixel_rules, dst=dst, workers=workers
     )
@@ -441,6 +499,17 @@ def deidentify_tree(
             summary.statuses[record["status"]] += 1
             if "refused" in outcome:
                 summary.refused.append((path.relative_to(src).as_posix(), outcome["refused"]))
+            if record["status"] in FAILURE_STATUSES:
+                given = str(src / path.relative_to(src))  # the user's own path, as given
+                summary.failed.append((given, record["status"], record.get("reason", "")))
+                failures.append(
+                    {
+                        "input": given,
+                        "input_hash": record.get("input_hash", ""),
+                        "status": record["status"],
+                        "reason": record.get("reason", ""),
+                    }
+                )
             links += outcome.get("links", [])
             if not outcome.get("skip_audit"):
                 audit.write(json.dumps(record, sort_keys=True) + "\n")
@@ -448,5 +517,8 @@ def deidentify_tree(
     if link_table is not None:
         write_link_table(link_table, links)
         summary.link_table = link_table
+    if local_audit is not None:
+        write_local_audit(local_audit, failures)
+        summary.local_audit = local_audit
     logger.info("de-identified: %s", dict(summary.statuses))
     return summary

@@ -12,9 +12,10 @@ from medseg.core import ConfigModel, GeometryError, InputError
 from medseg.io import (
     DatasetManifest,
     Volume,
-    check_same_grid,
     collapse_grey_channels,
+    label_names,
     read_image,
+    read_label_sidecar,
     reorient,
     reorient_like,
 )
@@ -33,12 +34,17 @@ class LabelsConfig(ConfigModel):
 
 @dataclass(frozen=True)
 class CasePair:
-    """One case to evaluate: pseudonymous id, prediction, reference and optional image."""
+    """One case to evaluate: pseudonymous id, prediction, reference and optional image.
+
+    ``relabel`` maps prediction values onto the reference's values for the same structure
+    (a ``sam --text`` liver as 1 against TotalSegmentator's liver 5).
+    """
 
     case_id: str
     prediction: Path
     reference: Path
     image: Path | None = None
+    relabel: tuple[tuple[int, int], ...] = ()  # (prediction value, reference value)
 
 
 @dataclass(frozen=True)
@@ -183,6 +189,81 @@ def find_case_pairs(
     ]
 
 
+def find_claimed_labels(pairs: list[CasePair]) -> dict[int, str] | None:
+    """The structures the predictions claim in their label sidecars (value → name).
+
+    Returns the union over the cases when every prediction has a sidecar
+    (``<stem>.labels.json``, see :func:`medseg.io.read_label_sidecar`), else None: then
+    nothing is known about what the predictions are meant to hold.
+
+    Raises
+    ------
+    InputError
+        If two sidecars give one label value different names (naming the second file).
+    """
+    claimed: dict[int, str] = {}
+    for pair in pairs:
+        entries = read_label_sidecar(pair.prediction)
+        if entries is None:
+            if claimed:
+                logger.warning(
+                    "case %s: prediction has no label sidecar; scoring every label found",
+                    pair.case_id,
+                )
+            return None
+        for value, name in label_names(entries).items():
+            if claimed.setdefault(value, name) != name:
+                raise InputError(
+                    f"label {value} is {claimed[value]!r} in another prediction's sidecar "
+                    f"but {name!r} here; give --labels to choose",
+                    path=pair.prediction,
+                )
+    return claimed
+
+
+def find_reference_names(pairs: list[CasePair]) -> dict[int, str]:
+    """Label names from the references' sidecars (empty when they have none)."""
+    names: dict[int, str] = {}
+    for pair in pairs:
+        entries = read_label_sidecar(pair.reference)
+        if entries is not None:
+            for value, name in label_names(entries).items():
+                names.setdefault(value, name)
+    return names
+
+
+def _relabel(array: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    out = array.copy()
+    for source, target in mapping.items():
+        out[array == source] = target
+    return out
+
+
+def match_claims_to_reference(
+    claimed: dict[int, str], reference_names: dict[int, str]
+) -> tuple[dict[int, str], tuple[tuple[int, int], ...]]:
+    """Put claimed structures onto the reference's label values by name.
+
+    Returns the labels to score (reference value → name) and the (prediction value,
+    reference value) pairs to relabel. A claimed name the reference does not know keeps its
+    value. Names compare case-insensitively, ``_`` and spaces alike (``kidney_left`` ~
+    ``Kidney left``).
+    """
+
+    def key(name: str) -> str:
+        return " ".join(name.lower().replace("_", " ").split())
+
+    by_name = {key(name): value for value, name in reference_names.items()}
+    labels: dict[int, str] = {}
+    moves: list[tuple[int, int]] = []
+    for value, name in sorted(claimed.items()):
+        target = by_name.get(key(name), value)
+        if target != value:
+            moves.append((value, target))
+        labels[target] = name
+    return labels, tuple(moves)
+
+
 def _binary_mask(array: np.ndarray) -> np.ndarray:
     """Foreground = value ≥ half the largest value (0/1, 0/255, palette-noisy 2/254 masks)."""
     if array.ndim == 4:  # colour axis of a 2D image
@@ -267,11 +348,16 @@ def load_case(pair: CasePair, *, binarize: bool = False) -> LoadedCase:
     Raises
     ------
     GeometryError
-        If the grids differ (shape or affine beyond 1e-3 mm).
+        If the grids differ physically (shape, spacing, origin or direction beyond
+        1e-3 mm). The same grid in another axis order or with flipped axes (a DICOM series'
+        LPS against dcm2niix's LAS) is matched exactly, never resampled.
     """
     reference = read_image(pair.reference)
     prediction = read_image(pair.prediction)
-    check_same_grid(reference, prediction, what="prediction")
+    try:
+        prediction = reorient_like(prediction, reference, what="prediction")
+    except GeometryError as err:
+        raise GeometryError(err.message, path=pair.prediction, case_id=pair.case_id) from err
     reference, prediction = _display_orientation(reference), _display_orientation(prediction)
     if binarize:
         ref = _binary_mask(np.asarray(reference.array))
@@ -283,13 +369,15 @@ def load_case(pair: CasePair, *, binarize: bool = False) -> LoadedCase:
         pred = collapse_grey_channels(
             np.asarray(prediction.array), what="prediction", path=pair.prediction
         )
+        if pair.relabel:
+            pred = _relabel(pred, dict(pair.relabel))
     spacing: tuple[float, ...] = reference.spacing_mm
     image = None
     if pair.image is not None and pair.image.exists():
         try:
-            # the same grid in another axis order or direction (a DICOM series read in LPS
-            # order beside a LAS NIfTI reference) is moved onto it; a different grid is not
-            volume = reorient_like(read_image(pair.image), reference, what="image")
+            volume = read_image(pair.image)
+            volume = _display_orientation(volume)
+            volume = reorient_like(volume, reference, what="image")
             image = np.asarray(volume.array, dtype=np.float32)
             if image.ndim == 4:
                 image = image.mean(axis=3)

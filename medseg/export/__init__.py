@@ -10,6 +10,10 @@ from medseg.export._confidence import (
     write_confidence_seg,
 )
 from medseg.export._overlay import (
+    AXIAL_MARKERS,
+    CORONAL_MARKERS,
+    SAGITTAL_MARKERS,
+    describe_structures,
     write_contour_overlay,
     write_overlay_montage,
     write_volume_overlay,
@@ -43,14 +47,20 @@ from medseg.export._structures import (
     StructureCode,
     StructureCodeMap,
     build_structures,
+    describe_labels,
     load_structure_codes,
+    recommended_colour,
+    structure_code_from_entry,
 )
 from medseg.export._validate import IodReport, validate_dicom_iod
 
 __all__ = [
+    "AXIAL_MARKERS",
     "CONFIDENCE_NIFTI_NAME",
     "CONFIDENCE_SEG_NAME",
+    "CORONAL_MARKERS",
     "DISAGREEMENT_NIFTI_NAME",
+    "SAGITTAL_MARKERS",
     "AlgorithmType",
     "IodReport",
     "PacsNode",
@@ -63,6 +73,8 @@ __all__ = [
     "StructureCodeMap",
     "build_structures",
     "collect_dicom_files",
+    "describe_labels",
+    "describe_structures",
     "find_series_instances",
     "load_structure_codes",
     "map_mask_to_series",
@@ -70,8 +82,10 @@ __all__ = [
     "read_dicom_seg",
     "read_rtstruct",
     "read_source_series",
+    "recommended_colour",
     "send_dicom_files",
     "send_dicomweb",
+    "structure_code_from_entry",
     "trace_slice_contours",
     "validate_dicom_iod",
     "verify_stored",

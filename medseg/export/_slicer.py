@@ -1,9 +1,10 @@
 """3D Slicer-ready files: label map NIfTI, segmentation ``.seg.nrrd`` and a colour table.
 
-The ``.seg.nrrd`` follows Slicer's segmentation file format (a labelmap NRRD in LPS space
-with ``Segment<N>_*`` key/value fields): every segment lives in layer 0 with its label
-value, name, colour, extent and a DICOM terminology entry built from our SNOMED CT codes,
-so Slicer shows names, colours and terminology instead of "Segment_1".
+The ``.seg.nrrd`` is written by ``slicerio`` (the Slicer project's reader/writer of its
+segmentation file format: a labelmap NRRD in LPS space with ``Segment<N>_*`` fields): every
+segment lives in layer 0 with its label value, name, colour, extent and a DICOM terminology
+entry built from our SNOMED CT codes, so Slicer shows names, colours and terminology instead
+of "Segment_1". ``slicerio.read_segmentation`` reads it back.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import nrrd  # type: ignore[import-untyped]
 import numpy as np
+import slicerio  # type: ignore[import-untyped]
 
 from medseg.core import GeometryError, atomic_output
-from medseg.export._structures import Structure
-from medseg.io import LPS_TO_RAS, Volume, write_nifti
+from medseg.export._structures import Structure, structure_sidecar_entries
+from medseg.io import LPS_TO_RAS, Volume, write_label_map
 
 logger = logging.getLogger(__name__)
 
@@ -25,19 +26,22 @@ _TERMINOLOGY_CONTEXT = "Segmentation category and type - DICOM master list"
 _ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
 
 
-def _terminology_entry(structure: Structure) -> str:
-    """Slicer's ``TerminologyEntry`` tag: context~category~type~modifier~anatomy…"""
+def _terminology(structure: Structure) -> dict[str, object]:
+    """slicerio's terminology entry: context, category, type and modifier triplets."""
 
-    def triplet(code: object) -> str:
-        if code is None:
-            return "^^"
-        return f"{code.scheme_designator}^{code.value}^{code.meaning}"  # type: ignore[attr-defined]
+    def triplet(code: object) -> list[str]:
+        return [code.scheme_designator, code.value, code.meaning]  # type: ignore[attr-defined]
 
     code = structure.code
-    return (
-        f"{_TERMINOLOGY_CONTEXT}~{triplet(code.category_code)}~{triplet(code.type_code)}"
-        f"~{triplet(code.modifier_code)}~{_ANATOMIC_CONTEXT}~^^~^^"
-    )
+    terminology: dict[str, object] = {
+        "contextName": _TERMINOLOGY_CONTEXT,
+        "category": triplet(code.category_code),
+        "type": triplet(code.type_code),
+        "anatomicContextName": _ANATOMIC_CONTEXT,
+    }
+    if code.modifier_code is not None:
+        terminology["typeModifier"] = triplet(code.modifier_code)
+    return terminology
 
 
 def _label_dtype(structures: Sequence[Structure]) -> type[np.integer]:
@@ -48,11 +52,17 @@ def _label_dtype(structures: Sequence[Structure]) -> type[np.integer]:
 def write_label_nifti(
     mask: Volume, structures: Sequence[Structure], path: str | Path, *, overwrite: bool = False
 ) -> Path:
-    """Write the label map as NIfTI (uint8/uint16; the Volume's affine, RAS+)."""
+    """Write the label map as NIfTI (uint8/uint16; the Volume's affine, RAS+) with its
+    label sidecar (names and SNOMED CT codes, :func:`medseg.io.write_label_sidecar`)."""
     if mask.array.ndim != 3:
         raise GeometryError(f"a label map must be 3D, not {mask.array.ndim}D")
     array = mask.array.astype(_label_dtype(structures))
-    return write_nifti(mask.with_array(array), path, overwrite=overwrite)
+    return write_label_map(
+        mask.with_array(array),
+        path,
+        entries=structure_sidecar_entries(structures),
+        overwrite=overwrite,
+    )
 
 
 def write_seg_nrrd(
@@ -73,40 +83,38 @@ def write_seg_nrrd(
     if mask.array.ndim != 3:
         raise GeometryError(f"a label map must be 3D, not {mask.array.ndim}D")
     array = np.asarray(mask.array).astype(_label_dtype(structures))
-    lps = LPS_TO_RAS @ mask.affine  # RAS→LPS is the same flip
-    header: dict[str, object] = {
-        "type": "unsigned char" if array.dtype == np.uint8 else "unsigned short",
-        "dimension": 3,
-        "space": "left-posterior-superior",
-        "sizes": np.asarray(array.shape),
-        "space directions": lps[:3, :3].T.copy(),
-        "space origin": lps[:3, 3].copy(),
-        "kinds": ["domain", "domain", "domain"],
-        "encoding": "gzip",
-        "Segmentation_MasterRepresentation": "Binary labelmap",
-        "Segmentation_ContainedRepresentationNames": "Binary labelmap|",
-        "Segmentation_ReferenceImageExtentOffset": "0 0 0",
-        "Segmentation_ConversionParameters": "",
-    }
-    for index, structure in enumerate(structures):
+    segments = []
+    for structure in structures:
         voxels = np.argwhere(array == structure.label_value)
         if voxels.size:
             low, high = voxels.min(axis=0), voxels.max(axis=0)
-            extent = " ".join(f"{a} {b}" for a, b in zip(low, high, strict=True))
+            extent = [int(v) for pair in zip(low, high, strict=True) for v in pair]
         else:
-            extent = "0 -1 0 -1 0 -1"
-        prefix = f"Segment{index}_"
-        header[prefix + "ID"] = f"Segment_{structure.label_value}"
-        header[prefix + "Name"] = structure.name
-        header[prefix + "NameAutoGenerated"] = "0"
-        header[prefix + "Color"] = " ".join(f"{c / 255:.6g}" for c in structure.color_rgb)
-        header[prefix + "ColorAutoGenerated"] = "0"
-        header[prefix + "Extent"] = extent
-        header[prefix + "Layer"] = "0"
-        header[prefix + "LabelValue"] = str(structure.label_value)
-        header[prefix + "Tags"] = f"TerminologyEntry:{_terminology_entry(structure)}|"
+            extent = [0, -1, 0, -1, 0, -1]
+        segments.append(
+            {
+                "id": f"Segment_{structure.label_value}",
+                "name": structure.name,
+                "nameAutoGenerated": False,
+                "color": [round(c / 255, 6) for c in structure.color_rgb],
+                "colorAutoGenerated": False,
+                "labelValue": structure.label_value,
+                "layer": 0,
+                "extent": extent,
+                "terminology": _terminology(structure),
+            }
+        )
+    segmentation = {
+        "voxels": array,
+        "ijkToLPS": LPS_TO_RAS @ mask.affine,  # RAS→LPS is the same flip
+        "encoding": "gzip",
+        "containedRepresentationNames": ["Binary labelmap"],
+        "masterRepresentation": "Binary labelmap",
+        "referenceImageExtentOffset": [0, 0, 0],
+        "segments": segments,
+    }
     with atomic_output(path, overwrite=overwrite) as tmp:
-        nrrd.write(str(tmp), array, header, index_order="F")
+        slicerio.write_segmentation(str(tmp), segmentation)
     return Path(path)
 
 

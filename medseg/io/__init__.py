@@ -13,7 +13,8 @@ from medseg.io._channels import (
     read_channels,
     resample_to_grid,
 )
-from medseg.io._convert import convert_image, flip_axis, to_dcm2niix_layout
+from medseg.io._convert import convert_image, flip_axis, to_dcm2niix_layout, to_output_layout
+from medseg.io._dataset import load_cases, resolve_case_paths
 from medseg.io._dicom import (
     affine_from_sitk,
     choose_dicom_series,
@@ -25,6 +26,14 @@ from medseg.io._dicom import (
 from medseg.io._dicom_scan import DicomScan, DicomSeries, scan_dicom
 from medseg.io._image2d import IMAGE_2D_SUFFIXES, collapse_grey_channels, read_image_2d
 from medseg.io._itk import ITK_SUFFIXES, read_itk_image, write_itk_image
+from medseg.io._labels import (
+    LABEL_SIDECAR_FORMAT,
+    label_names,
+    label_sidecar_path,
+    read_label_sidecar,
+    write_label_map,
+    write_label_sidecar,
+)
 from medseg.io._manifest import (
     Case,
     DatasetManifest,
@@ -51,6 +60,7 @@ from medseg.io._volume import LPS_TO_RAS, Volume, check_same_grid
 __all__ = [
     "IMAGE_2D_SUFFIXES",
     "ITK_SUFFIXES",
+    "LABEL_SIDECAR_FORMAT",
     "LPS_TO_RAS",
     "WRITE_SUFFIXES",
     "Case",
@@ -76,7 +86,10 @@ __all__ = [
     "find_manifest_problems",
     "flip_axis",
     "is_dicom_file",
+    "label_names",
+    "label_sidecar_path",
     "list_dicom_series",
+    "load_cases",
     "load_dicom_series",
     "load_manifest",
     "manifest_root",
@@ -85,14 +98,19 @@ __all__ = [
     "read_image",
     "read_image_2d",
     "read_itk_image",
+    "read_label_sidecar",
     "read_nifti",
     "reorient",
     "reorient_like",
     "resample_to_grid",
+    "resolve_case_paths",
     "scan_dicom",
     "to_dcm2niix_layout",
+    "to_output_layout",
     "verify_manifest",
     "write_image",
     "write_itk_image",
+    "write_label_map",
+    "write_label_sidecar",
     "write_nifti",
 ]

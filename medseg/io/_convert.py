@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.core import OutputExistsError
+from medseg.io._orientation import axis_codes, reorient
 from medseg.io._read import read_image, write_image
 from medseg.io._volume import Volume
 
@@ -37,7 +38,30 @@ def to_dcm2niix_layout(volume: Volume) -> Volume:
     flipped; world positions are unchanged, so masks made on dcm2niix's output (such as
     TotalSegmentator's) overlay the result voxel for voxel.
     """
-    return flip_axis(volume, 1)
+    flipped = flip_axis(volume, 1)
+    flipped.metadata["array_order"] = "dcm2niix"
+    return flipped
+
+
+def to_output_layout(volume: Volume, *, source: Volume | None = None) -> Volume:
+    """Put ``volume`` into the one array order medseg writes files in.
+
+    A volume read from a DICOM series (or, with ``source``, any volume on the grid of the
+    DICOM-read ``source``: a mask, probabilities) is written in dcm2niix's layout (see
+    :func:`to_dcm2niix_layout`: ``LAS`` for an axial series), so that medseg's outputs
+    overlay dcm2niix's and TotalSegmentator's voxel for voxel. Every other volume keeps its
+    file order. Only axes are flipped; world positions are unchanged. Idempotent.
+    """
+    origin = source if source is not None else volume
+    if origin.metadata.get("format") != "dicom" or origin.metadata.get("array_order"):
+        return volume
+    flip = np.eye(4)
+    flip[1, 1] = -1.0
+    flip[1, 3] = origin.spatial_shape[1] - 1
+    target = axis_codes(Volume(array=origin.array[:1, :1, :1], affine=origin.affine @ flip))
+    moved = reorient(volume, target)
+    moved.metadata["array_order"] = "dcm2niix"
+    return moved
 
 
 def convert_image(

@@ -1,12 +1,20 @@
 """Dataset manifests: cases, per-file sha256, source, licence and citation.
 
-A manifest is one YAML file in ``data_manifests/``; its file paths are relative to the
-folder that holds ``data_manifests/`` (the repository root).
+A manifest is one YAML file. Its paths are relative to its ``root:``, which is itself
+relative to the manifest file and defaults to the manifest's own folder; a manifest in a
+folder named ``data_manifests/`` (the bundled datasets) defaults to that folder's parent,
+the checkout. :func:`manifest_root` is the one rule, used by every command.
+
+For private data only ``cases`` is required (three lines); the provenance fields (source,
+licence, citation, de-identification status, per-file sha256) are then recorded as
+``unknown``. A plain folder or an nnU-Net ``dataset.json`` is read as a manifest too
+(:func:`load_cases`).
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -35,6 +43,7 @@ class ReferenceStandard(str, enum.Enum):
     MANUAL = "manual"
     SILVER = "silver"  # model output, e.g. TotalSegmentator
     NONE = "none"
+    UNKNOWN = "unknown"  # private data whose provenance is not stated
 
 
 class Source(ConfigModel):
@@ -64,25 +73,34 @@ class Case(ConfigModel):
     label: str | None = None
     roi: str | None = None
     additional_images: dict[str, str] = Field(default_factory=dict)
-    split: Split
+    split: Split = Split.TEST
     modality: str | None = None
     notes: str | None = None
 
 
-class DatasetManifest(ConfigModel):
-    """A dataset as shipped in the repository."""
+#: What an unstated provenance field is recorded as.
+UNKNOWN = "unknown"
 
-    name: str = Field(pattern=r"^[a-z0-9_]+$")
-    description: str
-    modality: str
-    reference_standard: ReferenceStandard
+
+class DatasetManifest(ConfigModel):
+    """A dataset: its cases and, for shared data, where it came from and its checksums.
+
+    Only ``cases`` is required; ``name`` defaults to the file name, the provenance fields
+    to ``unknown`` (private data), ``files`` to none listed (no checksums to verify).
+    """
+
+    name: str = Field(default="dataset", pattern=r"^[a-z0-9_]+$")
+    root: str | None = None
+    description: str = UNKNOWN
+    modality: str = UNKNOWN
+    reference_standard: ReferenceStandard = ReferenceStandard.UNKNOWN
     labels: dict[int, str] = Field(default_factory=dict)
-    source: Source
-    licence: str
-    citation: str
-    deid_status: str
-    cases: list[Case]
-    files: list[ManifestFile]
+    source: Source = Field(default_factory=Source)
+    licence: str = UNKNOWN
+    citation: str = UNKNOWN
+    deid_status: str = UNKNOWN
+    cases: list[Case] = Field(min_length=1)
+    files: list[ManifestFile] = Field(default_factory=list)
 
     @field_validator("cases")
     @classmethod
@@ -102,17 +120,40 @@ class DatasetManifest(ConfigModel):
 
 
 def load_manifest(path: str | Path) -> DatasetManifest:
-    """Read and validate a dataset manifest YAML file."""
-    return load_config(path, DatasetManifest)
+    """Read and validate a dataset manifest YAML file (``name`` defaults to the file's)."""
+    manifest = load_config(path, DatasetManifest)
+    if "name" not in manifest.model_fields_set:
+        name = re.sub(r"[^a-z0-9_]+", "_", Path(path).stem.lower()).strip("_") or "dataset"
+        manifest = manifest.model_copy(update={"name": name})
+    return manifest
 
 
-def manifest_root(manifest_path: str | Path) -> Path:
-    """Folder that manifest paths are relative to: the parent of ``data_manifests/``."""
-    return Path(manifest_path).resolve().parent.parent
+def manifest_root(manifest_path: str | Path, manifest: DatasetManifest | None = None) -> Path:
+    """The folder a manifest's paths are relative to (absolute).
+
+    ``root:`` from the manifest, relative to the manifest file's folder; by default that
+    folder itself, or its parent for a manifest in a folder named ``data_manifests``. For a
+    plain folder or an nnU-Net ``dataset.json`` (see :func:`load_cases`), the folder.
+    """
+    path = Path(manifest_path).resolve()
+    if path.is_dir():
+        return path
+    if manifest is None and path.suffix.lower() in (".yaml", ".yml"):
+        manifest = load_manifest(path)
+    folder = path.parent
+    if manifest is not None and manifest.root is not None:
+        return (folder / manifest.root).resolve()
+    if folder.name == "data_manifests":
+        return folder.parent
+    return folder
 
 
 def find_manifest_problems(manifest: DatasetManifest, *, root: str | Path) -> list[str]:
-    """Re-hash every listed file; return one line per missing or altered file or case path."""
+    """Re-hash every listed file; return one line per missing or altered file or case path.
+
+    A manifest that lists no ``files`` (private data, checksums unknown) is checked for
+    the case paths' existence only.
+    """
     root = Path(root)
     problems: list[str] = []
     listed = set()
@@ -134,10 +175,10 @@ def find_manifest_problems(manifest: DatasetManifest, *, root: str | Path) -> li
             if rel is None:
                 continue
             covered = rel in listed or any(p.startswith(rel.rstrip("/") + "/") for p in listed)
-            if not covered:
+            if listed and not covered:
                 problems.append(f"{rel}: case {case.id} {role} is not listed under files")
             elif not (root / rel).exists():
-                problems.append(f"{rel}: case {case.id} {role} missing")
+                problems.append(f"{root / rel}: case {case.id} {role} missing")
     return problems
 
 

@@ -63,7 +63,11 @@ class Volume:
 def check_same_grid(
     first: Volume, second: Volume, *, tolerance_mm: float = 1e-3, what: str = "mask"
 ) -> None:
-    """Raise GeometryError unless both volumes share spatial shape and affine (within mm)."""
+    """Raise GeometryError unless both volumes share spatial shape and affine (within mm).
+
+    Strict: the same grid in another axis order fails here. To compare masks from other
+    tools, use :func:`medseg.io.reorient_like`, which matches axis order and flips exactly.
+    """
     if first.spatial_shape != second.spatial_shape:
         raise GeometryError(
             f"{what} grid must match the image: shape {second.spatial_shape} "

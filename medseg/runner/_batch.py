@@ -33,8 +33,9 @@ from medseg.core import (
     dump_config,
     progress,
 )
-from medseg.io import Case, DatasetManifest, load_manifest
+from medseg.io import Case, DatasetManifest, load_cases, resolve_case_paths
 from medseg.runner._pipeline import PipelineConfig, StageName
+from medseg.runner._provenance import describe_run, log_run_artifacts, write_case_metrics_table
 from medseg.runner._report import REPORT_NAME, write_run_report
 from medseg.runner._stages import CaseContext, run_stages
 from medseg.runner._state import CaseStateStore, CaseStatus
@@ -72,12 +73,21 @@ class BatchSummary:
     out_dir: Path
     tracking_uri: str | None
     run_id: str | None
+    experiment_id: str | None = None
 
 
-def select_cases(manifest: DatasetManifest, config: PipelineConfig) -> list[Case]:
-    """The manifest's cases picked by the pipeline's split/ids/limit."""
+def select_cases(
+    manifest: DatasetManifest, config: PipelineConfig, *, own_dataset: bool = True
+) -> list[Case]:
+    """The manifest's cases picked by the pipeline's split/ids/limit.
+
+    ``own_dataset`` False (cases given with ``--cases``): the pipeline's ``split`` and
+    ``ids`` name its own dataset's cases and are not applied; ``limit`` is.
+    """
     cases = list(manifest.cases)
     selection = config.cases
+    if not own_dataset:
+        selection = selection.model_copy(update={"split": None, "ids": None})
     if selection.split is not None:
         cases = [case for case in cases if case.split is selection.split]
     if selection.ids is not None:
@@ -115,8 +125,8 @@ def run_case(
         tmp_dir.rename(final_dir)
     except Exception as err:  # a case's failure is reported, never raised across workers
         shutil.rmtree(tmp_dir, ignore_errors=True)
-        if isinstance(err, MedsegError):
-            message = err.message
+        if isinstance(err, MedsegError):  # the path is the user's own: name it
+            message = err.message if err.path is None else f"{err.path}: {err.message}"
         else:  # a bug or a library failure: report its type, not its text (may hold PHI)
             logger.debug("case %s failed", case.id, exc_info=True)
             message = "unexpected error; rerun with --log-level debug"
@@ -232,11 +242,15 @@ def run_pipeline(
     Parameters
     ----------
     root
-        Folder that the manifest's and the pipeline's relative paths start from.
+        Folder that the pipeline's relative paths (its ``dataset``, checkpoints, prompt
+        files) start from. Case paths start from the manifest's root
+        (:func:`medseg.io.load_cases`).
     out_dir
         Output folder: ``state.sqlite``, ``cases/<id>/``, ``summary.json``, ``mlflow.db``.
     manifest_path
-        Dataset manifest overriding the pipeline's ``dataset``.
+        Cases overriding the pipeline's ``dataset``: a manifest YAML, a folder of images
+        (``labels/`` optional) or an nnU-Net ``dataset.json``; the pipeline's case
+        ``split``/``ids`` are then not applied.
     workers
         Local Dask worker processes; 0 runs the cases in this process.
     scheduler
@@ -247,9 +261,13 @@ def run_pipeline(
     overwrite
         Start afresh in an ``out_dir`` that holds an earlier run.
     """
+    own_dataset = manifest_path is None
     manifest_path = manifest_path or root / config.dataset
-    manifest = load_manifest(manifest_path)
-    cases = select_cases(manifest, config)
+    # one rule for case paths: relative to the manifest's root (a folder or dataset.json:
+    # the folder), never to the working directory or the checkout
+    manifest, data_root = load_cases(manifest_path)
+    selected = select_cases(manifest, config, own_dataset=own_dataset)
+    cases = [resolve_case_paths(case, data_root) for case in selected]
     for case in cases:
         check_case_id(case.id)
     out_dir = check_output_path(out_dir, folder=True, inputs=[manifest_path], what="--out")
@@ -302,10 +320,13 @@ def run_pipeline(
                     {
                         "pipeline": config.name,
                         "dataset": manifest.name,
-                        "dataset_manifest_sha256": compute_sha256(manifest_path)[:16],
+                        "dataset_manifest_sha256": compute_sha256(manifest_path)[:16]
+                        if manifest_path.is_file()
+                        else "none (a folder)",
                         "segment_method": config.segment.method.value,
                         "n_cases": len(cases),
                         "medseg_version": __version__,
+                        **describe_run(config, root=root),
                     }
                 )
             for case in todo:
@@ -348,7 +369,9 @@ def run_pipeline(
                         outcome.error_type,
                         outcome.error_message,
                     )
-            summary = _summarise(store, out_dir, tracking_uri, tracker.run_id)
+            summary = _summarise(
+                store, out_dir, tracking_uri, tracker.run_id, tracker.experiment_id
+            )
             if StageName.EVALUATE in config.stages and summary.done:
                 _write_report(out_dir, root=root, manifest_path=manifest_path)
                 if (out_dir / REPORT_NAME).is_file():
@@ -357,8 +380,12 @@ def run_pipeline(
                 {f"mean_{k}": v for k, v in summary.mean_metrics.items()}
                 | {"cases_done": float(summary.done), "cases_failed": float(summary.failed)}
             )
-            tracker.log_artifact(out_dir / "summary.json")
-            tracker.log_artifact(out_dir / "pipeline.yaml")
+            done = [r for r in store.records(CaseStatus.DONE)]
+            write_case_metrics_table(
+                ((r.case_id, (r.result or {}).get("metrics", {})) for r in done),
+                out_dir / "case_metrics.csv",
+            )
+            log_run_artifacts(tracker, out_dir, [r.case_id for r in done])
         return summary
     finally:
         store.close()
@@ -373,7 +400,11 @@ def _write_report(out_dir: Path, *, root: Path, manifest_path: Path) -> None:
 
 
 def _summarise(
-    store: CaseStateStore, out_dir: Path, tracking_uri: str, run_id: str
+    store: CaseStateStore,
+    out_dir: Path,
+    tracking_uri: str,
+    run_id: str,
+    experiment_id: str | None = None,
 ) -> BatchSummary:
     import json
 
@@ -397,6 +428,7 @@ def _summarise(
         out_dir=out_dir,
         tracking_uri=tracking_uri,
         run_id=run_id,
+        experiment_id=experiment_id,
     )
     payload = {
         "done": summary.done,

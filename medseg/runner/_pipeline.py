@@ -93,6 +93,12 @@ class ExportConfig(ConfigModel):
         description="confidence_seg.dcm, a FRACTIONAL SEG (PROBABILITY) of each structure, "
         "where the case's image is a DICOM series",
     )
+    dicom_seg: bool = Field(
+        default=False,
+        description="also write the label map as a DICOM SEG (seg.dcm) for cases whose image "
+        "is a DICOM series (blank source UIDs are completed; the completed series is "
+        "written to source_dicom/)",
+    )
 
 
 class CaseSelection(ConfigModel):

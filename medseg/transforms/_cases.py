@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from medseg.core import GeometryError, InputError
-from medseg.io import Case, Volume, check_same_grid, read_image
+from medseg.io import Case, Volume, read_image, reorient_like
 
 
 @dataclass(frozen=True)
@@ -150,14 +150,14 @@ def load_case(
         )
     for name in keys[1:]:
         extra = read_image(root / case.additional_images[name])
-        check_same_grid(volume, extra, what=f"image {name}")
+        extra = reorient_like(extra, volume, what=f"image {name}")
         channels.append(volume_to_channels(extra, is_2d=two_d))
     image = np.concatenate(channels, axis=0)
     label = None
     if with_label and case.label is not None:
         label_volume = read_image(root / case.label)
         try:
-            check_same_grid(volume, label_volume)
+            label_volume = reorient_like(label_volume, volume, what="label")
         except GeometryError as err:
             raise GeometryError(f"case {case.id}: {err}") from err
         if instance_label:

@@ -108,6 +108,7 @@ def test_slicer_and_overlay_commands(
     assert main(["export", "slicer", *common, "--out", str(tmp_path / "slicer")]) == ExitCode.OK
     assert {p.name for p in (tmp_path / "slicer").iterdir()} == {
         "labels.nii.gz",
+        "labels.labels.json",  # names and codes travel with the label map
         "segmentation.seg.nrrd",
         "labels.ctbl",
     }

@@ -65,3 +65,25 @@ def test_color_table_and_nifti(synthetic_labels: np.ndarray, tmp_path: Path) -> 
     back = read_nifti(write_label_nifti(volume, structures, tmp_path / "labels.nii.gz"))
     np.testing.assert_array_equal(back.array, synthetic_labels)
     np.testing.assert_allclose(back.affine, volume.affine, atol=1e-5)
+
+
+def test_seg_nrrd_reloads_with_slicerio(
+    synthetic_labels: np.ndarray, tmp_path: Path, code_map: StructureCodeMap
+) -> None:
+    import slicerio
+
+    volume = _oblique_volume(synthetic_labels)
+    structures = build_structures([1, 2, 3], names=NAMES, code_map=code_map)
+    path = write_seg_nrrd(volume, structures, tmp_path / "x.seg.nrrd")
+    segmentation = slicerio.read_segmentation(str(path))
+    np.testing.assert_array_equal(segmentation["voxels"], synthetic_labels)
+    np.testing.assert_allclose(
+        segmentation["ijkToLPS"], np.diag([-1.0, -1.0, 1.0, 1.0]) @ volume.affine, atol=1e-6
+    )
+    segments = segmentation["segments"]
+    assert [s["name"] for s in segments] == ["liver", "kidney_left", "tumour"]
+    assert [s["labelValue"] for s in segments] == [1, 2, 3]
+    kidney = segments[1]["terminology"]
+    assert kidney["type"] == ["SCT", "64033007", "Kidney"]
+    assert kidney["typeModifier"] == ["SCT", "7771000", "Left"]
+    assert segments[0]["extent"] == [2, 7, 3, 11, 1, 3]

@@ -27,9 +27,7 @@ def _pngs(html: str, css_class: str) -> list[np.ndarray]:
     found = re.findall(
         rf"class='{css_class}'><img alt='[^']*' src='data:image/png;base64,([^']+)'", html
     )
-    return [
-        np.asarray(Image.open(io.BytesIO(base64.b64decode(b))).convert("L")) for b in found
-    ]
+    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(b))).convert("L")) for b in found]
 
 
 @pytest.fixture
