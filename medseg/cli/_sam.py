@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 _SAM_EPILOG = """\
 coordinates are voxel indices along the image file's array axes (i, j, k): for DICOM
-(column, row, slice); for 2D images x = column, y = row. The mask has the input's geometry.
+(column, row, slice); for 2D images x = column, y = row. The mask has the input's geometry;
+from a DICOM series it is written in dcm2niix's array order (same world positions), with
+its label names and SNOMED CT codes in OUT.labels.json.
 
 examples:
   medseg sam data/ct_msd_spleen/sub-spleen2_ct.nii.gz --out spleen.nii.gz \\
