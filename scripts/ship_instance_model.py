@@ -39,14 +39,18 @@ from medseg.evaluation import (
 from medseg.inference import (
     InferConfig,
     InstanceConfig,
+    choose_instance_zoom,
     label_instances,
     predict_volume,
     predict_with_checkpoint,
+    relabel_instances,
     resolve_instance_config,
+    zoom_image,
 )
 from medseg.io import load_manifest, read_image
 from medseg.models import Checkpoint, load_checkpoint, resolve_model_path, save_checkpoint
 from medseg.training import TrainConfig
+from medseg.transforms import resample_to_shape
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,6 +58,11 @@ GRID = {
     "foreground_threshold": [0.4, 0.5, 0.6, 0.7],
     "seed_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98],
     "min_seed_size_px": [1, 4, 8, 16],
+}
+#: second-pass zoom by nucleus size (searched after the settings above, with them fixed)
+ZOOM_GRID = {
+    "zoom_in_below_area_px": [0, 60, 80, 100, 130, 160, 200, 260],
+    "zoom_out_above_area_px": [0, 600, 800, 1000, 1300, 1700, 2200],
 }
 #: min_size_px candidates stop at this percentile of the training nuclei's areas: a handful of
 #: held-out images (with large nuclei) would otherwise pick a size that deletes the small
@@ -94,6 +103,59 @@ def _validation_probabilities(
         arrays = {f"p_{i}": p for i, p, _ in out} | {f"r_{i}": r for i, _, r in out}
         np.savez_compressed(cache, **arrays)
     return out
+
+
+class ZoomedProbabilities:
+    """Probabilities of validation images segmented at a zoom, computed when first needed."""
+
+    def __init__(
+        self, checkpoint: Checkpoint, cases: list, *, mirror: bool, cache: Path | None
+    ) -> None:
+        self.checkpoint, self.mirror, self.cache = checkpoint, mirror, cache
+        self.paths = {c.id: ROOT / c.image for c in cases}
+        self.network = None
+        self.stored: dict[str, np.ndarray] = {}
+        if cache is not None and cache.is_file():
+            with np.load(cache) as stored:
+                self.stored = {k: stored[k] for k in stored.files}
+
+    def get(self, case_id: str, zoom: float) -> np.ndarray:
+        key = f"z{zoom:g}_{case_id}"
+        if key not in self.stored:
+            if self.network is None:
+                self.network = self.checkpoint.build(device="cpu")
+            infer = InferConfig(save_probabilities=True, mirror=self.mirror)
+            image = zoom_image(read_image(self.paths[case_id]), zoom)
+            prediction = predict_volume(
+                self.network, image, plans=self.checkpoint.plans, config=infer
+            )
+            if prediction.probabilities is None:
+                raise SystemExit("no probabilities returned")
+            probabilities = np.asarray(prediction.probabilities.array)[:, :, 0]
+            self.stored[key] = np.moveaxis(probabilities, -1, 0).astype(np.float16)
+            print(f"predicted {case_id} at {zoom:g}x ({prediction.seconds:.1f} s)", flush=True)
+        return self.stored[key]
+
+    def save(self) -> None:
+        if self.cache is not None and self.stored:
+            np.savez_compressed(self.cache, **self.stored)
+
+
+def _label(
+    case_id: str,
+    probabilities: np.ndarray,
+    config: InstanceConfig,
+    zoomed: ZoomedProbabilities | None,
+) -> np.ndarray:
+    """What ``medseg infer`` writes: the first pass, then the zoomed pass when it is due."""
+    labels = label_instances(probabilities, config=config)
+    zoom = choose_instance_zoom(labels, config=config) if zoomed is not None else 1.0
+    if zoom == 1.0:
+        return labels
+    single = config.model_copy(update={"zoom_in_below_area_px": 0, "zoom_out_above_area_px": 0})
+    again = label_instances(zoomed.get(case_id, zoom), config=single)  # type: ignore[union-attr]
+    back = resample_to_shape(again[None].astype(np.int32), labels.shape, is_label=True)
+    return relabel_instances(np.asarray(back)[0])
 
 
 def _kind_table(
@@ -161,9 +223,11 @@ def _min_size_candidates(config: TrainConfig) -> list[int]:
 
 
 def _score(
-    items: list[tuple[str, np.ndarray, np.ndarray]], config: InstanceConfig
+    items: list[tuple[str, np.ndarray, np.ndarray]],
+    config: InstanceConfig,
+    zoomed: ZoomedProbabilities | None = None,
 ) -> dict[str, float]:
-    metrics = [compute_instance_metrics(label_instances(p, config=config), r) for _, p, r in items]
+    metrics = [compute_instance_metrics(_label(i, p, config, zoomed), r) for i, p, r in items]
     pooled = pool_instance_counts(metrics).at(0.5)
     return {
         "pooled_f1_50": pooled.f1,
@@ -185,21 +249,24 @@ def _search(
     *,
     criterion: str,
     exhaustive: bool,
+    start: InstanceConfig | None = None,
+    zoomed: ZoomedProbabilities | None = None,
 ) -> list[tuple[dict[str, float], InstanceConfig]]:
     results: dict[tuple, tuple[dict[str, float], InstanceConfig]] = {}
+    base = (start or InstanceConfig()).model_dump()
 
     def evaluate(values: dict) -> tuple[dict[str, float], InstanceConfig]:
         key = tuple(values[name] for name in grid)
         if key not in results:
-            candidate = InstanceConfig(**values)
-            results[key] = (_score(items, candidate), candidate)
+            candidate = InstanceConfig(**{**base, **values})
+            results[key] = (_score(items, candidate, zoomed), candidate)
         return results[key]
 
     if exhaustive:
         for values in itertools.product(*grid.values()):
             evaluate(dict(zip(grid, values, strict=True)))
     else:
-        defaults = InstanceConfig().model_dump()
+        defaults = base
         best = {name: min(options, key=lambda v, d=defaults[name]: abs(v - d))
                 for name, options in grid.items()}  # fmt: skip
         for _ in range(2):
@@ -220,6 +287,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="keep the validation probabilities here (.npz)")
     parser.add_argument(
         "--compare", help="also score this model (e.g. the shipped one) on the same images"
+    )
+    parser.add_argument(
+        "--zoom", action="store_true", help="also search the second-pass zoom by nucleus size"
     )
     parser.add_argument("--max-cases", type=int, help="first N validation images (smoke tests)")
     args = parser.parse_args()
@@ -252,6 +322,29 @@ def main() -> None:
     for scores, candidate in results[:8]:
         print(json.dumps({**candidate.model_dump(), **{k: round(v, 4) for k, v in scores.items()}}))
     best_scores, best = results[0]
+    if args.zoom:
+        zoomed = ZoomedProbabilities(
+            checkpoint,
+            cases,
+            mirror=args.tta,
+            cache=args.cache.with_name(f"zoomed_{args.cache.name}") if args.cache else None,
+        )
+        print(f"zoom grid: {ZOOM_GRID}")
+        zoom_results = _search(
+            items, ZOOM_GRID, criterion=args.criterion, exhaustive=False, start=best,
+            zoomed=zoomed,
+        )  # fmt: skip
+        zoomed.save()
+        for scores, candidate in zoom_results[:5]:
+            print(
+                json.dumps(
+                    {**candidate.model_dump(), **{k: round(v, 4) for k, v in scores.items()}}
+                )
+            )
+        if _key(zoom_results[0][0], args.criterion) > _key(best_scores, args.criterion):
+            best_scores, best = zoom_results[0]
+    else:
+        zoomed = None
     checkpoint.instance_postprocess = best.model_dump(mode="json")
     if args.tta:
         checkpoint.inference_defaults = {"mirror": True}
@@ -263,7 +356,7 @@ def main() -> None:
         "mirror_tta": args.tta,
         "criterion": args.criterion,
         "search": args.search,
-        "grid": grid,
+        "grid": grid | (ZOOM_GRID if args.zoom else {}),
         "validation": {k: round(v, 4) for k, v in best_scores.items()},
         "validation_with_defaults": {k: round(v, 4) for k, v in default.items()},
         "epoch": checkpoint.epoch,
@@ -271,7 +364,7 @@ def main() -> None:
     }
     print(json.dumps(summary, indent=2))
     references = {i: r for i, _, r in items}
-    chosen = {i: label_instances(p, config=best) for i, p, _ in items}
+    chosen = {i: _label(i, p, best, zoomed) for i, p, _ in items}
     lines = [TABLE_HEADER, *_kind_table("new", chosen, references, kinds)]
     if args.compare:
         other = load_checkpoint(resolve_model_path(args.compare))

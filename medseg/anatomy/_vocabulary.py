@@ -23,8 +23,12 @@ from medseg.core import StructureNameError
 
 logger = logging.getLogger(__name__)
 
-#: Segmenter keys: how medseg segments a concept.
-CT_LOCATOR = "ct_locator"  # located without a reference (medseg.anatomy), drawn by SAM
+#: The segmenter (``segment.method``) of concepts located without a reference
+#: (medseg.anatomy) and drawn by SAM.
+CT_LOCATOR = "sam_text"
+
+#: Modalities of 2D images (PNG, TIFF); a 2D image without a stated modality may be any.
+MODALITIES_2D = ("microscopy", "fundus")
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,10 @@ class Concept:
     modalities
         Modalities medseg segments it on (``CT``, ``MR``, ``microscopy``, ``fundus``).
     segmenter
-        :data:`CT_LOCATOR`, or the command that segments it (``medseg infer --model nuclei``).
+        The registered segmenter (``segment.method``) that segments it: :data:`CT_LOCATOR`
+        (located, drawn by SAM), ``channel_model``, ``nuclei_model``, ``trained_model``.
+    model
+        The shipped model that segmenter runs (``brain-tumour``, ``nuclei``), or None.
     parts
         Keys of the concepts a group concept is the union of (``kidneys``).
     """
@@ -61,7 +68,16 @@ class Concept:
     synonyms: tuple[str, ...] = ()
     modalities: tuple[str, ...] = ("CT",)
     segmenter: str = CT_LOCATOR
+    model: str | None = None
     parts: tuple[str, ...] = ()
+
+    @property
+    def how(self) -> str:
+        """How medseg segments it, for messages (``the nuclei_model segmenter (nuclei)``)."""
+        if self.segmenter == CT_LOCATOR:
+            return "located on CT only"
+        model = f" ({self.model})" if self.model else ""
+        return f"segmented on {'/'.join(self.modalities)} by the {self.segmenter} segmenter{model}"
 
     @property
     def type_code(self) -> Code:
@@ -143,7 +159,8 @@ VOCABULARY: tuple[Concept, ...] = (
         sct_category="MorphologicallyAbnormalStructure",
         synonyms=("brain tumor", "glioma", "glioblastoma", "tumour", "tumor"),
         modalities=("MR",),
-        segmenter="medseg infer with a trained brain tumour model",
+        segmenter="channel_model",
+        model="brain-tumour",
     ),
     Concept(
         "nuclei",
@@ -152,7 +169,8 @@ VOCABULARY: tuple[Concept, ...] = (
         sct_category="Tissue",
         synonyms=("nucleus", "cell nuclei", "nuclear"),
         modalities=("microscopy",),
-        segmenter="medseg infer --model nuclei",
+        segmenter="nuclei_model",
+        model="nuclei",
     ),
     Concept(
         "retinal_vessels",
@@ -160,7 +178,8 @@ VOCABULARY: tuple[Concept, ...] = (
         "BloodVessel",
         synonyms=("retina vessels", "retinal vasculature", "fundus vessels"),
         modalities=("fundus",),
-        segmenter="medseg infer --model retina-vessels",
+        segmenter="trained_model",
+        model="retina-vessels",
     ),
 )
 
@@ -247,7 +266,7 @@ class Vocabulary:
                         choices.setdefault(bare, []).append(concept)
         return choices
 
-    def match(self, text: str, *, modality: str | None = None) -> Concept:
+    def match(self, text: str, *, modality: str | tuple[str, ...] | None = None) -> Concept:
         """The concept ``text`` names.
 
         Parameters
@@ -255,8 +274,9 @@ class Vocabulary:
         text
             Free text (``"L kidney"``, ``"kidney, left"``, ``"liver"``).
         modality
-            The image's modality (``CT``, ``MR``…); when given, a concept medseg does not
-            segment on it is refused.
+            The image's modality (``CT``, ``MR``…), or the modalities it may be (a 2D
+            image without a stated one: :data:`MODALITIES_2D`); when given, a concept medseg
+            segments on none of them is refused.
 
         Raises
         ------
@@ -302,34 +322,21 @@ class Vocabulary:
         concept = self.concept(best_key)
         if best_score < 100:
             logger.info("%r read as %r (score %.0f)", text, concept.display, best_score)
-        if modality is not None and modality not in concept.modalities:
-            where = (
-                "located on CT only"
-                if concept.segmenter == CT_LOCATOR
-                else f"segmented on {'/'.join(concept.modalities)} by {concept.segmenter}"
-            )
+        possible = (modality,) if isinstance(modality, str) else modality
+        if possible is not None and not set(possible) & set(concept.modalities):
+            image = possible[0] if len(possible) == 1 else f"2D ({' or '.join(possible)})"
             raise StructureNameError(
-                f"{concept.display} is {where}; this image is {modality}",
+                f"{concept.display} is {concept.how}; this image is {image}",
                 text=text,
                 candidates=(concept.display,),
             )
         return concept
 
-    def match_all(self, texts: list[str], *, modality: str | None = None) -> list[Concept]:
-        """Match each text (each may hold several names separated by commas or ``;``).
-
-        A comma also separates a name from its qualifier (``kidney, left``): a piece that is
-        only a side word is joined to the piece before it.
-        """
-        pieces: list[str] = []
-        for text in texts:
-            for piece in re.split(r"[;,]", text):
-                if not piece.strip():
-                    continue
-                if normalize_text(piece) in ("left", "right") and pieces:
-                    pieces[-1] = f"{pieces[-1]} {piece}"
-                else:
-                    pieces.append(piece)
+    def match_all(
+        self, texts: list[str], *, modality: str | tuple[str, ...] | None = None
+    ) -> list[Concept]:
+        """Match each text (each may hold several names: :func:`split_names`)."""
+        pieces = split_names(texts)
         if not pieces:
             raise StructureNameError("no structure named", text="", candidates=())
         matched = [self.match(piece, modality=modality) for piece in pieces]
@@ -342,6 +349,22 @@ class Vocabulary:
                 candidates=tuple(repeated),
             )
         return matched
+
+
+def split_names(texts: list[str]) -> list[str]:
+    """The structure names in ``texts``, each of which may hold several separated by commas
+    or ``;``. A comma also separates a name from its qualifier (``kidney, left``): a piece
+    that is only a side word is joined to the piece before it."""
+    pieces: list[str] = []
+    for text in texts:
+        for piece in re.split(r"[;,]", text):
+            if not piece.strip():
+                continue
+            if normalize_text(piece) in ("left", "right") and pieces:
+                pieces[-1] = f"{pieces[-1].strip()} {piece.strip()}"
+            else:
+                pieces.append(piece.strip())
+    return pieces
 
 
 def infer_modality(volume_array: object, metadata: dict[str, object]) -> str | None:
@@ -368,4 +391,28 @@ def infer_modality(volume_array: object, metadata: dict[str, object]) -> str | N
     low, high = np.percentile(sample, [0.1, 99])
     if low <= -500 and float(sample.min()) >= -3100 and high > 0:
         return "CT"
+    return None
+
+
+def normalize_modality(name: str) -> str:
+    """DICOM modality codes upper case (``ct`` → ``CT``, ``mr`` → ``MR``), others lower case
+    (``Microscopy`` → ``microscopy``)."""
+    name = name.strip()
+    return name.upper() if len(name) <= 3 else name.lower()
+
+
+def image_modalities(
+    volume_array: object, metadata: dict[str, object], *, stated: str | None = None
+) -> tuple[str, ...] | None:
+    """The modalities an image may be: the ``stated`` one (a manifest's ``modality``, the
+    ``--modality`` option), else :func:`infer_modality`, else :data:`MODALITIES_2D` for a
+    2D image (``metadata["is_2d"]``), else None (unknown).
+    """
+    if stated and stated.lower() != "mixed":
+        return (normalize_modality(stated),)
+    inferred = infer_modality(volume_array, metadata)
+    if inferred is not None:
+        return (inferred,)
+    if metadata.get("is_2d"):
+        return MODALITIES_2D
     return None

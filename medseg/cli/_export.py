@@ -160,13 +160,14 @@ def _cmd_export_slicer(args: argparse.Namespace) -> int:
 
 
 def _cmd_export_overlay(args: argparse.Namespace) -> int:
-    from medseg.export import write_volume_overlay
+    from medseg.export import describe_structures, write_volume_overlay
     from medseg.io import read_image
 
     _, mask, structures = _export_inputs(args, need_series=False)
     image = read_image(args.source, series_uid=args.series)
+    title = f"{describe_structures([s.name for s in structures])}: {args.model_name}"
     path = write_volume_overlay(
-        image, mask, structures, args.out, title=args.model_name, overwrite=args.overwrite
+        image, mask, structures, args.out, title=title, overwrite=args.overwrite
     )
     print(f"overlay (PNG): {path}")
     return ExitCode.OK

@@ -46,6 +46,11 @@ def _print_summary(summary: BatchSummary) -> None:
     if summary.run_id:
         print(f"MLflow run {summary.run_id} at {summary.tracking_uri}")
         print(f"  browse it with: mlflow ui --backend-store-uri {summary.tracking_uri}")
+        if summary.experiment_id and summary.tracking_uri:
+            from medseg.tracking import format_run_view
+
+            page = format_run_view(summary.tracking_uri, summary.experiment_id, summary.run_id)[1]
+            print(f"  then open the run: {page}")
 
 
 def _run(args: argparse.Namespace, pipeline_path: Path) -> int:

@@ -162,58 +162,73 @@ def _cmd_sam(args: argparse.Namespace) -> int:
 
 
 def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
-    """``medseg sam --text``: match the names, locate them, segment, write labels + sidecar."""
-    import json
-
-    from medseg.anatomy import Atlas, Vocabulary, infer_modality
-    from medseg.core import ConfigError, StructureNameError
-    from medseg.io import label_sidecar_path, read_image, write_label_map
-    from medseg.sam import IntensityMode, load_sam_model, segment_named_structures
+    """``medseg sam --text``: the registered ``sam_text`` segmenter on one image; labels +
+    sidecar."""
+    from medseg.anatomy import Vocabulary, split_names
+    from medseg.core import OutputExistsError, parse_config
+    from medseg.io import label_sidecar_path, read_image, write_label_map, write_nifti
+    from medseg.segment import CaseImages, SamTextConfig, SamTextSegmenter
 
     sidecar = label_sidecar_path(args.out)
     if sidecar.exists() and not args.overwrite:
-        from medseg.core import OutputExistsError
-
         raise OutputExistsError(
             "output already exists; pass --overwrite to replace it", path=sidecar
         )
-    atlas_dir = args.atlas or default_root() / "data" / "ct_totalsegmentator"
+    root = default_root()
+    names = split_names(args.text)
+    Vocabulary().match_all(names)  # unknown or ambiguous names: refused before reading
+    text_config = parse_config(
+        SamTextConfig,
+        {
+            "structures": names,
+            "modality": args.modality,
+            "atlas": str((args.atlas or root / "data" / "ct_totalsegmentator").resolve()),
+            "model": config.model,
+            "checkpoint": config.checkpoint,
+            "device": config.device,
+            "precision": config.precision,
+            # auto: the CT window once the image is known to be a CT; ct: the image is a CT
+            "intensity": config.intensity.model_dump(mode="json"),
+            "propagation": config.propagation.model_dump(mode="json"),
+        },
+        source="command line",
+    )
+    clock = [time.perf_counter()]
     volume = read_image(args.image)
-    modality = infer_modality(volume.array, volume.metadata)
-    if modality is None and config.intensity.mode is IntensityMode.CT:
-        modality = "CT"
-    if modality is None:
-        raise StructureNameError(
-            "cannot tell this image's modality (no DICOM Modality, not Hounsfield-like); "
-            "for a CT pass --intensity ct",
-            text=", ".join(args.text),
-            candidates=(),
-        )
-    concepts = Vocabulary().match_all(args.text, modality=modality)
-    if config.intensity.mode is IntensityMode.AUTO and modality == "CT":
-        config = config.model_copy(
-            update={"intensity": config.intensity.model_copy(update={"mode": IntensityMode.CT})}
-        )
-    names_file = atlas_dir / "labels_total.json"
-    try:
-        names = json.loads(names_file.read_text())["labels"]
-    except (OSError, ValueError, KeyError) as err:
-        raise ConfigError(f"atlas label names unreadable: {names_file}") from err
-    atlas = Atlas(
-        image=read_image(atlas_dir / "example_ct_sm.nii.gz"),
-        labels=read_image(atlas_dir / "example_seg.nii.gz"),
-        names={int(value): str(name) for value, name in names.items()},
+    channels = {}
+    for spec in args.channel or ():
+        name, _, path = spec.partition("=")
+        if not name or not path:
+            from medseg.core import ConfigError
+
+            raise ConfigError(f"--channel must be NAME=PATH, not {spec!r}")
+        channels[name] = read_image(Path(path))
+    read_s = time.perf_counter() - clock[0]
+    case = CaseImages(case_id="cli", image=volume, root=root, channels=channels)
+    segmenter = SamTextSegmenter(text_config)
+    result = segmenter.segment_with_details(case)
+    labels = result.segmentation.labels
+    if result.entries and all(isinstance(e.get("label"), int) for e in result.entries):
+        # names, SNOMED CT codes and located boxes travel with the mask (medseg.io sidecar)
+        entries = [{**entry, "segmenter": result.segmenter} for entry in result.entries]
+        write_label_map(labels, args.out, entries=entries, source=volume, overwrite=args.overwrite)
+    else:  # a routed concept (tumour, nuclei, vessels): its segmenter's own label values
+        write_nifti(labels, args.out, overwrite=args.overwrite)
+    logger.info(
+        "time: imports and setup %.1f s, read %.1f s, locate+segment+write %.1f s",
+        clock[0] - CLI_STARTED,
+        read_s,
+        time.perf_counter() - clock[0] - read_s,
     )
-    model = load_sam_model(config.model, checkpoint=config.checkpoint, device=config.device)
-    result = segment_named_structures(model, volume, concepts, atlas=atlas, config=config)
-    write_label_map(
-        result.labels,
-        args.out,
-        entries=result.structures,  # names, SNOMED CT codes, located boxes
-        source=volume,
-        overwrite=args.overwrite,
-    )
-    for entry in result.structures:
+    for entry in result.entries:
+        if entry["label"] is None:
+            what = (
+                f"{entry['instances']} instances"
+                if "instances" in entry
+                else f"labels {entry['labels']}, {entry['voxels']} voxels"
+            )
+            print(f"{entry['name']}: by {entry['segmenter']} ({entry['model']}): {what}")
+            continue
         state = "" if entry["found"] else "  (not found in the field of view)"
         print(f"label {entry['label']}: {entry['name']}: {entry['voxels']} voxels{state}")
     print(f"-> {args.out} and {sidecar}")
@@ -276,6 +291,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="CT structure(s) to find and segment, e.g. 'liver, spleen, left kidney' "
         "(repeatable; label k = k-th name; the sidecar OUT.labels.json gives names and "
         "SNOMED CT codes)",
+    )
+    sam.add_argument(
+        "--modality",
+        help="the image's modality for --text (CT, MR, microscopy, fundus); default: DICOM "
+        "Modality, Hounsfield-like values, any 2D kind for a 2D image",
+    )
+    sam.add_argument(
+        "--channel",
+        action="append",
+        metavar="NAME=PATH",
+        help="a further image of the case for a --text concept routed to a channel model "
+        "(brain tumour on MR: --channel t1c=T1C.nii.gz)",
     )
     sam.add_argument(
         "--atlas",

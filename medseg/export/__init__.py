@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from medseg.export._overlay import (
+    AXIAL_MARKERS,
+    CORONAL_MARKERS,
+    SAGITTAL_MARKERS,
+    describe_structures,
     write_contour_overlay,
     write_overlay_montage,
     write_volume_overlay,
@@ -37,13 +41,16 @@ from medseg.export._structures import (
     StructureCodeMap,
     build_structures,
     describe_labels,
-    describe_structures,
     load_structure_codes,
+    recommended_colour,
     structure_code_from_entry,
 )
 from medseg.export._validate import IodReport, validate_dicom_iod
 
 __all__ = [
+    "AXIAL_MARKERS",
+    "CORONAL_MARKERS",
+    "SAGITTAL_MARKERS",
     "AlgorithmType",
     "IodReport",
     "PacsNode",
@@ -65,6 +72,7 @@ __all__ = [
     "read_dicom_seg",
     "read_rtstruct",
     "read_source_series",
+    "recommended_colour",
     "send_dicom_files",
     "send_dicomweb",
     "structure_code_from_entry",

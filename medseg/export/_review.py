@@ -17,7 +17,7 @@ import numpy as np
 from medseg import __version__
 from medseg.core import ExportError, OutputExistsError, OutputPathError, compute_sha256
 from medseg.evaluation import compute_dice
-from medseg.export._overlay import write_volume_overlay
+from medseg.export._overlay import describe_structures, write_volume_overlay
 from medseg.export._rtstruct import write_rtstruct
 from medseg.export._seg import SegmentationType, write_dicom_seg
 from medseg.export._series import SourceSeries, map_mask_to_series, write_source_series
@@ -166,7 +166,12 @@ def write_review_package(
         write_seg_nrrd(mapped, structures, staging / NRRD_NAME)
         write_color_table(structures, staging / COLOR_TABLE_NAME)
         write_volume_overlay(
-            series.volume, mapped, structures, staging / OVERLAY_NAME, title=f"{model_name}"
+            series.volume,
+            mapped,
+            structures,
+            staging / OVERLAY_NAME,
+            reference=mapped_reference,
+            title=f"{describe_structures([s.name for s in structures])}: {model_name}",
         )
         (staging / STRUCTURES_NAME).write_text(
             json.dumps(_structure_table(mapped, structures), indent=2) + "\n", encoding="utf-8"

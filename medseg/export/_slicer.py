@@ -17,7 +17,7 @@ import numpy as np
 import slicerio  # type: ignore[import-untyped]
 
 from medseg.core import GeometryError, atomic_output
-from medseg.export._structures import Structure, describe_structures
+from medseg.export._structures import Structure, structure_sidecar_entries
 from medseg.io import LPS_TO_RAS, Volume, write_label_map
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def write_label_nifti(
     return write_label_map(
         mask.with_array(array),
         path,
-        entries=describe_structures(structures),
+        entries=structure_sidecar_entries(structures),
         overwrite=overwrite,
     )
 

@@ -9,9 +9,12 @@ PACS.
 from __future__ import annotations
 
 import fnmatch
+import functools
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +144,7 @@ def describe_labels(
     return entries
 
 
-def describe_structures(structures: Sequence[Structure]) -> list[dict[str, object]]:
+def structure_sidecar_entries(structures: Sequence[Structure]) -> list[dict[str, object]]:
     """Label sidecar entries (:func:`medseg.io.write_label_sidecar`) of exported structures;
     codes left null for a structure coded with the map's generic default."""
     entries: list[dict[str, object]] = []
@@ -204,28 +207,53 @@ def load_structure_codes(path: str | Path | None = None) -> StructureCodeMap:
     return load_config(path, StructureCodeMap)
 
 
-# Distinct colours (RGB 0-255) for label values without a configured colour; chosen to be
-# told apart on grey CT (tab20 order, without the greys).
-_PALETTE = (
-    (31, 119, 180),
-    (255, 127, 14),
-    (44, 160, 44),
-    (214, 39, 40),
-    (148, 103, 189),
-    (140, 86, 75),
-    (227, 119, 194),
-    (188, 189, 34),
-    (23, 190, 207),
-    (174, 199, 232),
-    (255, 187, 120),
-    (152, 223, 138),
-    (255, 152, 150),
-    (197, 176, 213),
-    (196, 156, 148),
-    (247, 182, 210),
-    (219, 219, 141),
-    (158, 218, 229),
-)
+#: 3D Slicer's recommended display colours by SNOMED CT code (package data, see its header).
+_SLICER_COLOURS = "slicer_colours.json"
+#: matplotlib's tab20 entries that are grey: told apart badly on a grey image.
+_TAB20_GREYS = (14, 15)
+
+
+@functools.cache
+def _slicer_colour_index() -> dict[tuple[str, str | None], tuple[int, int, int]]:
+    """(type code, modifier code or None) → RGB, over every category, first entry winning.
+
+    Slicer files the organs under the older "Anatomical Structure" category code
+    (123037004) where pydicom's ``codes.SCT.AnatomicalStructure`` is 91723000, so the
+    category is not part of the key.
+    """
+    data = json.loads(resources.files("medseg.export").joinpath(_SLICER_COLOURS).read_text())
+    index: dict[tuple[str, str | None], tuple[int, int, int]] = {}
+    for key, rgb in data["colours"].items():
+        parts = key.split("/")
+        modifier = parts[2] if len(parts) == 3 else None
+        r, g, b = (int(c) for c in rgb)
+        index.setdefault((parts[1], modifier), (r, g, b))
+    return index
+
+
+def recommended_colour(code: StructureCode) -> tuple[int, int, int] | None:
+    """3D Slicer's recommended display colour (8-bit RGB) for a structure's codes, or None.
+
+    Looked up by the SNOMED CT type and laterality, then by the type alone, so a liver is
+    liver-coloured in medseg's overlays, SEG, RTSTRUCT and Slicer files as it is in Slicer.
+    """
+    index = _slicer_colour_index()
+    modifier = code.modifier_code.value if code.modifier_code is not None else None
+    type_value = code.type_code.value
+    return index.get((type_value, modifier)) or index.get((type_value, None))
+
+
+def _fallback_colours() -> list[tuple[int, int, int]]:
+    """matplotlib's tab20 without its greys, dark shades first: for uncoded structures."""
+    from matplotlib import colormaps
+
+    colours = colormaps["tab20"].colors
+    order = [*range(0, 20, 2), *range(1, 20, 2)]
+    return [
+        tuple(round(255 * c) for c in colours[i][:3])  # type: ignore[misc]
+        for i in order
+        if i not in _TAB20_GREYS
+    ]
 
 
 @dataclass(frozen=True)
@@ -258,9 +286,14 @@ def build_structures(
     *,
     names: dict[int, str] | None = None,
     code_map: StructureCodeMap | None = None,
+    warn_uncoded: bool = True,
     sidecar: Mapping[int, Mapping[str, object]] | None = None,
 ) -> list[Structure]:
     """Describe each label value: name from ``names`` (else ``label_<v>``), colour, codes.
+
+    The colour is 3D Slicer's recommended one for the structure's SNOMED CT codes
+    (:func:`recommended_colour`); structures Slicer has no colour for, or that are not in
+    the code map, take matplotlib's tab20 colours in label order.
 
     Parameters
     ----------
@@ -270,6 +303,8 @@ def build_structures(
         Label value → structure name (e.g. a dataset manifest's ``labels``).
     code_map
         SNOMED CT code map; the built-in default when None.
+    warn_uncoded
+        Log a warning naming the structures the code map does not know.
     sidecar
         The mask's label sidecar entries (:func:`medseg.io.read_label_sidecar`): names for
         values ``names`` lacks, and codes for names the code map does not know.
@@ -279,7 +314,9 @@ def build_structures(
     names = {**{v: str(e["name"]) for v, e in sidecar.items()}, **(names or {})}
     structures = []
     unmatched = []
-    for index, value in enumerate(sorted(int(v) for v in label_values)):
+    fallback = _fallback_colours()
+    n_fallback = 0
+    for value in sorted(int(v) for v in label_values):
         if value <= 0:
             raise ConfigError(f"label values must be > 0, not {value}")
         name = names.get(value, f"label_{value}")
@@ -290,16 +327,20 @@ def build_structures(
                 code, matched = from_sidecar, True
         if not matched:
             unmatched.append(name)
+        colour = recommended_colour(code) if matched else None
+        if colour is None:
+            colour = fallback[n_fallback % len(fallback)]
+            n_fallback += 1
         structures.append(
             Structure(
                 label_value=value,
                 name=name,
-                color_rgb=_PALETTE[index % len(_PALETTE)],
+                color_rgb=colour,
                 code=code,
                 code_matched=matched,
             )
         )
-    if unmatched:
+    if unmatched and warn_uncoded:
         logger.warning(
             "%d structure(s) not in the SNOMED CT code map, coded as the default %s: %s",
             len(unmatched),

@@ -19,13 +19,20 @@ from medseg.inference._channels_predict import (
 )
 from medseg.inference._fast_layers import FastInstanceNorm, SubPixelConvTranspose, prepare_network
 from medseg.inference._instance_predict import is_instance_detector, predict_instances
-from medseg.inference._instances import InstanceConfig, label_instances, resolve_instance_config
+from medseg.inference._instances import (
+    InstanceConfig,
+    choose_instance_zoom,
+    label_instances,
+    resolve_instance_config,
+)
 from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
 from medseg.inference._predict import (
     predict_volume,
     predict_with_checkpoint,
+    relabel_instances,
     resolve_infer_config,
     write_probabilities,
+    zoom_image,
 )
 from medseg.inference._sliding_window import (
     ComputePrecision,
@@ -178,6 +185,7 @@ __all__ = [
     "box_around_points",
     "box_from_mask",
     "build_slice_stack",
+    "choose_instance_zoom",
     "clip_box",
     "compute_window_starts",
     "display_axis_codes",
@@ -205,6 +213,7 @@ __all__ = [
     "predict_with_checkpoint",
     "prepare_network",
     "propagate_prompt",
+    "relabel_instances",
     "resolve_infer_config",
     "resolve_instance_config",
     "resolve_intensity_mode",
@@ -222,6 +231,7 @@ __all__ = [
     "to_display_volume",
     "upsample_logits",
     "write_probabilities",
+    "zoom_image",
 ]
 
 

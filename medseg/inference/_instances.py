@@ -14,6 +14,17 @@ come from a marker watershed, the DSB2018 "3-class U-Net" post-processing:
    become instances of their own;
 5. instances smaller than ``min_size_px`` are dropped, holes inside an instance filled, ids
    renumbered 1..N.
+
+A network trained with the ``instance_core`` target has a fourth output, each nucleus'
+core (its deepest pixels, a coarse distance map). Its interior is then p(interior) +
+p(core) and the seeds are the components of ``p(core) > seed_threshold``: cores of touching
+nuclei lie apart even where the network missed the boundary band between them.
+
+Nucleus size: a network sees nuclei at the scale it was trained on. With
+``zoom_in_below_area_px`` / ``zoom_out_above_area_px`` set, :func:`choose_instance_zoom`
+reads the median area of the instances found in a first pass; when it lies outside that
+range the image is segmented again at ``zoom_factor`` (or its inverse) times its size and the
+instances resampled back (:func:`~medseg.inference.predict_volume`).
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ from skimage.segmentation import relabel_sequential, watershed
 
 from medseg.core import ConfigError, ConfigModel, parse_config
 from medseg.models import Checkpoint
-from medseg.transforms import BOUNDARY_CLASS, INTERIOR_CLASS
+from medseg.transforms import BOUNDARY_CLASS, CORE_CLASS, INTERIOR_CLASS
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +59,14 @@ class InstanceConfig(ConfigModel):
         Instances smaller than this are removed.
     fill_holes
         Fill holes enclosed by one instance.
+    zoom_in_below_area_px
+        Segment the image again at ``zoom_factor`` times its size when the first pass's
+        median instance area is below this (0: never).
+    zoom_out_above_area_px
+        Segment it again at ``1 / zoom_factor`` times its size when the median area is above
+        this (0: never).
+    zoom_factor
+        The zoom of those second passes (sizes and thresholds then apply on the zoomed grid).
     """
 
     foreground_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
@@ -55,6 +74,9 @@ class InstanceConfig(ConfigModel):
     min_seed_size_px: int = Field(default=4, ge=1)
     min_size_px: int = Field(default=15, ge=0)
     fill_holes: bool = True
+    zoom_in_below_area_px: float = Field(default=0.0, ge=0.0)
+    zoom_out_above_area_px: float = Field(default=0.0, ge=0.0)
+    zoom_factor: float = Field(default=2.0, gt=1.0, le=4.0)
 
 
 def label_instances(probabilities: np.ndarray, *, config: InstanceConfig) -> np.ndarray:
@@ -64,7 +86,8 @@ def label_instances(probabilities: np.ndarray, *, config: InstanceConfig) -> np.
     ----------
     probabilities
         ``(3, *spatial)`` float probabilities (softmax outputs), channel order background,
-        interior, boundary (the ``instance_boundary`` target's classes).
+        interior, boundary (the ``instance_boundary`` target's classes), or ``(4, *spatial)``
+        with the ``instance_core`` target's core last.
     config
         Thresholds and sizes (see the module docstring for the steps).
 
@@ -74,15 +97,19 @@ def label_instances(probabilities: np.ndarray, *, config: InstanceConfig) -> np.
         ``spatial`` instance ids, 0 background and 1..N (uint16, or int32 above 65,535).
     """
     probs = np.asarray(probabilities, dtype=np.float32)
-    if probs.ndim < 3 or probs.shape[0] != 3:
+    if probs.ndim < 3 or probs.shape[0] not in (3, 4):
         raise ConfigError(
             "instance post-processing needs 3 probability channels (background, interior, "
-            f"boundary), found shape {probs.shape}"
+            f"boundary) or 4 (and core), found shape {probs.shape}"
         )
     interior = probs[INTERIOR_CLASS]
+    seed_map = interior
+    if probs.shape[0] == 4:
+        seed_map = probs[CORE_CLASS]
+        interior = interior + seed_map
     foreground = (interior + probs[BOUNDARY_CLASS]) > config.foreground_threshold
     structure = ndimage.generate_binary_structure(foreground.ndim, 1)
-    seeds, n_seeds = ndimage.label(foreground & (interior > config.seed_threshold), structure)
+    seeds, n_seeds = ndimage.label(foreground & (seed_map > config.seed_threshold), structure)
     if n_seeds:
         sizes = np.bincount(seeds.ravel(), minlength=n_seeds + 1)
         small = sizes < config.min_seed_size_px
@@ -100,6 +127,27 @@ def label_instances(probabilities: np.ndarray, *, config: InstanceConfig) -> np.
     n_instances = int(relabelled.max(initial=0))
     dtype = np.uint16 if n_instances < 2**16 else np.int32
     return relabelled.astype(dtype)
+
+
+def choose_instance_zoom(instances: np.ndarray, *, config: InstanceConfig) -> float:
+    """The zoom of the second pass for a first pass's instance map (1.0: none).
+
+    ``config.zoom_factor`` when the median instance area (pixels) is below
+    ``zoom_in_below_area_px``, its inverse when above ``zoom_out_above_area_px``, else 1.0
+    (also for a map without instances).
+    """
+    if not (config.zoom_in_below_area_px or config.zoom_out_above_area_px):
+        return 1.0
+    areas = np.bincount(np.asarray(instances).ravel().astype(np.int64))[1:]
+    areas = areas[areas > 0]
+    if areas.size == 0:
+        return 1.0
+    median = float(np.median(areas))
+    if config.zoom_in_below_area_px and median < config.zoom_in_below_area_px:
+        return config.zoom_factor
+    if config.zoom_out_above_area_px and median > config.zoom_out_above_area_px:
+        return 1.0 / config.zoom_factor
+    return 1.0
 
 
 def _remove_small(instances: np.ndarray, *, min_size_px: int) -> np.ndarray:

@@ -73,7 +73,7 @@ class Checkpoint:
     @property
     def is_instance_model(self) -> bool:
         """True when the outputs are turned into object instances (not a class map)."""
-        return self.target is TrainingTarget.INSTANCE_BOUNDARY
+        return self.target.is_instance
 
     @property
     def label_names(self) -> dict[int, str]:

@@ -35,6 +35,7 @@ from medseg.core import (
 )
 from medseg.io import Case, DatasetManifest, load_cases, resolve_case_paths
 from medseg.runner._pipeline import PipelineConfig
+from medseg.runner._provenance import describe_run, log_run_artifacts, write_case_metrics_table
 from medseg.runner._stages import CaseContext, run_stages
 from medseg.runner._state import CaseStateStore, CaseStatus
 from medseg.tracking import default_tracking_uri, start_tracking
@@ -71,6 +72,7 @@ class BatchSummary:
     out_dir: Path
     tracking_uri: str | None
     run_id: str | None
+    experiment_id: str | None = None
 
 
 def select_cases(
@@ -323,6 +325,7 @@ def run_pipeline(
                         "segment_method": config.segment.method.value,
                         "n_cases": len(cases),
                         "medseg_version": __version__,
+                        **describe_run(config, root=root),
                     }
                 )
             for case in todo:
@@ -365,20 +368,30 @@ def run_pipeline(
                         outcome.error_type,
                         outcome.error_message,
                     )
-            summary = _summarise(store, out_dir, tracking_uri, tracker.run_id)
+            summary = _summarise(
+                store, out_dir, tracking_uri, tracker.run_id, tracker.experiment_id
+            )
             tracker.log_metrics(
                 {f"mean_{k}": v for k, v in summary.mean_metrics.items()}
                 | {"cases_done": float(summary.done), "cases_failed": float(summary.failed)}
             )
-            tracker.log_artifact(out_dir / "summary.json")
-            tracker.log_artifact(out_dir / "pipeline.yaml")
+            done = [r for r in store.records(CaseStatus.DONE)]
+            write_case_metrics_table(
+                ((r.case_id, (r.result or {}).get("metrics", {})) for r in done),
+                out_dir / "case_metrics.csv",
+            )
+            log_run_artifacts(tracker, out_dir, [r.case_id for r in done])
         return summary
     finally:
         store.close()
 
 
 def _summarise(
-    store: CaseStateStore, out_dir: Path, tracking_uri: str, run_id: str
+    store: CaseStateStore,
+    out_dir: Path,
+    tracking_uri: str,
+    run_id: str,
+    experiment_id: str | None = None,
 ) -> BatchSummary:
     import json
 
@@ -402,6 +415,7 @@ def _summarise(
         out_dir=out_dir,
         tracking_uri=tracking_uri,
         run_id=run_id,
+        experiment_id=experiment_id,
     )
     payload = {
         "done": summary.done,

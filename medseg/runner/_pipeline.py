@@ -79,6 +79,12 @@ class ExportConfig(ConfigModel):
         "(e.g. a converted DICOM series), for viewing beside the mask",
     )
     overlay_png: bool = True
+    dicom_seg: bool = Field(
+        default=False,
+        description="also write the label map as a DICOM SEG (seg.dcm) for cases whose image "
+        "is a DICOM series (blank source UIDs are completed; the completed series is "
+        "written to source_dicom/)",
+    )
 
 
 class CaseSelection(ConfigModel):

@@ -19,19 +19,26 @@ from medseg.evaluation import (
     compute_label_metrics,
     compute_region_metrics,
 )
-from medseg.export import describe_labels, load_structure_codes, write_contour_overlay
+from medseg.export import (
+    build_structures,
+    describe_labels,
+    load_structure_codes,
+    read_source_series,
+    write_dicom_seg,
+    write_source_series,
+)
 from medseg.io import (
     Case,
     Volume,
     collapse_grey_channels,
     label_sidecar_path,
     read_image,
-    reorient,
     reorient_like,
     to_output_layout,
     write_label_map,
     write_nifti,
 )
+from medseg.runner._overlay import write_case_overlay
 from medseg.runner._pipeline import EvaluationKind, PipelineConfig, SamBox3DConfig, StageName
 from medseg.runner._trained import (
     VESSEL_LOGGED,
@@ -39,16 +46,12 @@ from medseg.runner._trained import (
     read_field_of_view,
 )
 from medseg.segment import (
-    DISPLAY_CODES,
     CaseImages,
     MapKind,
     Segmenter,
-    display_image,
-    display_slices,
     label_ids_for,
 )
 from medseg.segment import segment_with_3d_boxes as _segment_with_3d_boxes
-from medseg.transforms import to_display_slice
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +68,10 @@ class CaseContext:
     reference: Volume | None = None
     prediction: Volume | None = None
     probabilities: Volume | None = None  # (*spatial, C) from trained models, C0 background
+    structures: dict[int, str] = field(default_factory=dict)  # segmenter's label names
+    kind: MapKind = MapKind.SEMANTIC
     channels: dict[str, Volume] = field(default_factory=dict)
     roi: Volume | None = None
-    structures: dict[int, str] = field(default_factory=dict)  # label value → name
-    instance_map: bool = False  # the prediction holds object ids, not structures
     metrics: dict[str, float] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
 
@@ -106,6 +109,7 @@ def case_images(context: CaseContext) -> CaseImages:
         channels=context.channels,
         reference=context.reference,
         roi=context.roi,
+        modality=context.case.modality,
     )
 
 
@@ -114,7 +118,7 @@ def segment(context: CaseContext, config: PipelineConfig) -> None:
     result = config.segment.build().segment(case_images(context))
     context.prediction = result.labels
     context.structures = dict(result.structures)
-    context.instance_map = result.kind is MapKind.INSTANCE
+    context.kind = result.kind
     if result.probabilities is not None:
         context.probabilities = result.probabilities
 
@@ -224,27 +228,47 @@ def export(context: CaseContext, config: PipelineConfig) -> None:
         if entries is not None:
             context.outputs.append(label_sidecar_path(path).name)
     if config.export.overlay_png:
-        image_lps, _ = display_slices(context.image)
-        prediction_lps = reorient(context.prediction, DISPLAY_CODES).array > 0
-        reference_lps = (
-            reorient(context.reference, DISPLAY_CODES).array > 0
-            if context.reference is not None
-            else None
-        )
-        weights = (reference_lps if reference_lps is not None else prediction_lps).sum(axis=(0, 1))
-        k = int(np.argmax(weights))
-        window = config.segment.build().display_window_hu()
-        display = display_image(image_lps, k, window=window)
-        if display.ndim == 3:
-            display = display @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        masks = [("prediction", to_display_slice(prediction_lps[:, :, k]), "tab:red")]
-        if reference_lps is not None:
-            masks.append(("reference", to_display_slice(reference_lps[:, :, k]), "tab:green"))
-        path = context.out_dir / "overlay.png"
-        write_contour_overlay(
-            display, masks, path, title=f"{context.case.id} slice {k}", overwrite=True
+        path = write_case_overlay(
+            case_id=context.case.id,
+            image=context.image,
+            prediction=context.prediction,
+            reference=context.reference,
+            labels=context.labels,
+            config=config,
+            root=context.root,
+            path=context.out_dir / "overlay.png",
         )
         context.outputs.append(path.name)
+    if config.export.dicom_seg:
+        _export_dicom_seg(context)
+
+
+def _export_dicom_seg(context: CaseContext) -> None:
+    """``seg.dcm`` referencing the case's DICOM series (one segment per label value, named
+    by the segmenter, else by the dataset), plus the series with any completed UIDs."""
+    source = context.root / context.case.image
+    if not source.is_dir():
+        logger.info("case %s: no DICOM SEG: its image is not a DICOM series", context.case.id)
+        return
+    if context.kind is not MapKind.SEMANTIC or context.prediction is None:
+        logger.warning("case %s: no DICOM SEG for an instance map", context.case.id)
+        return
+    values = [int(v) for v in np.unique(context.prediction.array) if v != 0]
+    if not values:
+        logger.warning("case %s: no DICOM SEG: the label map is empty", context.case.id)
+        return
+    series = read_source_series(source, complete_uids=True)
+    names = {**context.labels, **context.structures}
+    codes = context.root / "configs" / "export" / "structure_codes.yaml"
+    code_map = load_structure_codes(codes if codes.is_file() else None)
+    structures = build_structures(values, names=names, code_map=code_map)
+    path = context.out_dir / "seg.dcm"
+    write_dicom_seg(context.prediction, series, structures, path, overwrite=True)
+    context.outputs.append(path.name)
+    if series.completed:
+        folder = context.out_dir / "source_dicom"
+        write_source_series(series, folder, overwrite=True)
+        context.outputs.append(folder.name)
 
 
 def _sidecar_entries(context: CaseContext) -> list[dict[str, object]] | None:
@@ -252,7 +276,7 @@ def _sidecar_entries(context: CaseContext) -> list[dict[str, object]] | None:
     the values present), named from the dataset, coded from the export code map; None for
     instance maps (their values are object ids, not structures)."""
     prediction = context.prediction
-    if prediction is None or context.instance_map:
+    if prediction is None or context.kind is MapKind.INSTANCE:
         return None
     if not np.issubdtype(prediction.array.dtype, np.integer):
         return None

@@ -6,8 +6,10 @@ label or instance map on the image's grid with per-structure metadata
 (:meth:`SegmentConfig.build`) and knows no method by name. Built-in methods:
 ``sam_reference_box`` (SAM, one box per 2D slice), ``sam_box_3d`` (SAM propagated from a 3D
 box), ``otsu_watershed`` (classical nuclei), ``trained_model`` (a semantic checkpoint) and
-``nuclei_model`` (an instance checkpoint) and ``channel_model`` (a multi-channel
-checkpoint such as the shipped ``brain-tumour``). To add one, see ``docs/architecture.md``.
+``nuclei_model`` (an instance checkpoint), ``channel_model`` (a multi-channel
+checkpoint such as the shipped ``brain-tumour``) and ``sam_text`` (structures named in text:
+CT organs located without a reference and drawn by SAM, other concepts routed to the
+segmenter that knows them). To add one, see ``docs/architecture.md``.
 """
 
 from __future__ import annotations
@@ -57,6 +59,13 @@ from medseg.segment._sam_slices import (
     SamSlicesSegmenter,
     segment_with_reference_boxes,
 )
+from medseg.segment._sam_text import (
+    SamTextConfig,
+    SamTextSegmenter,
+    TextResult,
+    TextStructure,
+    output_labels,
+)
 from medseg.segment._watershed import (
     WatershedConfig,
     WatershedSegmenter,
@@ -78,11 +87,15 @@ __all__ = [
     "SamBox3DSegmenter",
     "SamBoxConfig",
     "SamSlicesSegmenter",
+    "SamTextConfig",
+    "SamTextSegmenter",
     "SegmentConfig",
     "SegmentMethod",
     "Segmentation",
     "Segmenter",
     "SegmenterSpec",
+    "TextResult",
+    "TextStructure",
     "TrainedModelConfig",
     "WatershedConfig",
     "WatershedSegmenter",
@@ -91,6 +104,7 @@ __all__ = [
     "display_slices",
     "label_ids_for",
     "list_segmenters",
+    "output_labels",
     "register_segmenter",
     "resolve_pipeline_model",
     "segment_nuclei_watershed",

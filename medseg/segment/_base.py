@@ -41,6 +41,9 @@ class CaseImages:
         Reference label map, for segmenters prompted from it (simulated boxes).
     roi
         Region mask (brain mask, field of view), or None.
+    modality
+        The case's modality as its manifest states it (``CT``, ``MR``, ``microscopy``,
+        ``fundus``), or None.
     """
 
     case_id: str
@@ -50,6 +53,7 @@ class CaseImages:
     channels: Mapping[str, Volume] = field(default_factory=dict)
     reference: Volume | None = None
     roi: Volume | None = None
+    modality: str | None = None
 
 
 @dataclass(frozen=True)

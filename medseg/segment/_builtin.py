@@ -10,6 +10,7 @@ from medseg.segment import (
     _checkpoint_semantic,
     _sam_box_3d,
     _sam_slices,
+    _sam_text,
     _watershed,
 )
 from medseg.segment._registry import register_segmenter
@@ -21,6 +22,7 @@ BUILTIN_SEGMENTERS = (
     _checkpoint_instance.SPEC,
     _sam_box_3d.SPEC,
     _channel_model.SPEC,
+    _sam_text.SPEC,
 )
 
 for _spec in BUILTIN_SEGMENTERS:

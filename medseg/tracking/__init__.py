@@ -8,7 +8,13 @@ from medseg.tracking._evaluation import (
     describe_code_version,
     log_evaluation,
 )
-from medseg.tracking._mlflow import Tracker, check_no_phi, default_tracking_uri, start_tracking
+from medseg.tracking._mlflow import (
+    Tracker,
+    check_no_phi,
+    default_tracking_uri,
+    format_run_view,
+    start_tracking,
+)
 
 __all__ = [
     "Tracker",
@@ -17,6 +23,7 @@ __all__ = [
     "check_no_phi",
     "default_tracking_uri",
     "describe_code_version",
+    "format_run_view",
     "log_evaluation",
     "start_tracking",
 ]

@@ -71,6 +71,22 @@ class Tracker:
         """Identifier of the active run."""
         return str(self._mlflow.active_run().info.run_id)  # type: ignore[attr-defined]
 
+    @property
+    def experiment_id(self) -> str:
+        """Identifier of the active run's experiment."""
+        return str(self._mlflow.active_run().info.experiment_id)  # type: ignore[attr-defined]
+
+
+def format_run_view(tracking_uri: str, experiment_id: str, run_id: str) -> list[str]:
+    """How to open one run in the MLflow UI: the ``mlflow ui`` command and the run's page.
+
+    MLflow cannot open a browser on a run by itself; the UI serves it at a fixed address.
+    """
+    return [
+        f"mlflow ui --backend-store-uri {tracking_uri}",
+        f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}",
+    ]
+
 
 @contextlib.contextmanager
 def start_tracking(

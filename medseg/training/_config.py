@@ -89,6 +89,13 @@ class TrainConfig(ConfigModel):
         :func:`medseg.transforms.compute_boundary_classes`).
     boundary_width_px
         Boundary band width of the ``instance_boundary`` target, in network pixels.
+    core_fraction
+        The ``instance_core`` target's core: interior pixels at least this fraction of their
+        instance's largest inner distance deep.
+    init_weights
+        A checkpoint whose weights start the training (fine-tuning; the optimiser starts
+        afresh). Tensors whose shapes differ (a head with more classes) keep the overlapping
+        part; an added output class starts as a copy of the interior class (index 1).
     validation_case_ids
         Cases of the training splits held out for validation (moved out of training), for
         datasets whose manifest has no validation split.
@@ -103,6 +110,8 @@ class TrainConfig(ConfigModel):
     validation_case_ids: list[str] = Field(default_factory=list)
     target: TrainingTarget = TrainingTarget.SEMANTIC
     boundary_width_px: int = Field(default=2, ge=1, le=16)
+    core_fraction: float = Field(default=0.5, gt=0, le=1)
+    init_weights: str | None = None
     epochs: int = Field(default=50, ge=1)
     iterations_per_epoch: int = Field(default=50, ge=1)
     batch_size: int | None = Field(default=None, ge=1)

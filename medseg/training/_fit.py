@@ -352,6 +352,54 @@ class FitStrategy(Protocol):
         ...
 
 
+def load_initial_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Start ``model`` from a checkpoint's weights (``TrainConfig.init_weights``).
+
+    Tensors of the same shape are copied. A tensor whose shape differs only where the source
+    network has its number of output classes (an output head with more classes) keeps the
+    overlapping part; along its first larger axis the added entries
+    copy the interior class's slice (index 1, so an added class starts as the interior), along
+    any further larger axis they are zero (an added input channel contributes nothing yet).
+
+    Raises
+    ------
+    ConfigError
+        If a tensor is missing or differs in shape other than by added output classes.
+    """
+    checkpoint = load_checkpoint(Path(path))
+    source, classes = checkpoint.state_dict, checkpoint.network.out_channels
+    state = model.state_dict()
+    missing = sorted(set(state) - set(source))
+    if missing:
+        raise ConfigError(f"init_weights {path}: no tensor {missing[0]} (another network?)")
+    for key, target in state.items():
+        old = source[key].to(target.dtype)  # state_dict tensors share the parameters' memory
+        if old.shape == target.shape:
+            with torch.no_grad():
+                target.copy_(old)
+            continue
+        if old.ndim != target.ndim or any(
+            o != n and (o != classes or n < o) for o, n in zip(old.shape, target.shape, strict=True)
+        ):
+            raise ConfigError(
+                f"init_weights {path}: tensor {key} has shape {tuple(old.shape)}, the model "
+                f"needs {tuple(target.shape)}"
+            )
+        grown = torch.zeros_like(target)
+        grown[tuple(slice(0, n) for n in old.shape)] = old
+        axis = next(
+            a for a, (o, n) in enumerate(zip(old.shape, target.shape, strict=True)) if n > o
+        )
+        extra = [slice(0, n) for n in old.shape]
+        extra[axis] = slice(old.shape[axis], target.shape[axis])
+        interior = [slice(0, n) for n in old.shape]
+        interior[axis] = slice(1, 2)
+        grown[tuple(extra)] = old[tuple(interior)]
+        with torch.no_grad():
+            target.copy_(grown)
+    logger.info("weights initialised from %s", path)
+
+
 def fit(
     strategy: FitStrategy,
     config: TrainConfig,
@@ -389,6 +437,8 @@ def fit(
     ):
         _seed_everything(config.seed)
         model = build_model(network).to(device)
+        if config.init_weights is not None and not (resume and last_path.exists()):
+            load_initial_weights(model, config.init_weights)
         optimizer = _make_optimizer(config, model.parameters())
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda e: compute_poly_factor(e, epochs=config.epochs)

@@ -100,7 +100,7 @@ def _build_datasets(
     from monai.data import CacheDataset
     from monai.transforms import Compose, EnsureTyped, Identity, Lambda
 
-    instances = config.target is TrainingTarget.INSTANCE_BOUNDARY
+    instances = config.target.is_instance
     load = _LoadCased(
         root=root,
         labels={int(k): v for k, v in manifest.labels.items()},
@@ -112,7 +112,12 @@ def _build_datasets(
     # instance targets are made after augmentation (on the resampled, rotated instance ids),
     # so the boundary band keeps its width in network pixels
     target = (
-        InstancesToBoundaryClassesd(boundary_width_px=config.boundary_width_px)
+        InstancesToBoundaryClassesd(
+            boundary_width_px=config.boundary_width_px,
+            core_fraction=(
+                config.core_fraction if config.target is TrainingTarget.INSTANCE_CORE else None
+            ),
+        )
         if instances
         else Identity()
     )

@@ -39,6 +39,7 @@ from medseg.transforms._plans import (
 )
 from medseg.transforms._targets import (
     BOUNDARY_CLASS,
+    CORE_CLASS,
     INTERIOR_CLASS,
     TrainingTarget,
     target_label_names,
@@ -46,6 +47,7 @@ from medseg.transforms._targets import (
 
 __all__ = [
     "BOUNDARY_CLASS",
+    "CORE_CLASS",
     "INTERIOR_CLASS",
     "CTWindow",
     "CaseArrays",

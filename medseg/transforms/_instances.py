@@ -19,11 +19,14 @@ from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
 from medseg.core import InputError
-from medseg.transforms._targets import BOUNDARY_CLASS, INTERIOR_CLASS
+from medseg.transforms._targets import BOUNDARY_CLASS, CORE_CLASS, INTERIOR_CLASS
 
 
-def compute_boundary_classes(instances: np.ndarray, *, boundary_width_px: int = 2) -> np.ndarray:
-    """Three-class map from an instance map: 0 background, 1 interior, 2 boundary.
+def compute_boundary_classes(
+    instances: np.ndarray, *, boundary_width_px: int = 2, core_fraction: float | None = None
+) -> np.ndarray:
+    """Three-class map from an instance map: 0 background, 1 interior, 2 boundary
+    (four classes with ``core_fraction``: 3 core).
 
     The boundary is a band of each instance's own pixels: those with a face neighbour outside
     the instance (background or a touching neighbour; ``skimage.segmentation.
@@ -37,6 +40,10 @@ def compute_boundary_classes(instances: np.ndarray, *, boundary_width_px: int = 
         Integer map, 0 background and one id per object (any ids, any order).
     boundary_width_px
         Width of the boundary band in pixels (≥ 1).
+    core_fraction
+        If given (in (0, 1]), interior pixels whose Euclidean distance to the outside of their
+        own instance is at least this fraction of that instance's largest such distance
+        become class 3, the core. Every instance with an interior has a core.
 
     Returns
     -------
@@ -65,7 +72,27 @@ def compute_boundary_classes(instances: np.ndarray, *, boundary_width_px: int = 
     classes = np.zeros(labels.shape, dtype=np.uint8)
     classes[foreground] = INTERIOR_CLASS
     classes[boundary] = BOUNDARY_CLASS
+    if core_fraction is not None:
+        if not 0.0 < core_fraction <= 1.0:
+            raise ValueError(f"core_fraction must be in (0, 1], not {core_fraction}")
+        classes[_core_mask(labels, core_fraction=core_fraction) & ~boundary] = CORE_CLASS
     return classes
+
+
+def _core_mask(labels: np.ndarray, *, core_fraction: float) -> np.ndarray:
+    """Pixels at least ``core_fraction`` of their instance's largest inner distance deep."""
+    core = np.zeros(labels.shape, dtype=bool)
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        # one pixel of margin so that the outline counts as outside at the crop's border
+        padded = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in box)
+        mask = labels[padded] == index
+        inner = np.pad(mask, 1)
+        distance = ndimage.distance_transform_edt(inner)[(slice(1, -1),) * labels.ndim]
+        deepest = distance.max()
+        core[padded] |= mask & (distance >= core_fraction * deepest)
+    return core
 
 
 def _neighbour_offsets(structure: np.ndarray) -> list[tuple[int, ...]]:
@@ -94,9 +121,10 @@ class InstancesToBoundaryClassesd(MapTransform):
     with the preprocessing; it runs after resampling so the band width is in network pixels.
     """
 
-    def __init__(self, *, boundary_width_px: int = 2) -> None:
+    def __init__(self, *, boundary_width_px: int = 2, core_fraction: float | None = None) -> None:
         super().__init__(keys=["label"], allow_missing_keys=True)
         self.boundary_width_px = boundary_width_px
+        self.core_fraction = core_fraction
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """Convert one item's label (a new array; the input is not modified)."""
@@ -106,7 +134,12 @@ class InstancesToBoundaryClassesd(MapTransform):
             return item
         array = np.asarray(label.detach().cpu() if hasattr(label, "detach") else label)
         classes = np.stack(
-            [compute_boundary_classes(c, boundary_width_px=self.boundary_width_px) for c in array]
+            [
+                compute_boundary_classes(
+                    c, boundary_width_px=self.boundary_width_px, core_fraction=self.core_fraction
+                )
+                for c in array
+            ]
         )
         item["label"] = classes
         return item

@@ -39,7 +39,11 @@ def test_shipped_checkpoint_is_a_small_instance_model(repo_root: Path) -> None:
     assert path.stat().st_size < 5_000_000
     checkpoint = load_checkpoint(path)
     assert checkpoint.is_instance_model
-    assert checkpoint.label_names == {1: "nucleus_interior", 2: "nucleus_boundary"}
+    assert checkpoint.label_names == {
+        1: "nucleus_interior",
+        2: "nucleus_boundary",
+        3: "nucleus_core",
+    }
     assert checkpoint.instance_postprocess  # chosen on held-out training images
     assert checkpoint.inference_defaults == {"mirror": True}  # tuned with TTA: on by default
     # trained and tuned on the full training manifest; no test image is in it

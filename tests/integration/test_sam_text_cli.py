@@ -17,6 +17,7 @@ pytestmark = pytest.mark.integration
 
 SPLEEN_IMAGE = "data/ct_msd_spleen/sub-spleen2_ct.nii.gz"
 SPLEEN_LABEL = "data/ct_msd_spleen/sub-spleen2_ct_seg-manual.nii.gz"
+NUCLEI_IMAGE = "data/cells_dsb2018/test/images/06350c7cc618be44.png"
 
 
 @pytest.mark.parametrize(
@@ -24,7 +25,8 @@ SPLEEN_LABEL = "data/ct_msd_spleen/sub-spleen2_ct_seg-manual.nii.gz"
     [
         (SPLEEN_IMAGE, "kidney", "ambiguous"),
         (SPLEEN_IMAGE, "banana", "names no known structure; closest:"),
-        (SPLEEN_IMAGE, "nuclei", "medseg infer --model nuclei; this image is CT"),
+        (SPLEEN_IMAGE, "nuclei", "by the nuclei_model segmenter (nuclei); this image is CT"),
+        (NUCLEI_IMAGE, "liver", "liver is located on CT only; this image is 2D"),
         ("data/ct_totalsegmentator/example_mr_sm.nii.gz", "liver", "cannot tell"),
     ],
 )
@@ -109,3 +111,18 @@ def test_an_existing_sidecar_is_not_overwritten(repo_root: Path, tmp_path: Path)
     )
     assert code == ExitCode.OUTPUT_EXISTS
     assert (tmp_path / "organs.labels.json").read_text() == "{}"
+
+
+def test_nuclei_text_on_a_microscopy_image_runs_the_nuclei_model(
+    repo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "nuclei.nii.gz"
+    code = main(["sam", str(repo_root / NUCLEI_IMAGE), "--out", str(out), "--text", "nuclei"])
+    assert code == ExitCode.OK
+    instances = read_image(out).array
+    # an instance map's values are object ids, not structures: no label sidecar
+    assert not (tmp_path / "nuclei.labels.json").exists()
+    assert int(instances.max()) > 5
+    out_text = capsys.readouterr().out
+    assert "by nuclei_model" in out_text
+    assert f"{int(instances.max())} instances" in out_text

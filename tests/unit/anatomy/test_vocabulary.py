@@ -7,7 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medseg.anatomy import VOCABULARY, Concept, Vocabulary, infer_modality, normalize_text
+from medseg.anatomy import (
+    MODALITIES_2D,
+    VOCABULARY,
+    Concept,
+    Vocabulary,
+    image_modalities,
+    infer_modality,
+    normalize_modality,
+    normalize_text,
+    split_names,
+)
 from medseg.core import ConfigError, StructureNameError
 from medseg.export import load_structure_codes
 
@@ -80,13 +90,15 @@ def test_a_side_is_never_swapped_or_invented(vocabulary: Vocabulary) -> None:
     ("text", "modality", "message"),
     [
         ("liver", "MR", "located on CT only; this image is MR"),
-        ("nuclei", "CT", "medseg infer --model nuclei"),
-        ("retinal vessels", "CT", "medseg infer --model retina-vessels"),
-        ("brain tumour", "CT", "segmented on MR"),
+        ("nuclei", "CT", "nuclei_model segmenter \\(nuclei\\); this image is CT"),
+        ("retinal vessels", "CT", "trained_model segmenter \\(retina-vessels\\)"),
+        ("brain tumour", "CT", "segmented on MR by the channel_model segmenter"),
+        ("liver", ("microscopy", "fundus"), "this image is 2D \\(microscopy or fundus\\)"),
+        ("brain tumour", ("microscopy", "fundus"), "segmented on MR"),
     ],
 )
 def test_wrong_modality_is_refused_with_the_segmenter_that_knows_it(
-    vocabulary: Vocabulary, text: str, modality: str, message: str
+    vocabulary: Vocabulary, text: str, modality: str | tuple[str, ...], message: str
 ) -> None:
     with pytest.raises(StructureNameError, match=message):
         vocabulary.match(text, modality=modality)
@@ -141,3 +153,44 @@ def test_infer_modality_from_metadata_and_hounsfield_units() -> None:
     assert infer_modality(ct, {}) == "CT"
     assert infer_modality(ct, {"modality": "MR"}) == "MR"
     assert infer_modality(rng.uniform(0, 800, (20, 20, 10)), {}) is None
+
+
+def test_image_modalities_stated_inferred_or_any_2d_kind() -> None:
+    rng = np.random.default_rng(0)
+    ct = rng.normal(40, 30, (20, 20, 10))
+    ct[:5] = -1000
+    grey = rng.uniform(0, 800, (20, 20, 10))
+    assert image_modalities(grey, {}, stated="mr") == ("MR",)
+    assert image_modalities(grey, {}, stated="Microscopy") == ("microscopy",)
+    assert image_modalities(ct, {}, stated="mixed") == ("CT",)  # a manifest's "mixed"
+    assert image_modalities(ct, {}) == ("CT",)
+    assert image_modalities(grey, {"is_2d": True}) == MODALITIES_2D
+    assert image_modalities(grey, {}) is None
+    assert normalize_modality(" ct ") == "CT"
+    assert normalize_modality("FUNDUS") == "fundus"
+
+
+def test_routed_concepts_name_their_registered_segmenter_and_model(
+    vocabulary: Vocabulary,
+) -> None:
+    routes = {
+        key: (vocabulary.concept(key).segmenter, vocabulary.concept(key).model)
+        for key in ("brain_tumour", "nuclei", "retinal_vessels", "liver")
+    }
+    assert routes == {
+        "brain_tumour": ("channel_model", "brain-tumour"),
+        "nuclei": ("nuclei_model", "nuclei"),
+        "retinal_vessels": ("trained_model", "retina-vessels"),
+        "liver": ("sam_text", None),
+    }
+    assert vocabulary.match("nuclei", modality=MODALITIES_2D).key == "nuclei"
+    assert vocabulary.match("retinal vessels", modality=("fundus",)).key == "retinal_vessels"
+
+
+def test_split_names_joins_a_trailing_side_word() -> None:
+    assert split_names(["liver; spleen", "kidney, left, lungs", " , "]) == [
+        "liver",
+        "spleen",
+        "kidney left",
+        "lungs",
+    ]

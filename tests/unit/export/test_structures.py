@@ -74,3 +74,27 @@ def test_shipped_code_map_validates_with_the_cli(
     path = repo_root / "configs" / "export" / "structure_codes.yaml"
     assert main(["config", "validate", str(path)]) == 0
     assert "StructureCodeMap" in capsys.readouterr().out
+
+
+def test_structures_take_slicer_colours_so_a_liver_is_liver_coloured(
+    code_map: StructureCodeMap,
+) -> None:
+    names = {1: "liver", 2: "spleen", 3: "kidney_left", 4: "aorta"}
+    colours = {
+        s.name: s.color_rgb for s in build_structures([1, 2, 3, 4], names=names, code_map=code_map)
+    }
+    # 3D Slicer's SlicerGeneralAnatomy terminology, recommendedDisplayRGBValue
+    assert colours == {
+        "liver": (221, 130, 101),
+        "spleen": (157, 108, 162),
+        "kidney_left": (185, 102, 83),
+        "aorta": (224, 97, 76),
+    }
+
+
+def test_uncoded_structures_take_matplotlib_tab20_in_label_order() -> None:
+    from matplotlib import colormaps
+
+    structures = build_structures([3, 1, 2], warn_uncoded=False)
+    tab20 = [tuple(round(255 * c) for c in colormaps["tab20"].colors[i]) for i in (0, 2, 4)]
+    assert [s.color_rgb for s in structures] == tab20

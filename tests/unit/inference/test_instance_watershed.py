@@ -9,13 +9,24 @@ import torch
 from medseg.core import ConfigError
 from medseg.evaluation import compute_instance_metrics
 from medseg.inference import (
+    InferConfig,
     InstanceConfig,
+    choose_instance_zoom,
     label_instances,
+    predict_volume,
     resolve_infer_config,
     resolve_instance_config,
 )
+from medseg.io import Volume
 from medseg.models import Checkpoint, NetworkConfig, load_checkpoint, save_checkpoint
-from medseg.transforms import Plans, TrainingTarget, compute_boundary_classes
+from medseg.transforms import (
+    BOUNDARY_CLASS,
+    CORE_CLASS,
+    INTERIOR_CLASS,
+    Plans,
+    TrainingTarget,
+    compute_boundary_classes,
+)
 
 
 def _one_hot(classes: np.ndarray) -> np.ndarray:
@@ -42,6 +53,22 @@ def test_perfect_prediction_gives_back_the_instances(width: int) -> None:
     assert metrics.at(0.5).f1 == 1.0
     assert metrics.at(0.9).f1 == 1.0  # every object recovered to IoU > 0.9
     np.testing.assert_array_equal(instances > 0, labels > 0)
+
+
+def test_core_channel_seeds_split_nuclei_whose_interiors_merge() -> None:
+    labels = _touching_discs()
+    classes = compute_boundary_classes(labels, boundary_width_px=2, core_fraction=0.5)
+    # the network missed the boundary band between the two touching discs: interior there
+    contact = (np.abs(np.mgrid[:80, :120][1] - 58.5) < 4) & (labels > 0) & (labels < 3)
+    classes[contact & (classes == BOUNDARY_CLASS)] = INTERIOR_CLASS
+    four = np.stack([(classes == c).astype(np.float32) for c in range(4)])
+    three = four[:3].copy()
+    three[INTERIOR_CLASS] += four[CORE_CLASS]  # the same prediction without a core channel
+    config = InstanceConfig(min_size_px=0)
+    assert label_instances(three, config=config).max() == 2  # the two discs merged
+    instances = label_instances(four, config=config)
+    assert instances.max() == 3
+    assert compute_instance_metrics(instances, labels).at(0.5).f1 == 1.0
 
 
 def test_small_seeds_are_ignored_and_seedless_objects_kept() -> None:
@@ -94,6 +121,8 @@ def test_thresholds_decide_foreground_and_seeds() -> None:
 def test_rejects_other_channel_counts() -> None:
     with pytest.raises(ConfigError, match="3 probability channels"):
         label_instances(np.zeros((2, 8, 8)), config=InstanceConfig())
+    with pytest.raises(ConfigError, match="or 4"):
+        label_instances(np.zeros((5, 8, 8)), config=InstanceConfig())
 
 
 def _checkpoint(target: TrainingTarget, stored: dict[str, object]) -> Checkpoint:
@@ -148,3 +177,57 @@ def test_model_inference_defaults_survive_a_save_and_yield_to_user_settings(tmp_
     checkpoint.inference_defaults = {"mirorr": True}
     with pytest.raises(ConfigError, match="mirorr"):
         resolve_infer_config(checkpoint, {})
+
+
+def test_choose_instance_zoom_by_hand() -> None:
+    instances = np.zeros((40, 40), dtype=np.uint16)
+    instances[0:5, 0:10] = 1  # 50 px
+    instances[10:20, 0:10] = 2  # 100 px
+    instances[20:40, 20:40] = 3  # 400 px: median area 100
+    config = InstanceConfig(zoom_in_below_area_px=101, zoom_out_above_area_px=300)
+    assert choose_instance_zoom(instances, config=config) == 2.0
+    assert choose_instance_zoom(instances, config=config.model_copy(
+        update={"zoom_in_below_area_px": 100})) == 1.0  # fmt: skip
+    assert choose_instance_zoom(instances, config=config.model_copy(
+        update={"zoom_in_below_area_px": 0, "zoom_out_above_area_px": 99})) == 0.5  # fmt: skip
+    assert choose_instance_zoom(instances, config=InstanceConfig()) == 1.0  # off by default
+    assert choose_instance_zoom(np.zeros((4, 4), np.uint16), config=config) == 1.0
+
+
+class _BrightIsNucleus(torch.nn.Module):
+    """A fixed 1x1 convolution: bright pixels are interior, dark ones background."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[0] = -4.0 / 3
+            self.conv.weight[1] = 4.0 / 3
+            self.conv.bias.copy_(torch.tensor([0.0, 0.0, -10.0]))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.conv(image)
+
+
+def test_zoomed_second_pass_recovers_nuclei_too_small_for_the_first(tmp_path) -> None:
+    yy, xx = np.mgrid[:64, :64]
+    image = np.zeros((64, 64), dtype=np.float32)
+    truth = np.zeros((64, 64), dtype=np.uint16)
+    for index, (cy, cx, r) in enumerate([(12, 12, 5.2), (40, 20, 5.2), (20, 45, 3), (50, 50, 3)]):
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
+        image[disc], truth[disc] = 1.0, index + 1
+    volume = Volume(array=np.repeat(image[:, :, None, None], 3, axis=3), affine=np.eye(4))
+    plans = Plans.model_validate(
+        _checkpoint(TrainingTarget.INSTANCE_BOUNDARY, {}).plans.model_dump()
+        | {"in_channels": 3, "normalization": [{"scheme": "zscore"}] * 3}
+    )
+    network = _BrightIsNucleus()
+    single = InstanceConfig(min_size_px=60, seed_threshold=0.5, foreground_threshold=0.5)
+    infer = InferConfig(device="cpu")
+    first = predict_volume(network, volume, plans=plans, config=infer, instances=single)
+    assert first.labels.array.max() == 2  # the two small discs (28 px) are below 60 px
+    zoomed = single.model_copy(update={"zoom_in_below_area_px": 100})
+    labels = predict_volume(network, volume, plans=plans, config=infer, instances=zoomed).labels
+    assert labels.array.shape == (64, 64, 1)
+    assert compute_instance_metrics(labels.array[:, :, 0], truth).at(0.5).f1 == 1.0

@@ -20,6 +20,7 @@ from medseg.segment import (
     MapKind,
     SamBox3DSegmenter,
     SamSlicesSegmenter,
+    SamTextSegmenter,
     Segmentation,
     SegmentConfig,
     Segmenter,
@@ -41,6 +42,7 @@ _SECTIONS = {
     "nuclei_model": ({}, CheckpointInstanceSegmenter),
     "sam_box_3d": ({"sam_3d": {"structures": ["spleen"]}}, SamBox3DSegmenter),
     "channel_model": ({}, ChannelModelSegmenter),
+    "sam_text": ({"sam_text": {"structures": ["liver", "L kidney"]}}, SamTextSegmenter),
 }
 
 

@@ -6,19 +6,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from medseg.core import ConfigError
 from medseg.evaluation import compute_dice
 from medseg.io import DatasetManifest, Split, load_manifest
-from medseg.models import load_checkpoint
+from medseg.models import Checkpoint, build_model, load_checkpoint, save_checkpoint
 from medseg.training import (
     LAST_CHECKPOINT,
     ModelSection,
     TrainConfig,
+    network_from_plans,
     select_training_cases,
     train_model,
     training_plans,
 )
+from medseg.training._fit import load_initial_weights
 from medseg.training._trainer import _batches, _build_datasets
 from medseg.transforms import (
     Plans,
@@ -112,3 +115,45 @@ def test_instance_model_checkpoint(
     assert checkpoint.network.out_channels == 3
     assert checkpoint.label_names == {1: "nucleus_interior", 2: "nucleus_boundary"}
     assert checkpoint.training_config["validation_case_ids"] == [HELD_OUT]
+
+
+def test_core_target_batches_hold_four_classes(
+    dsb_manifest: DatasetManifest, dsb_plans: Plans, repo_root: Path
+) -> None:
+    config = _config(target="instance_core")
+    plans = training_plans(dsb_plans, config)
+    assert plans.out_channels == 4
+    dataset, validation, _ = _build_datasets(config, plans, dsb_manifest, repo_root, 4)
+    seen: set[int] = set()
+    for batch in _batches(dataset, batch_size=4, iterations=3, seed=0, num_workers=0):
+        seen |= set(np.unique(batch["label"].numpy()).tolist())
+    assert seen == {0, 1, 2, 3}
+    assert set(np.unique(validation[0]["label"])) == {0, 1, 2, 3}
+
+
+def test_init_weights_grow_a_three_class_head_into_four(
+    tmp_path: Path, dsb_manifest: DatasetManifest, dsb_plans: Plans
+) -> None:
+    three = training_plans(dsb_plans, _config())
+    network = network_from_plans(three, _config())
+    torch.manual_seed(0)
+    source = build_model(network).eval()
+    path = save_checkpoint(
+        Checkpoint(network=network, plans=three, state_dict=source.state_dict()),
+        tmp_path / "three.pt",
+    )
+    config = _config(target="instance_core", init_weights=str(path))
+    four = network_from_plans(training_plans(dsb_plans, config), config)
+    grown = build_model(four).eval()
+    load_initial_weights(grown, path)
+    image = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before, after = source(image), grown(image)
+    assert after.shape[1] == 4
+    torch.testing.assert_close(after[:, :3], before)  # the old classes are unchanged
+    torch.testing.assert_close(after[:, 3], before[:, 1])  # the core starts as the interior
+    other = build_model(
+        network_from_plans(three, _config(model=ModelSection(name="unet2d", features=8)))
+    )
+    with pytest.raises(ConfigError, match="init_weights"):
+        load_initial_weights(other, path)

@@ -12,6 +12,7 @@ from medseg.core import InputError
 from medseg.io import load_manifest
 from medseg.transforms import (
     BOUNDARY_CLASS,
+    CORE_CLASS,
     INTERIOR_CLASS,
     InstancesToBoundaryClassesd,
     TrainingTarget,
@@ -104,6 +105,43 @@ def test_target_label_names() -> None:
     }
     with pytest.raises(InputError, match="one object class"):
         target_label_names(TrainingTarget.INSTANCE_BOUNDARY, {1: "a", 2: "b"})
+
+
+def test_core_by_hand() -> None:
+    labels = np.zeros((16, 16), dtype=np.uint8)
+    labels[2:13, 2:13] = 4  # 11 x 11: distance to the outside 1..6 (centre), rows/columns alike
+    classes = compute_boundary_classes(labels, boundary_width_px=2, core_fraction=0.8)
+    expected = np.zeros((16, 16), dtype=np.uint8)
+    expected[2:13, 2:13] = BOUNDARY_CLASS
+    expected[4:11, 4:11] = INTERIOR_CLASS
+    expected[6:9, 6:9] = CORE_CLASS  # distance >= 0.8 * 6 = 4.8, i.e. 5 and 6
+    np.testing.assert_array_equal(classes, expected)
+    without = compute_boundary_classes(labels, boundary_width_px=2)
+    np.testing.assert_array_equal(np.where(classes == CORE_CLASS, INTERIOR_CLASS, classes), without)
+    with pytest.raises(ValueError, match="core_fraction"):
+        compute_boundary_classes(labels, core_fraction=1.5)
+
+
+def test_cores_of_touching_objects_lie_apart() -> None:
+    yy, xx = np.mgrid[:60, :90]
+    labels = np.zeros((60, 90), dtype=np.int32)
+    labels[(yy - 30) ** 2 + (xx - 30) ** 2 < 16**2] = 1
+    labels[(yy - 30) ** 2 + (xx - 56) ** 2 < 16**2] = 2  # overlaps the first: a wide contact
+    labels[(yy - 8) ** 2 + (xx - 80) ** 2 < 3**2] = 3  # small: its core is its deepest pixels
+    classes = compute_boundary_classes(labels, boundary_width_px=1, core_fraction=0.5)
+    cores, n_cores = ndimage.label(classes == CORE_CLASS, np.ones((3, 3)))
+    assert n_cores == 3
+    assert sorted(len(np.unique(labels[cores == c])) for c in range(1, 4)) == [1, 1, 1]
+    # the cores are further apart than the interiors are
+    gap = ndimage.distance_transform_edt(cores != 1)[cores == 2].min()
+    assert gap > 8
+    item = InstancesToBoundaryClassesd(boundary_width_px=1, core_fraction=0.5)(
+        {"label": labels[None]}
+    )
+    np.testing.assert_array_equal(item["label"][0], classes)
+    assert target_label_names(TrainingTarget.INSTANCE_CORE, {1: "nucleus"})[CORE_CLASS] == (
+        "nucleus_core"
+    )
 
 
 def test_real_dsb_case_keeps_its_instance_ids(repo_root: Path) -> None:
