@@ -9,8 +9,13 @@ with and without mirror TTA and the largest-component step.
 
     PYTHONPATH=. python benchmarks/brain_tumour.py cv --out runs/brain_tumour_cv [--folds 1 2]
     PYTHONPATH=. python benchmarks/brain_tumour.py table --out runs/brain_tumour_cv
-    PYTHONPATH=. python benchmarks/brain_tumour.py ship --run runs/brain_tumour_cv --fold 1
     PYTHONPATH=. python benchmarks/brain_tumour.py train --out runs/brain_tumour_all  # 5 cases
+    PYTHONPATH=. python benchmarks/brain_tumour.py ship \
+        --checkpoint runs/brain_tumour_all/checkpoint.pt
+
+``--cpu-seconds`` overrides the config's training budget (``cv`` and ``train``); ``ship``
+copies a checkpoint (``--checkpoint``, or fold ``--fold`` of the CV run ``--run``) into the
+package with float16 weights.
 """
 
 from __future__ import annotations
@@ -173,26 +178,29 @@ def main() -> None:
     train.add_argument("--cases", nargs="+", default=CASE_IDS)
     train.add_argument("--data", type=Path, default=DATA)
     train.add_argument("--config", type=Path, default=CONFIG)
+    train.add_argument("--cpu-seconds", type=float, help="override the config's budget")
     table = sub.add_parser("table", help="print the fold table")
     table.add_argument("--out", type=Path, required=True)
     table.add_argument("--variant", default="tta_largest")
     ship = sub.add_parser("ship", help="copy a fold's model (weights float16) into the package")
-    ship.add_argument("--run", type=Path, required=True)
+    source = ship.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="a CV run folder (with --fold)")
+    source.add_argument("--checkpoint", type=Path, help="a checkpoint file")
     ship.add_argument("--fold", type=int, default=1)
     ship.add_argument("--dest", type=Path, default=ROOT / "medseg/models/shipped/brain-tumour")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.command == "cv":
+    if args.command in ("cv", "train"):
         data = read_yaml(args.config)
         if args.cpu_seconds:
             data["cpu_seconds"] = args.cpu_seconds
         config = parse_config(ChannelTrainConfig, data, source=args.config)
+    if args.command == "cv":
         for fold in args.folds:
             run_fold(fold, config=config, data=args.data, out=args.out)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         logger.info("process CPU: user %.0f s, system %.0f s", usage.ru_utime, usage.ru_stime)
     elif args.command == "train":
-        config = parse_config(ChannelTrainConfig, read_yaml(args.config), source=args.config)
         plans = build_channel_plans(config)
         cases = [
             prepare_case(channel_case(c, args.data), plans=plans, label_map=config.label_map)
@@ -201,10 +209,19 @@ def main() -> None:
         result = train_channel_model(cases, config=config, plans=plans)
         args.out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(result.checkpoint, args.out / "checkpoint.pt")
+        record = {
+            "cases": list(args.cases),
+            "steps": result.steps,
+            "train_cpu_seconds": round(result.cpu_seconds, 1),
+            "train_wall_seconds": round(result.wall_seconds, 1),
+            "final_loss": round(result.final_loss, 4),
+        }
+        (args.out / "training.json").write_text(json.dumps(record, indent=1))
     elif args.command == "table":
         print(format_table(args.out, args.variant))
     else:
-        checkpoint = load_checkpoint(args.run / f"fold{args.fold}" / "checkpoint.pt")
+        path = args.checkpoint or args.run / f"fold{args.fold}" / "checkpoint.pt"
+        checkpoint = load_checkpoint(path)
         checkpoint.state_dict = {
             k: v.half() if v.is_floating_point() else v for k, v in checkpoint.state_dict.items()
         }

@@ -14,6 +14,16 @@ case in its final validation (mirror TTA). The 2 mm prediction is put back on th
     PYTHONPATH=. python benchmarks/nnunet_brain_tumour.py prepare --work runs/nnunet
     PYTHONPATH=. python benchmarks/nnunet_brain_tumour.py train --work runs/nnunet --fold 1
     PYTHONPATH=. python benchmarks/nnunet_brain_tumour.py table --work runs/nnunet
+
+A CPU-sized plan (``cpu-plans``): nnU-Net's own 3d_fullres plans with only the patch (and the
+number of stages it allows) changed, written as ``nnUNetPlansCPU<size>`` and used with
+``--plans``; the preprocessed data are the default plans' (same spacing, same normalisation):
+
+    PYTHONPATH=. python benchmarks/nnunet_brain_tumour.py cpu-plans --work runs/nnunet --patch 48
+    PYTHONPATH=. python benchmarks/nnunet_brain_tumour.py train --work runs/nnunet \
+        --plans nnUNetPlansCPU48 --cpu-seconds 400 --iterations 10
+    PYTHONPATH=. python benchmarks/nnunet_brain_tumour.py table --work runs/nnunet \
+        --plans nnUNetPlansCPU48
 """
 
 from __future__ import annotations
@@ -46,7 +56,9 @@ def _case_dir(case_id: str, data: Path) -> Path:
     return data / f"brats2015_brats_2013_{case_id.split('_')[-1]}_1"
 
 
-def _env(work: Path, cpu_seconds: float, batch: int | None = None) -> dict[str, str]:
+def _env(
+    work: Path, cpu_seconds: float, batch: int | None = None, iterations: int = 2
+) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         nnUNet_raw=str(work / "raw"),
@@ -57,6 +69,7 @@ def _env(work: Path, cpu_seconds: float, batch: int | None = None) -> dict[str, 
         MKL_NUM_THREADS="1",
         MEDSEG_NNUNET_CPU_SECONDS=str(cpu_seconds),
         MEDSEG_NNUNET_THREADS="1",
+        MEDSEG_NNUNET_ITERATIONS=str(iterations),
     )
     if batch:
         env["MEDSEG_NNUNET_BATCH"] = str(batch)
@@ -129,11 +142,46 @@ def prepare(work: Path, data: Path, venv: Path) -> None:
     (work / "preprocessed" / DATASET / "splits_final.json").write_text(json.dumps(splits))
 
 
+def write_cpu_plans(work: Path, patch: int) -> str:
+    """Copy nnU-Net's plans with a ``patch``-cube 3d_fullres patch; return the plans name.
+
+    Everything else stays nnU-Net's (PlainConvUNet widths 32, 64, ... capped at 320, two convs
+    per stage, instance norm, batch 2, data identifier): only ``patch_size`` and the stages it
+    allows change (stride 2 on every axis until the feature map would go below 4 voxels).
+    """
+    folder = work / "preprocessed" / DATASET
+    plans = json.loads((folder / "nnUNetPlans.json").read_text())
+    name = f"nnUNetPlansCPU{patch}"
+    config = plans["configurations"]["3d_fullres"]
+    stages = 1
+    while patch // 2**stages >= 4 and patch % 2**stages == 0:
+        stages += 1
+    arch = config["architecture"]["arch_kwargs"]
+    arch["n_stages"] = stages
+    arch["features_per_stage"] = [min(32 * 2**i, 320) for i in range(stages)]
+    arch["kernel_sizes"] = [[3, 3, 3]] * stages
+    arch["strides"] = [[1, 1, 1]] + [[2, 2, 2]] * (stages - 1)
+    arch["n_conv_per_stage"] = [2] * stages
+    arch["n_conv_per_stage_decoder"] = [2] * (stages - 1)
+    config["patch_size"] = [patch] * 3
+    plans["plans_name"] = name
+    (folder / f"{name}.json").write_text(json.dumps(plans, indent=1))
+    return name
+
+
 def train(
-    work: Path, data: Path, venv: Path, fold: int, cpu_seconds: float, batch: int | None = None
+    work: Path,
+    data: Path,
+    venv: Path,
+    fold: int,
+    cpu_seconds: float,
+    batch: int | None = None,
+    *,
+    plans: str = "nnUNetPlans",
+    iterations: int = 2,
 ) -> dict:
     """Train and validate fold ``fold`` (1-5, held-out case ``CASE_IDS[fold - 1]``), score it."""
-    env = _env(work, cpu_seconds, batch)
+    env = _env(work, cpu_seconds, batch, iterations)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
@@ -144,6 +192,8 @@ def train(
             str(fold - 1),
             "-tr",
             "nnUNetTrainerCPUBudget",
+            "-p",
+            plans,
             "-device",
             "cpu",
         ],
@@ -157,7 +207,7 @@ def train(
         work
         / "results"
         / DATASET
-        / "nnUNetTrainerCPUBudget__nnUNetPlans__3d_fullres"
+        / f"nnUNetTrainerCPUBudget__{plans}__3d_fullres"
         / f"fold_{fold - 1}"
     )
     pred = read_image(fold_dir / "validation" / f"{held}.nii.gz")
@@ -181,15 +231,22 @@ def train(
         "process_wall_seconds": round(wall, 1),
         "cpu_budget_seconds": cpu_seconds,
         "batch_size": batch or "planned",
+        "plans": plans,
+        "iterations_per_epoch": iterations,
         "metrics": {k: {"dice": m.dice, "hd95_mm": m.hd95_mm} for k, m in metrics.items()},
     }
-    (work / f"fold{fold}_metrics.json").write_text(json.dumps(record, indent=1))
+    (work / _metrics_name(plans, fold)).write_text(json.dumps(record, indent=1))
     return record
 
 
-def format_table(work: Path) -> str:
-    """Markdown table of the scored folds."""
-    rows = [json.loads(p.read_text()) for p in sorted(work.glob("fold*_metrics.json"))]
+def _metrics_name(plans: str, fold: int | str) -> str:
+    prefix = "" if plans == "nnUNetPlans" else f"{plans}_"
+    return f"{prefix}fold{fold}_metrics.json"
+
+
+def format_table(work: Path, plans: str = "nnUNetPlans") -> str:
+    """Markdown table of the scored folds of one plans."""
+    rows = [json.loads(p.read_text()) for p in sorted(work.glob(_metrics_name(plans, "*")))]
     lines = [
         "| fold (held out) | WT Dice | TC Dice | ET Dice | WT HD95 mm | TC HD95 mm | ET HD95 mm "
         "| training | process CPU s | wall s |",
@@ -223,22 +280,36 @@ def format_table(work: Path) -> str:
 def main() -> None:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["prepare", "train", "table"])
+    parser.add_argument("command", choices=["prepare", "cpu-plans", "train", "table"])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--venv", type=Path, default=Path("/work/venvs/nnunet"))
     parser.add_argument("--fold", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--cpu-seconds", type=float, default=150.0)
     parser.add_argument("--batch", type=int, help="override nnU-Net's planned batch size")
+    parser.add_argument("--plans", default="nnUNetPlans", help="plans identifier (nnU-Net -p)")
+    parser.add_argument("--iterations", type=int, default=2, help="training iterations per epoch")
+    parser.add_argument("--patch", type=int, default=48, help="cpu-plans: cubic patch edge")
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.work, args.data, args.venv)
+    elif args.command == "cpu-plans":
+        print(write_cpu_plans(args.work, args.patch))
     elif args.command == "train":
         for fold in args.fold:
-            record = train(args.work, args.data, args.venv, fold, args.cpu_seconds, args.batch)
+            record = train(
+                args.work,
+                args.data,
+                args.venv,
+                fold,
+                args.cpu_seconds,
+                args.batch,
+                plans=args.plans,
+                iterations=args.iterations,
+            )
             print(json.dumps(record))
     else:
-        print(format_table(args.work))
+        print(format_table(args.work, args.plans))
 
 
 if __name__ == "__main__":

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medseg.cli._options import add_overwrite
-from medseg.core import ExitCode, check_output_path, compute_sha256, parse_config
+from medseg.cli._options import add_overwrite, add_path_alias
+from medseg.cli._tables import print_table
+from medseg.core import ExitCode, check_output_path, compute_sha256, parse_config, progress
 
 _CONVERT_EPILOG = """\
 examples:
   medseg convert data/ct_totalsegmentator/example_ct_dicom /tmp/ct.nii.gz
+  medseg convert -i data/retina_drive/test/images/ -o /tmp/drive_nifti/  # one file each
   medseg convert study.zip /tmp/t1.nii.gz --series 1.2.840.113619.2.55.3
   medseg convert seg.nrrd /tmp/seg.nii.gz --overwrite
 """
@@ -22,30 +24,60 @@ examples:
 """
 
 
-def _cmd_convert(args: argparse.Namespace) -> int:
-    from medseg.io import WRITE_SUFFIXES, axis_codes, convert_image
+def _convert_jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    """(source, destination) per input, checked before anything is read.
 
-    args.destination = check_output_path(
+    One file, DICOM folder or zip writes DST; a folder of images or a pattern writes one
+    ``<stem>.<ext>`` per image into the DST folder (NIfTI unless --format says).
+    """
+    from medseg.cli._inputs import (
+        OutputFormat,
+        check_2d_output,
+        expand_inputs,
+        plan_outputs,
+    )
+
+    inputs = expand_inputs([args.source])
+    if inputs == [args.source]:
+        destination = check_output_path(
+            args.destination,
+            overwrite=args.overwrite,
+            inputs=[args.source],
+            suffixes=(".nii.gz", ".nii", ".nrrd", ".mha", ".png", ".tif", ".tiff"),
+            what="--out",
+        )
+        check_2d_output(args.source, destination)
+        return [(args.source, destination)]
+    fmt = OutputFormat(args.format)
+    outputs = plan_outputs(
+        inputs,
         args.destination,
+        tag="",
+        fmt=OutputFormat.NIFTI if fmt is OutputFormat.AUTO else fmt,
         overwrite=args.overwrite,
-        inputs=[args.source],
-        suffixes=WRITE_SUFFIXES,
-        what="DST",
     )
-    volume = convert_image(
-        args.source,
-        args.destination,
-        series_uid=args.series,
-        overwrite=args.overwrite,
-        allow_burned_in=args.allow_burned_in,
-    )
-    spacing = " x ".join(f"{s:.4g}" for s in volume.spacing_mm)
-    print(
-        f"wrote {args.destination}: shape {'x'.join(map(str, volume.array.shape))}, "
-        f"{volume.array.dtype}, spacing {spacing} mm, axes {axis_codes(volume)}"
-    )
-    for message in volume.metadata.get("warnings", []) or []:
-        print(f"  warning: {message}")
+    return list(zip(inputs, outputs, strict=True))
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    jobs = _convert_jobs(args)
+    from medseg.io import axis_codes, convert_image
+
+    for source, destination in progress(jobs, description="convert", unit="file"):
+        volume = convert_image(
+            source,
+            destination,
+            series_uid=args.series,
+            overwrite=args.overwrite,
+            allow_burned_in=args.allow_burned_in,
+        )
+        spacing = " x ".join(f"{s:.4g}" for s in volume.spacing_mm)
+        print(
+            f"wrote {destination}: shape {'x'.join(map(str, volume.array.shape))}, "
+            f"{volume.array.dtype}, spacing {spacing} mm, axes {axis_codes(volume)}"
+        )
+        for message in volume.metadata.get("warnings", []) or []:
+            print(f"  warning: {message}")
     return ExitCode.OK
 
 
@@ -102,9 +134,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                 series.description,
             )
         )
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows] if rows else []:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    if rows:
+        print_table(header, rows)
     for series in scan.series:
         for message in series.problems:
             print(f"problem {series.key}: {message}")
@@ -155,14 +186,35 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         "convert",
         help="convert a DICOM series (folder/zip) or a volume to NIfTI/NRRD/MHA",
         description="Read SRC (DICOM folder, zip or file; NIfTI; NRRD; MHA; 2D image) and write "
-        "DST (.nii.gz, .nii, .nrrd or .mha) with the source geometry, atomically. DICOM is "
+        "DST (.nii.gz, .nii, .nrrd or .mha; .png/.tif for a 2D image) with the source "
+        "geometry, atomically. DICOM is "
         "written in dcm2niix's voxel layout (rows flipped), so masks made on dcm2niix "
         "output overlay it exactly. Integer data and label maps stay integers.",
         epilog=_CONVERT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    convert.add_argument("source", type=Path, metavar="SRC")
-    convert.add_argument("destination", type=Path, metavar="DST")
+    add_path_alias(
+        convert,
+        dest="source",
+        flags=("-i", "--input"),
+        metavar="SRC",
+        help="DICOM folder/zip/file, NIfTI, NRRD, MHA or 2D image; or a folder of images or a "
+        "quoted glob pattern (one output each)",
+    )
+    add_path_alias(
+        convert,
+        dest="destination",
+        flags=("-o", "--out"),
+        metavar="DST",
+        help="output file (.nii.gz, .nii, .nrrd, .mha; .png/.tif for a 2D image), or a folder "
+        "for a folder of images or a pattern",
+    )
+    convert.add_argument(
+        "--format",
+        choices=["nifti", "png", "tif"],
+        default="nifti",
+        help="file type written into a DST folder (default: nifti)",
+    )
     convert.add_argument(
         "--series", metavar="UID", help="series key or SeriesInstanceUID when SRC holds several"
     )
@@ -185,7 +237,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         epilog=_INSPECT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    inspect.add_argument("source", type=Path, metavar="SRC")
+    add_path_alias(
+        inspect,
+        dest="source",
+        flags=("-i", "--input"),
+        metavar="SRC",
+        help="DICOM folder, zip or file, or a volume / 2D image file",
+    )
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
     inspect.set_defaults(handler=_cmd_inspect)
 

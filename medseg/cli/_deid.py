@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medseg.cli._options import add_root
+from medseg.cli._options import add_path_alias, add_root
 from medseg.core import ExitCode, load_config, parse_config
 
 _DEID_EPILOG = """\
@@ -118,8 +118,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         epilog=_DEID_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    deid.add_argument("src", type=Path, metavar="SRC", help="input folder")
-    deid.add_argument("dst", type=Path, metavar="DST", help="output folder (outside SRC)")
+    add_path_alias(deid, dest="src", flags=("-i", "--input"), metavar="SRC", help="input folder")
+    add_path_alias(
+        deid, dest="dst", flags=("-o", "--out"), metavar="DST", help="output folder (outside SRC)"
+    )
     key_source = deid.add_mutually_exclusive_group(required=True)
     key_source.add_argument("--key-file", type=Path, help="file holding the project secret")
     key_source.add_argument(

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from medseg.cli._options import add_out, add_overwrite, add_root
+from medseg.cli._options import add_deprecated_alias, add_out, add_overwrite, add_root
 from medseg.core import ConfigError, ExitCode, check_output_path, compute_sha256, parse_config
 
 logger = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ examples:
   medseg evaluate --pred preds/ --manifest data_manifests/ct_totalsegmentator.yaml --out eval/
   medseg evaluate --kind instance --pred nuclei_pred/ --ref nuclei_labels/ --out eval/
   medseg evaluate --pred case01.nii.gz --ref ref01.nii.gz --labels labels.yaml --out eval/ \\
-      --tracking-uri http://127.0.0.1:5000 --model my-unet-v3
+      --tracking-uri http://127.0.0.1:5000 --run-label my-unet-v3
 
 --labels FILE is YAML:  labels: {1: liver, 2: spleen}
 Outputs: metrics.csv (case x label x metric), summary.json (statistics + definitions),
@@ -150,7 +150,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     tracking_uri = (
         args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(args.out)
     )
-    params: dict[str, object] = {"model": args.model}
+    params: dict[str, object] = {"model": args.run_label}
     tags: dict[str, object] = {}
     if manifest is not None:
         params["dataset"] = manifest.name
@@ -160,7 +160,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     with start_tracking(
         tracking_uri=tracking_uri,
         experiment=args.experiment,
-        run_name=f"evaluate-{args.model}",
+        run_name=f"evaluate-{args.run_label}",
         artifact_location=(args.out / "mlartifacts")
         if tracking_uri.startswith("sqlite:")
         else None,
@@ -215,7 +215,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         epilog=_EVALUATE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    evaluate.add_argument("--pred", type=Path, required=True, help="prediction file or folder")
+    evaluate.add_argument(
+        "-i",
+        "--input",
+        "--pred",
+        dest="pred",
+        type=Path,
+        required=True,
+        help="prediction file or folder (-i/--input and --pred are the same option)",
+    )
     evaluate.add_argument(
         "--kind",
         choices=["semantic", "instance"],
@@ -250,7 +258,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     evaluate.add_argument(
         "--hd-percentile", type=float, default=95.0, help="robust Hausdorff percentile (95)"
     )
-    evaluate.add_argument("--model", default="unknown", help="model name logged as a param")
+    evaluate.add_argument(
+        "--run-label",
+        default="unknown",
+        help="name of what made the predictions, logged as the MLflow param 'model' and in "
+        "the run name",
+    )
+    # --model means a model to run everywhere else; here it was only a label
+    add_deprecated_alias(evaluate, "--model", dest="run_label", replacement="--run-label")
     evaluate.add_argument(
         "--tracking-uri",
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///OUT/mlflow.db)",

@@ -6,8 +6,25 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medseg.cli._options import add_device, add_out, add_overwrite, add_precision, default_root
-from medseg.core import ExitCode, check_distinct_outputs, check_output_path
+from medseg.cli._inputs import (
+    OutputFormat,
+    check_2d_output,
+    companion_path,
+    expand_inputs,
+    is_2d_image,
+    output_stem,
+    output_suffix,
+    plan_outputs,
+)
+from medseg.cli._options import (
+    add_device,
+    add_out,
+    add_overwrite,
+    add_path_alias,
+    add_precision,
+    default_root,
+)
+from medseg.core import ExitCode, check_distinct_outputs, check_output_path, progress
 
 if TYPE_CHECKING:
     from medseg.inference import InferConfig
@@ -17,17 +34,12 @@ _INFER_EPILOG = """\
 examples:
   medseg infer --model runs/drive data/retina_drive/test/images/01_test.tif --out pred/
   medseg infer --model runs/spleen image.nii.gz --out pred/ --tta --probabilities --precision bf16
-  medseg infer --model nuclei data/cells_dsb2018/test/images/06350c7cc618be44.png --out pred/
+  medseg infer --model nuclei -i data/cells_dsb2018/test/images/06350c7cc618be44.png -o pred/
+  medseg infer --model nuclei -i data/cells_dsb2018/test/images/ -o pred/     # a folder
+  medseg infer --model nuclei -i 'cells/*.png' -o pred/ --format nifti        # a pattern
+  medseg infer --model nuclei -i cells.png -o cells_mask.png                  # one file
   medseg infer --model brain-tumour --channel flair=F.nii.gz --channel t1c=T.nii.gz --out pred/
 """
-
-
-def _output_stem(path: Path) -> str:
-    """Output name stem: the input's file name without .nii.gz/.nii/extension."""
-    name = path.name
-    if name.lower().endswith(".nii.gz"):
-        return name[: -len(".nii.gz")]
-    return path.stem if path.suffix else name
 
 
 def _label_entries(names: dict[int, str]) -> list[dict[str, object]]:
@@ -52,7 +64,7 @@ def _infer_channels(args: argparse.Namespace, checkpoint: Checkpoint, config: In
     inputs = [*channels.values(), *([args.config] if args.config else [])]
     out_dir = check_output_path(args.out, folder=True, inputs=inputs, what="--out")
     grid_channel = checkpoint.plans.image_keys[0]
-    label_path = out_dir / f"{_output_stem(channels[grid_channel])}_labels.nii.gz"
+    label_path = out_dir / f"{output_stem(channels[grid_channel])}_labels.nii.gz"
     check_distinct_outputs([label_path], overwrite=args.overwrite)
     prediction = predict_channels(checkpoint, channels, config=config, case_id="input0")
     write_label_map(
@@ -65,18 +77,69 @@ def _infer_channels(args: argparse.Namespace, checkpoint: Checkpoint, config: In
     return ExitCode.OK
 
 
+def _probability_path(source: Path, labels: Path) -> Path:
+    """Where probabilities go: a TIFF (one page per class, the image's (H, W)) beside a
+    PNG/TIFF mask, NIfTI beside a 2D image's NIfTI mask, else ``.npz`` (float16)."""
+    if labels.name.lower().endswith((".png", ".tif", ".tiff")):
+        return companion_path(labels, "_probabilities", ".tif")
+    if is_2d_image(source):
+        return companion_path(labels, "_probabilities", ".nii.gz")
+    return companion_path(labels, "_probabilities", ".npz")
+
+
+def _plan_jobs(args: argparse.Namespace) -> list[tuple[Path, Path, str]]:
+    """(image, label output, case id for logs) per input, outputs checked; no heavy import."""
+    from medseg.core import InputError
+
+    fmt = OutputFormat(args.format)
+    if args.manifest:
+        from medseg.io import Split, load_manifest, manifest_root
+
+        manifest = load_manifest(args.manifest)
+        root = manifest_root(args.manifest)
+        splits = {Split(s) for s in args.splits}
+        cases = [c for c in manifest.cases if c.split in splits]
+        if not cases:
+            raise InputError(f"no cases in split(s) {sorted(args.splits)}", path=args.manifest)
+        reads = [root / c.image for c in cases]
+        out_dir = check_output_path(
+            args.out,
+            folder=True,
+            inputs=[*reads, args.manifest, *([args.config] if args.config else [])],
+            what="--out",
+        )
+        # named <case id>.nii.gz (as evaluate --manifest pairs them) unless --format says
+        suffix = ".nii.gz" if fmt is OutputFormat.AUTO else output_suffix(Path("x.png"), fmt)
+        outputs = [out_dir / f"{c.id}{suffix}" for c in cases]
+        for image, path in zip(reads, outputs, strict=True):
+            check_2d_output(image, path, what="--format")
+        check_distinct_outputs(outputs, overwrite=args.overwrite)
+        return [(image, path, c.id) for image, path, c in zip(reads, outputs, cases, strict=True)]
+    inputs = expand_inputs(args.inputs)
+    outputs = plan_outputs(
+        inputs,
+        args.out,
+        tag="_labels",
+        fmt=fmt,
+        overwrite=args.overwrite,
+        reads=[args.config] if args.config else [],
+    )
+    return [
+        (path, out, f"input{i}") for i, (path, out) in enumerate(zip(inputs, outputs, strict=True))
+    ]
+
+
 def _cmd_infer(args: argparse.Namespace) -> int:
     from medseg.core import ChannelError, InputError, read_yaml
-    from medseg.inference import (
-        is_instance_detector,
-        predict_volume,
-        resolve_infer_config,
-        resolve_instance_config,
-        write_probabilities,
-    )
-    from medseg.io import read_image, write_label_map, write_nifti
-    from medseg.models import load_checkpoint, resolve_model_path
 
+    if not args.channel and bool(args.inputs) == bool(args.manifest):
+        raise InputError("give either INPUT files or --manifest (not both, not neither)")
+    # inputs and outputs are checked before torch and MONAI are imported (seconds)
+    jobs = [] if args.channel else _plan_jobs(args)
+    if args.probabilities:
+        check_distinct_outputs(
+            [_probability_path(image, out) for image, out, _ in jobs], overwrite=args.overwrite
+        )
     data = read_yaml(args.config) if args.config else {}
     for key in ("overlap", "precision", "device", "sw_batch_size"):
         value = getattr(args, key)
@@ -88,52 +151,43 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         data["save_probabilities"] = True
     if args.confidence:
         data["confidence"] = True
+
+    from medseg.inference import (
+        is_instance_detector,
+        predict_volume,
+        resolve_infer_config,
+        resolve_instance_config,
+        write_probabilities,
+    )
+    from medseg.io import read_image, write_image, write_label_map, write_nifti
+    from medseg.models import load_checkpoint, resolve_model_path
+
     checkpoint = load_checkpoint(resolve_model_path(args.model))
     config = resolve_infer_config(checkpoint, data, source=args.config)
     if args.channel:
         return _infer_channels(args, checkpoint, config)
-    if bool(args.inputs) == bool(args.manifest):
-        raise InputError("give either INPUT files or --manifest (not both, not neither)")
-    jobs: list[tuple[Path, str, str]] = []  # (image, output stem, case id for logs)
-    if args.manifest:
-        from medseg.io import Split, load_manifest, manifest_root
-
-        manifest = load_manifest(args.manifest)
-        root = manifest_root(args.manifest)
-        splits = {Split(s) for s in args.splits}
-        jobs = [(root / c.image, c.id, c.id) for c in manifest.cases if c.split in splits]
-        if not jobs:
-            raise InputError(f"no cases in split(s) {sorted(args.splits)}", path=args.manifest)
-    else:
-        jobs = [
-            (path, f"{_output_stem(path)}_labels", f"input{i}")
-            for i, path in enumerate(args.inputs)
-        ]
     if len(checkpoint.plans.image_keys) > 1:
         raise ChannelError(
             f"this model takes {len(checkpoint.plans.image_keys)} named channels "
             f"({', '.join(checkpoint.plans.image_keys)}); give each as --channel NAME=FILE",
             expected=list(checkpoint.plans.image_keys),
         )
-    inputs = [path for path, _, _ in jobs] + [p for p in (args.manifest, args.config) if p]
-    out_dir = check_output_path(args.out, folder=True, inputs=inputs, what="--out")
-    outputs = [out_dir / f"{name}.nii.gz" for _, name, _ in jobs]
-    if config.save_probabilities:
-        outputs += [out_dir / f"{n.removesuffix('_labels')}_probabilities.npz" for _, n, _ in jobs]
+    if config.save_probabilities and not args.probabilities:  # asked for by the config
+        check_distinct_outputs(
+            [_probability_path(image, out) for image, out, _ in jobs], overwrite=args.overwrite
+        )
     if config.confidence:
-        outputs += [out_dir / f"{n.removesuffix('_labels')}_confidence.nii.gz" for _, n, _ in jobs]
-        if config.mirror:
-            outputs += [
-                out_dir / f"{n.removesuffix('_labels')}_tta_disagreement.nii.gz" for _, n, _ in jobs
-            ]
-    check_distinct_outputs(outputs, overwrite=args.overwrite)
+        kinds = ["confidence", "tta_disagreement"] if config.mirror else ["confidence"]
+        check_distinct_outputs(
+            [companion_path(out, f"_{kind}", ".nii.gz") for _, out, _ in jobs for kind in kinds],
+            overwrite=args.overwrite,
+        )
     network = checkpoint.build(device="cpu")
     # a 3-class instance model (e.g. --model nuclei) writes instance ids 1..N, not classes
     instances = resolve_instance_config(checkpoint, config.instances)
     instance_map = bool(instances) or is_instance_detector(network)  # object ids: no names
-    for path, name, case_id in jobs:
+    for path, label_path, case_id in progress(jobs, description="infer", unit="image"):
         volume = read_image(path)
-        stem = name[: -len("_labels")] if name.endswith("_labels") else name
         prediction = predict_volume(
             network,
             volume,
@@ -142,7 +196,6 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             case_id=case_id,
             instances=instances,
         )
-        label_path = out_dir / f"{name}.nii.gz"
         write_label_map(  # dcm2niix's array order for DICOM input; names in a sidecar
             prediction.labels,
             label_path,
@@ -157,17 +210,25 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             ("tta_disagreement", prediction.disagreement),
         ):
             if extra is not None:
-                extra_path = out_dir / f"{stem}_{kind}.nii.gz"
+                extra_path = companion_path(label_path, f"_{kind}", ".nii.gz")
                 write_nifti(extra, extra_path, overwrite=args.overwrite)
                 print(f"{extra_path}")
         if prediction.probabilities is not None:
-            prob_path = out_dir / f"{stem}_probabilities.npz"
-            write_probabilities(
-                prediction.probabilities,
-                prob_path,
-                label_names=checkpoint.label_names,
-                overwrite=args.overwrite,
-            )
+            prob_path = _probability_path(path, label_path)
+            if prob_path.suffix == ".npz":
+                write_probabilities(
+                    prediction.probabilities,
+                    prob_path,
+                    label_names=checkpoint.label_names,
+                    overwrite=args.overwrite,
+                )
+            else:  # float32: NIfTI has no float16, and TIFF readers vary on it
+                probabilities = prediction.probabilities
+                write_image(
+                    probabilities.with_array(probabilities.array.astype("float32")),
+                    prob_path,
+                    overwrite=args.overwrite,
+                )
             print(f"{prob_path}")
     return ExitCode.OK
 
@@ -192,7 +253,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="checkpoint .pt, a training run folder (its best, else last checkpoint) or the "
         "name of a model shipped with medseg (see medseg/models/shipped/)",
     )
-    infer.add_argument("inputs", nargs="*", type=Path, metavar="INPUT")
+    add_path_alias(
+        infer,
+        dest="inputs",
+        flags=("-i", "--input"),
+        metavar="INPUT",
+        many=True,
+        help="images: files (DICOM folder/zip, NIfTI, NRRD, MHA, PNG, TIFF …), folders of "
+        "images (one output each) or quoted glob patterns ('scans/*.nii.gz')",
+    )
     infer.add_argument(
         "--channel",
         action="append",
@@ -201,7 +270,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="one input channel of a multi-channel model (repeat, e.g. --channel flair=F.nii.gz "
         "--channel t1c=T.nii.gz); writes <first channel's stem>_labels.nii.gz on its grid",
     )
-    add_out(infer, help="output folder")
+    add_out(
+        infer,
+        help="output folder (one <name>_labels.<ext> per input), or the output file itself "
+        "when it ends in .png/.tif/.nii.gz/.nii/.nrrd/.mha (one input)",
+    )
+    infer.add_argument(
+        "--format",
+        choices=[f.value for f in OutputFormat],
+        default="auto",
+        help="mask file type in an output folder (auto: PNG for PNG/JPEG/GIF inputs, TIFF for "
+        "TIFF, NIfTI for volumes; --manifest: NIfTI)",
+    )
     infer.add_argument(
         "--manifest",
         type=Path,
@@ -228,7 +308,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         "the shipped nuclei model)",
     )
     infer.add_argument(
-        "--probabilities", action="store_true", help="also write float16 probabilities"
+        "--probabilities",
+        action="store_true",
+        help="also write probabilities: a float32 TIFF (one page per class, the image's "
+        "(H, W)) beside a PNG/TIFF mask, NIfTI beside a 2D image's NIfTI mask, float16 .npz "
+        "for volumes",
     )
     infer.add_argument(
         "--confidence",

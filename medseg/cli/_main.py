@@ -9,7 +9,15 @@ from collections.abc import Callable, Sequence
 
 from medseg import __version__
 from medseg.cli import _data, _deid, _evaluate, _export, _infer, _run, _sam, _train
-from medseg.core import ExitCode, LogLevel, MedsegError, configure_logging
+from medseg.cli._options import add_global_flags, merge_path_aliases
+from medseg.core import (
+    ExitCode,
+    LogLevel,
+    MedsegError,
+    configure_logging,
+    progress_logging,
+    set_progress_enabled,
+)
 
 logger = logging.getLogger("medseg")
 
@@ -21,12 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Medical images to validated, reviewable segmentations.",
     )
     parser.add_argument("--version", action="version", version=f"medseg {__version__}")
-    parser.add_argument(
-        "--log-level",
-        choices=[lvl.value for lvl in LogLevel],
-        default="info",
-        help="log verbosity; 'debug' also prints tracebacks (default: info)",
-    )
+    add_global_flags(parser, top_level=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     _run.add_parsers(commands)
@@ -39,17 +42,30 @@ def build_parser() -> argparse.ArgumentParser:
     _infer.add_parsers(commands)
     _data.add_config_parsers(commands)
     _export.add_parsers(commands)
+    _add_global_flags_everywhere(commands)
     return parser
+
+
+def _add_global_flags_everywhere(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Accept the global flags after every (nested) subcommand too."""
+    for subparser in set(commands.choices.values()):
+        add_global_flags(subparser, top_level=False)
+        for action in subparser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_global_flags_everywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``medseg`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.log_level)
+    merge_path_aliases(args)
+    configure_logging(args.log_level or (LogLevel.WARNING if args.quiet else LogLevel.INFO))
+    set_progress_enabled(not args.quiet)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return int(handler(args))
+        with progress_logging():
+            return int(handler(args))
     except MedsegError as err:
         logger.debug("failed", exc_info=True)
         print(f"medseg: error: {err}", file=sys.stderr)

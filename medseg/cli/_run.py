@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medseg.cli._options import add_out, add_overwrite, add_root
+from medseg.cli._tables import print_table
 from medseg.core import ExitCode, load_config
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ _DEMO_EPILOG = """\
 examples:
   medseg demo                       # writes ./medseg-demo/
   medseg demo --out /tmp/demo --overwrite
+  medseg demo --resume              # continue an interrupted demo in ./medseg-demo/
 """
 
 _RUN_EPILOG = """\
@@ -38,9 +40,7 @@ def _print_summary(summary: BatchSummary) -> None:
         print(f"  mean {name}: {value:.4f}")
     if summary.failures:
         print("failures:")
-        width = max(len(case_id) for case_id, _, _ in summary.failures)
-        for case_id, error_type, message in summary.failures:
-            print(f"  {case_id:<{width}}  {error_type}: {message}")
+        print_table(("case", "error", "message"), summary.failures)
     print(f"case outputs: {summary.out_dir / 'cases'}")
     print(f"summary:      {summary.out_dir / 'summary.json'}")
     if summary.run_id:
@@ -92,6 +92,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_out(demo, default=Path("medseg-demo"), help="output folder (default: ./medseg-demo)")
+    demo.add_argument(
+        "--resume", action="store_true", help="continue an interrupted demo run in OUT"
+    )
     add_overwrite(demo, help="replace an earlier demo run")
     demo.add_argument(
         "--workers",

@@ -8,11 +8,18 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medseg.cli._inputs import (
+    OutputFormat,
+    check_2d_output,
+    expand_inputs,
+    plan_outputs,
+)
 from medseg.cli._options import (
     CLI_STARTED,
     add_device,
     add_out,
     add_overwrite,
+    add_path_alias,
     add_precision,
     default_root,
     parse_numbers,
@@ -23,6 +30,7 @@ from medseg.core import (
     check_output_path,
     load_config,
     parse_config,
+    progress,
 )
 
 logger = logging.getLogger(__name__)
@@ -32,13 +40,16 @@ if TYPE_CHECKING:
 
 _SAM_EPILOG = """\
 coordinates are voxel indices along the image file's array axes (i, j, k): for DICOM
-(column, row, slice); for 2D images x = column, y = row. The mask has the input's geometry.
+(column, row, slice); for 2D images x = column, y = row. The mask has the input's geometry;
+from a DICOM series it is written in dcm2niix's array order (same world positions), with
+its label names and SNOMED CT codes in OUT.labels.json.
 
 examples:
   medseg sam data/ct_msd_spleen/sub-spleen2_ct.nii.gz --out spleen.nii.gz \\
       --intensity ct --box 40,60,5,95,120,20          # one 3D box: propagated through z
   medseg sam ct_dicom_dir --out liver.nii.gz --box 60,150,10,300,400,10
-  medseg sam image.png --out mask.nii.gz --point 120,80,1 --point 140,60,0
+  medseg sam -i image.png -o mask.png --point 120,80,1 --point 140,60,0
+  medseg sam -i 'slides/*.png' -o masks/ --auto         # one masks/<name>_labels.png each
   medseg sam data/ct_msd_spleen/sub-spleen2_ct.nii.gz --out spleen.nii.gz \
       --intensity ct --point 70,95,12,1 --propagate  # one click, propagated both ways
   medseg sam volume.nii.gz --out masks.nii.gz --prompts prompts.json --case case_01
@@ -48,8 +59,51 @@ examples:
 """
 
 
+#: What ``medseg sam --out FILE`` may end in (PNG/TIFF for 2D inputs only).
+_SAM_OUT_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".png", ".tif", ".tiff")
+
+
+def _plan_sam_outputs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    """(image, output) per input, checked before any heavy import.
+
+    One file, DICOM folder or zip writes ``--out`` (a file); a folder of images or a
+    pattern writes one ``<stem>_labels.<ext>`` per image into the ``--out`` folder.
+    """
+    reads = [p for p in (args.prompts, args.config) if p is not None]
+    inputs = expand_inputs([args.image])
+    if inputs == [args.image]:
+        out = check_output_path(
+            args.out,
+            overwrite=args.overwrite,
+            inputs=[args.image, *reads],
+            suffixes=_SAM_OUT_SUFFIXES,
+            what="--out",
+        )
+        check_2d_output(args.image, out)
+        return [(args.image, out)]
+    outputs = plan_outputs(
+        inputs,
+        args.out,
+        tag="_labels",
+        fmt=OutputFormat(args.format),
+        overwrite=args.overwrite,
+        reads=reads,
+    )
+    return list(zip(inputs, outputs, strict=True))
+
+
 def _cmd_sam(args: argparse.Namespace) -> int:
     from medseg.core import ConfigError
+
+    given = [bool(args.box or args.point), args.prompts is not None, args.auto, bool(args.text)]
+    if sum(given) != 1:
+        raise ConfigError("give exactly one of: --box/--point, --prompts FILE, --auto, --text")
+    # inputs and outputs are checked before torch is imported (seconds)
+    jobs = _plan_sam_outputs(args)
+    if args.text:
+        for _, out in jobs:
+            _check_sidecar(out, overwrite=args.overwrite)
+
     from medseg.io import read_image, write_label_map
     from medseg.sam import (
         Precision,
@@ -82,24 +136,13 @@ def _cmd_sam(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             data["intensity"][key] = getattr(args, flag)
     config = parse_config(SamSegmentConfig, data, source="command line")
-    given = [bool(args.box or args.point), args.prompts is not None, args.auto, bool(args.text)]
-    if sum(given) != 1:
-        raise ConfigError("give exactly one of: --box/--point, --prompts FILE, --auto, --text")
-    args.out = check_output_path(
-        args.out,
-        overwrite=args.overwrite,
-        inputs=[p for p in (args.image, args.prompts, args.config) if p is not None],
-        suffixes=(".nii", ".nii.gz"),
-        what="--out",
-    )
 
-    confidence_paths = _confidence_paths(args.out) if args.confidence else {}
-    if args.confidence:
-        if args.auto or args.text:
-            raise ConfigError("--confidence works with --box/--point or --prompts")
-        check_distinct_outputs(list(confidence_paths.values()), overwrite=args.overwrite)
+    if args.confidence and (args.auto or args.text):
+        raise ConfigError("--confidence works with --box/--point or --prompts")
+    for _, out in jobs if args.confidence else ():
+        check_distinct_outputs(list(_confidence_paths(out).values()), overwrite=args.overwrite)
     if args.text:
-        return _sam_text(args, config)
+        return _sam_text(args, config, jobs)
     prompt_file = None
     if args.prompts is not None:
         prompt_file = load_prompt_file(args.prompts)
@@ -124,56 +167,64 @@ def _cmd_sam(args: argparse.Namespace) -> int:
         clock.append(time.perf_counter())
         return clock[-1] - clock[-2]
 
-    volume = read_image(args.image)
-    objects = (
-        resolve_object_prompts(prompt_file, volume, case_id=args.case) if prompt_file else None
-    )
-    read_s = lap()
-    if not precision_given and any(o.points_ijk for o in objects or ()):
-        # clicks rank near-tied candidate boxes by predicted IoU, and bf16 embeddings flip
-        # such ties (MSD spleen click: Dice 0.811 fp32, 0.716 bf16); boxes lose <= 0.002
-        config = config.model_copy(update={"precision": Precision.FP32})
-        logger.info("precision fp32 for click prompts (pass --precision bf16 to override)")
-    model = load_sam_model(
-        config.model,
-        checkpoint=config.checkpoint,
-        device=config.device,
-        encoder_backend=config.encoder_backend.value,
-    )
-    load_s = lap()
-    prompted = None
-    if objects is None:
-        labels = segment_automatically(model, volume, config)
-    elif args.confidence:
-        prompted = segment_prompts_with_confidence(model, volume, objects, config)
-        labels = prompted.labels
-    else:
-        labels = segment_with_prompts(model, volume, objects, config)
-    segment_s = lap()
-    entries = None
-    if objects is not None:  # --auto writes instances: object ids, no structures
-        names = _prompt_names(prompt_file, args.case)
-        entries = _label_entries({o.label: names.get(o.label, f"label_{o.label}") for o in objects})
-    write_label_map(labels, args.out, entries=entries, source=volume, overwrite=args.overwrite)
-    if prompted is not None:
-        _write_sam_confidence(prompted, objects or [], confidence_paths, overwrite=args.overwrite)
-    logger.info(
-        "time: imports and setup %.1f s, read %.1f s, model load %.1f s, segment %.1f s "
-        "(encoder %.1f s for %d slices, %s %s), write %.1f s",
-        clock[0] - CLI_STARTED,
-        read_s,
-        load_s,
-        segment_s,
-        model.encoder_seconds,
-        model.encoder_calls,
-        model.encoder_backend,
-        config.precision.value,
-        lap(),
-    )
-    n_labels = len({int(v) for v in labels.array[labels.array > 0].ravel()[:1_000_000]})
-    print(
-        f"{config.model}: {int((labels.array > 0).sum())} voxels in {n_labels} labels -> {args.out}"
-    )
+    model = None
+    for image, out in progress(jobs, description="sam", unit="image") if len(jobs) > 1 else jobs:
+        volume = read_image(image)
+        objects = (
+            resolve_object_prompts(prompt_file, volume, case_id=args.case) if prompt_file else None
+        )
+        read_s = lap()
+        if model is None:
+            if not precision_given and any(o.points_ijk for o in objects or ()):
+                # clicks rank near-tied candidate boxes by predicted IoU, and bf16 embeddings
+                # flip such ties (MSD spleen click: Dice 0.811 fp32, 0.716 bf16); boxes lose
+                # <= 0.002
+                config = config.model_copy(update={"precision": Precision.FP32})
+                logger.info("precision fp32 for click prompts (pass --precision bf16 to override)")
+            model = load_sam_model(
+                config.model,
+                checkpoint=config.checkpoint,
+                device=config.device,
+                encoder_backend=config.encoder_backend.value,
+            )
+        load_s = lap()
+        prompted = None
+        if objects is None:
+            labels = segment_automatically(model, volume, config)
+        elif args.confidence:
+            prompted = segment_prompts_with_confidence(model, volume, objects, config)
+            labels = prompted.labels
+        else:
+            labels = segment_with_prompts(model, volume, objects, config)
+        segment_s = lap()
+        entries = None
+        if objects is not None:  # --auto writes instances: object ids, no structures
+            names = _prompt_names(prompt_file, args.case)
+            entries = _label_entries(
+                {o.label: names.get(o.label, f"label_{o.label}") for o in objects}
+            )
+        write_label_map(labels, out, entries=entries, source=volume, overwrite=args.overwrite)
+        if prompted is not None:
+            _write_sam_confidence(
+                prompted, objects or [], _confidence_paths(out), overwrite=args.overwrite
+            )
+        logger.info(
+            "time: imports and setup %.1f s, read %.1f s, model load %.1f s, segment %.1f s "
+            "(encoder %.1f s for %d slices, %s %s), write %.1f s",
+            clock[0] - CLI_STARTED,
+            read_s,
+            load_s,
+            segment_s,
+            model.encoder_seconds,
+            model.encoder_calls,
+            model.encoder_backend,
+            config.precision.value,
+            lap(),
+        )
+        n_labels = len({int(v) for v in labels.array[labels.array > 0].ravel()[:1_000_000]})
+        print(
+            f"{config.model}: {int((labels.array > 0).sum())} voxels in {n_labels} labels -> {out}"
+        )
     return ExitCode.OK
 
 
@@ -234,19 +285,28 @@ def _write_sam_confidence(prompted, objects, paths: dict[str, Path], *, overwrit
         print(path)
 
 
-def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
-    """``medseg sam --text``: the registered ``sam_text`` segmenter on one image; labels +
-    sidecar."""
-    from medseg.anatomy import Vocabulary, split_names
-    from medseg.core import OutputExistsError, parse_config
-    from medseg.io import label_sidecar_path, read_image, write_label_map, write_nifti
-    from medseg.segment import CaseImages, SamTextConfig, SamTextSegmenter
+def _check_sidecar(out: Path, *, overwrite: bool) -> None:
+    from medseg.io import label_sidecar_path
 
-    sidecar = label_sidecar_path(args.out)
-    if sidecar.exists() and not args.overwrite:
+    sidecar = label_sidecar_path(out)
+    if sidecar.exists() and not overwrite:
+        from medseg.core import OutputExistsError
+
         raise OutputExistsError(
             "output already exists; pass --overwrite to replace it", path=sidecar
         )
+
+
+def _sam_text(
+    args: argparse.Namespace, config: SamSegmentConfig, jobs: list[tuple[Path, Path]]
+) -> int:
+    """``medseg sam --text``: the registered ``sam_text`` segmenter on each image; labels +
+    sidecar."""
+    from medseg.anatomy import Vocabulary, split_names
+    from medseg.core import parse_config
+    from medseg.io import label_sidecar_path, read_image, write_image, write_label_map
+    from medseg.segment import CaseImages, SamTextConfig, SamTextSegmenter
+
     root = default_root()
     names = split_names(args.text)
     Vocabulary().match_all(names)  # unknown or ambiguous names: refused before reading
@@ -266,45 +326,47 @@ def _sam_text(args: argparse.Namespace, config: SamSegmentConfig) -> int:
         },
         source="command line",
     )
-    clock = [time.perf_counter()]
-    volume = read_image(args.image)
-    channels = {}
-    for spec in args.channel or ():
-        name, _, path = spec.partition("=")
-        if not name or not path:
-            from medseg.core import ConfigError
-
-            raise ConfigError(f"--channel must be NAME=PATH, not {spec!r}")
-        channels[name] = read_image(Path(path))
-    read_s = time.perf_counter() - clock[0]
-    case = CaseImages(case_id="cli", image=volume, root=root, channels=channels)
     segmenter = SamTextSegmenter(text_config)
-    result = segmenter.segment_with_details(case)
-    labels = result.segmentation.labels
-    if result.entries and all(isinstance(e.get("label"), int) for e in result.entries):
-        # names, SNOMED CT codes and located boxes travel with the mask (medseg.io sidecar)
-        entries = [{**entry, "segmenter": result.segmenter} for entry in result.entries]
-        write_label_map(labels, args.out, entries=entries, source=volume, overwrite=args.overwrite)
-    else:  # a routed concept (tumour, nuclei, vessels): its segmenter's own label values
-        write_nifti(labels, args.out, overwrite=args.overwrite)
-    logger.info(
-        "time: imports and setup %.1f s, read %.1f s, locate+segment+write %.1f s",
-        clock[0] - CLI_STARTED,
-        read_s,
-        time.perf_counter() - clock[0] - read_s,
-    )
-    for entry in result.entries:
-        if entry["label"] is None:
-            what = (
-                f"{entry['instances']} instances"
-                if "instances" in entry
-                else f"labels {entry['labels']}, {entry['voxels']} voxels"
-            )
-            print(f"{entry['name']}: by {entry['segmenter']} ({entry['model']}): {what}")
-            continue
-        state = "" if entry["found"] else "  (not found in the field of view)"
-        print(f"label {entry['label']}: {entry['name']}: {entry['voxels']} voxels{state}")
-    print(f"-> {args.out} and {sidecar}")
+    for image, out in jobs:
+        sidecar = label_sidecar_path(out)
+        clock = [time.perf_counter()]
+        volume = read_image(image)
+        channels = {}
+        for spec in args.channel or ():
+            name, _, path = spec.partition("=")
+            if not name or not path:
+                from medseg.core import ConfigError
+
+                raise ConfigError(f"--channel must be NAME=PATH, not {spec!r}")
+            channels[name] = read_image(Path(path))
+        read_s = time.perf_counter() - clock[0]
+        case = CaseImages(case_id="cli", image=volume, root=root, channels=channels)
+        result = segmenter.segment_with_details(case)
+        labels = result.segmentation.labels
+        if result.entries and all(isinstance(e.get("label"), int) for e in result.entries):
+            # names, SNOMED CT codes and located boxes travel with the mask (medseg.io sidecar)
+            entries = [{**entry, "segmenter": result.segmenter} for entry in result.entries]
+            write_label_map(labels, out, entries=entries, source=volume, overwrite=args.overwrite)
+        else:  # a routed concept (tumour, nuclei, vessels): its segmenter's own label values
+            write_image(labels, out, overwrite=args.overwrite)
+        logger.info(
+            "time: imports and setup %.1f s, read %.1f s, locate+segment+write %.1f s",
+            clock[0] - CLI_STARTED,
+            read_s,
+            time.perf_counter() - clock[0] - read_s,
+        )
+        for entry in result.entries:
+            if entry["label"] is None:
+                what = (
+                    f"{entry['instances']} instances"
+                    if "instances" in entry
+                    else f"labels {entry['labels']}, {entry['voxels']} voxels"
+                )
+                print(f"{entry['name']}: by {entry['segmenter']} ({entry['model']}): {what}")
+                continue
+            state = "" if entry["found"] else "  (not found in the field of view)"
+            print(f"label {entry['label']}: {entry['name']}: {entry['voxels']} voxels{state}")
+        print(f"-> {out} and {sidecar}")
     return ExitCode.OK
 
 
@@ -340,8 +402,26 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         epilog=_SAM_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sam.add_argument("image", type=Path, metavar="IMAGE", help="DICOM folder, NIfTI or 2D image")
-    add_out(sam, help="output label map (.nii.gz)")
+    add_path_alias(
+        sam,
+        dest="image",
+        flags=("-i", "--input"),
+        metavar="IMAGE",
+        help="DICOM folder/zip, NIfTI/NRRD/MHA or 2D image; or a folder of images or a quoted "
+        "glob pattern (one output each)",
+    )
+    add_out(
+        sam,
+        help="output label map: .nii.gz/.nii/.nrrd/.mha, or .png/.tif for a 2D image (the "
+        "image's own H x W); a folder for a folder of images or a pattern",
+    )
+    sam.add_argument(
+        "--format",
+        choices=[f.value for f in OutputFormat],
+        default="auto",
+        help="mask file type for a folder of images (auto: PNG for 2D images, TIFF for TIFF, "
+        "NIfTI for volumes)",
+    )
     sam.add_argument("--box", help="x0,y0,x1,y1 (2D) or x0,y0,z0,x1,y1,z1 (3D), voxel indices")
     sam.add_argument(
         "--point",

@@ -36,7 +36,13 @@ from medseg.core._paths import (
     child_path,
     normalize_path,
 )
-from medseg.core._progress import progress
+from medseg.core._progress import (
+    progress,
+    progress_bar,
+    progress_enabled,
+    progress_logging,
+    set_progress_enabled,
+)
 
 __all__ = [
     "CASE_ID_PATTERN",
@@ -69,5 +75,9 @@ __all__ = [
     "normalize_path",
     "parse_config",
     "progress",
+    "progress_bar",
+    "progress_enabled",
+    "progress_logging",
     "read_yaml",
+    "set_progress_enabled",
 ]

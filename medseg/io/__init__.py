@@ -24,7 +24,13 @@ from medseg.io._dicom import (
     read_dicom_series,
 )
 from medseg.io._dicom_scan import DicomScan, DicomSeries, scan_dicom
-from medseg.io._image2d import IMAGE_2D_SUFFIXES, collapse_grey_channels, read_image_2d
+from medseg.io._image2d import (
+    IMAGE_2D_SUFFIXES,
+    WRITE_2D_SUFFIXES,
+    collapse_grey_channels,
+    read_image_2d,
+    write_image_2d,
+)
 from medseg.io._itk import ITK_SUFFIXES, read_itk_image, write_itk_image
 from medseg.io._labels import (
     LABEL_SIDECAR_FORMAT,
@@ -62,6 +68,7 @@ __all__ = [
     "ITK_SUFFIXES",
     "LABEL_SIDECAR_FORMAT",
     "LPS_TO_RAS",
+    "WRITE_2D_SUFFIXES",
     "WRITE_SUFFIXES",
     "Case",
     "DatasetManifest",
@@ -109,6 +116,7 @@ __all__ = [
     "to_output_layout",
     "verify_manifest",
     "write_image",
+    "write_image_2d",
     "write_itk_image",
     "write_label_map",
     "write_label_sidecar",

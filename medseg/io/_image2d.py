@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.core import InputError
+from medseg.core import InputError, atomic_output
 from medseg.io._size import (
     DEFLATE_MAX_RATIO,
     GENERIC_MAX_RATIO,
@@ -114,3 +114,86 @@ def collapse_grey_channels(array: np.ndarray, *, what: str, path: str | Path) ->
     if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(array.shape[3])):
         raise InputError(f"{what} must be a grey label map, found colour channels", path=path)
     return array[..., 0]
+
+
+#: Suffixes :func:`write_image_2d` writes.
+WRITE_2D_SUFFIXES = (".png", ".tif", ".tiff")
+
+
+def _pixels_for_file(volume: Volume, path: Path) -> np.ndarray:
+    """``volume``'s one slice as stored in an image file: ``(rows, columns[, C])``."""
+    array = volume.array
+    if array.ndim == 4 and array.shape[2] == 1:
+        return np.swapaxes(array[:, :, 0, :], 0, 1)
+    if array.ndim == 3 and array.shape[2] == 1:
+        return np.swapaxes(array[:, :, 0], 0, 1)
+    if array.ndim == 2:
+        return np.swapaxes(array, 0, 1)
+    raise InputError(
+        f"a PNG/TIFF holds one 2D image, found array shape {array.shape}; write the volume "
+        "as .nii.gz",
+        path=path,
+    )
+
+
+def write_image_2d(volume: Volume, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a one-slice ``volume`` atomically as PNG or TIFF in the image's own ``(H, W)``.
+
+    The inverse of :func:`read_image_2d`: the file's rows are the volume's second axis, so
+    a mask written from an image's grid overlays that image pixel for pixel. PNG holds
+    integer label maps (``uint8`` when they fit, else ``uint16``) and 8-bit RGB(A);
+    TIFF holds any dtype, a channel axis (probabilities: one page per class, ``(C, H, W)``)
+    included. Pixel size is not stored.
+
+    Raises
+    ------
+    InputError
+        If the volume is not one slice, the suffix is not one of :data:`WRITE_2D_SUFFIXES`
+        or a PNG cannot hold the values (floats, negatives, above 65535).
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in WRITE_2D_SUFFIXES:
+        raise InputError(
+            f"unsupported 2D output: expected a name ending in {', '.join(WRITE_2D_SUFFIXES)}",
+            path=path,
+        )
+    pixels = _pixels_for_file(volume, path)
+    if pixels.dtype == bool:
+        pixels = pixels.astype(np.uint8)
+    if suffix == ".png":
+        pixels = _png_pixels(pixels, path)
+        from PIL import Image
+
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            Image.fromarray(pixels).save(tmp, format="PNG")
+        return path
+    import tifffile
+
+    rgb = pixels.ndim == 3 and pixels.dtype == np.uint8 and pixels.shape[2] in (3, 4)
+    if pixels.ndim == 3 and not rgb:
+        pixels = np.moveaxis(pixels, 2, 0)  # one page per channel: (C, H, W)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tifffile.imwrite(
+            tmp, np.ascontiguousarray(pixels), photometric="rgb" if rgb else "minisblack"
+        )
+    return path
+
+
+def _png_pixels(pixels: np.ndarray, path: Path) -> np.ndarray:
+    if pixels.ndim == 3:
+        if pixels.dtype == np.uint8 and pixels.shape[2] in (3, 4):
+            return np.ascontiguousarray(pixels)
+        raise InputError(
+            f"a PNG holds grey or 8-bit RGB(A) pixels, not {pixels.shape[2]} channels of "
+            f"{pixels.dtype}; write .tif",
+            path=path,
+        )
+    if not np.issubdtype(pixels.dtype, np.integer):
+        raise InputError(f"a PNG holds integers, not {pixels.dtype}; write .tif", path=path)
+    low, high = (int(pixels.min()), int(pixels.max())) if pixels.size else (0, 0)
+    if low < 0 or high > 65535:
+        raise InputError(f"a PNG holds values 0-65535, found {low}..{high}; write .tif", path=path)
+    return np.ascontiguousarray(pixels.astype(np.uint8 if high <= 255 else np.uint16))

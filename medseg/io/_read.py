@@ -9,7 +9,12 @@ import numpy as np
 
 from medseg.core import InputError
 from medseg.io._dicom import read_dicom_series
-from medseg.io._image2d import IMAGE_2D_SUFFIXES, read_image_2d
+from medseg.io._image2d import (
+    IMAGE_2D_SUFFIXES,
+    WRITE_2D_SUFFIXES,
+    read_image_2d,
+    write_image_2d,
+)
 from medseg.io._itk import ITK_SUFFIXES, read_itk_image, write_itk_image
 from medseg.io._nifti import read_nifti, write_nifti
 from medseg.io._volume import Volume
@@ -101,12 +106,14 @@ def read_image(
 
 
 def write_image(volume: Volume, path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write ``volume`` atomically as NIfTI (``.nii.gz``/``.nii``) or NRRD/MHA, by suffix.
+    """Write ``volume`` atomically as NIfTI (``.nii.gz``/``.nii``), NRRD/MHA or, for a
+    one-slice volume, PNG/TIFF in the image's own ``(H, W)`` (:func:`write_image_2d`), by
+    suffix.
 
     Raises
     ------
     InputError
-        If the suffix is not one of :data:`WRITE_SUFFIXES`.
+        If the suffix is not one of :data:`WRITE_SUFFIXES` or ``WRITE_2D_SUFFIXES``.
     OutputExistsError
         If ``path`` exists and ``overwrite`` is false.
     """
@@ -116,7 +123,10 @@ def write_image(volume: Volume, path: str | Path, *, overwrite: bool = False) ->
         return write_nifti(volume, path, overwrite=overwrite)
     if name.endswith((".nrrd", ".mha")):
         return write_itk_image(volume, path, overwrite=overwrite)
+    if name.endswith(WRITE_2D_SUFFIXES):
+        return write_image_2d(volume, path, overwrite=overwrite)
     raise InputError(
-        f"unsupported output type: expected a name ending in {', '.join(WRITE_SUFFIXES)}",
+        "unsupported output type: expected a name ending in "
+        f"{', '.join((*WRITE_SUFFIXES, *WRITE_2D_SUFFIXES))}",
         path=path,
     )

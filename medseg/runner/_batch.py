@@ -123,8 +123,10 @@ def run_case(
         if final_dir.exists():  # left by an earlier attempt whose state was not recorded
             shutil.rmtree(final_dir)
         tmp_dir.rename(final_dir)
-    except Exception as err:  # a case's failure is reported, never raised across workers
+    except BaseException as err:  # a case's failure is reported, never raised across workers
         shutil.rmtree(tmp_dir, ignore_errors=True)
+        if not isinstance(err, Exception):  # Ctrl-C, SystemExit: stop, leaving no temporary
+            raise
         if isinstance(err, MedsegError):  # the path is the user's own: name it
             message = err.message if err.path is None else f"{err.path}: {err.message}"
         else:  # a bug or a library failure: report its type, not its text (may hold PHI)
@@ -389,6 +391,9 @@ def run_pipeline(
         return summary
     finally:
         store.close()
+        # an interrupted run (Ctrl-C) leaves no partial case folder: its workers are gone
+        if _remove_stale_temporaries(out_dir):
+            logger.info("removed the partial case folder(s) of the interrupted cases")
 
 
 def _write_report(out_dir: Path, *, root: Path, manifest_path: Path) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import Field
 
-from medseg.core import ConfigModel, InputError
+from medseg.core import ConfigModel, InputError, progress_bar
 from medseg.sam._clicks import ClickSearchConfig, box_around_points, search_box_for_clicks
 from medseg.sam._model import SamModel
 from medseg.sam._predict import (
@@ -368,42 +368,46 @@ def propagate_prompt(
         (1, high, last_box_xyxy, last_slice is not None),
         (-1, low, first_box_xyxy, first_slice is not None),
     )
-    for step, bound, bound_box, bounded in directions:
-        confidence_stops = config.stop_inside_bounds or not bounded
-        previous, previous_low_res = key_mask, key_low_res
-        index = key_slice + step
-        reasons[step] = "bound"
-        while (step > 0 and index <= bound) or (step < 0 and index >= bound):
-            box = clip_box(box_from_mask(previous, margin_px=config.box_margin_px), limit)
-            if index == bound and bound_box is not None:
-                box = bound_box
-            next_prompt = SamPrompt(
-                box_xyxy=box, mask_logits=previous_low_res if config.use_mask_prompt else None
-            )
-            logits, low_res, iou = predict_object_logits(
-                stack,
-                index,
-                next_prompt,
-                config=config,
-                grow=box is not bound_box,
-                limit_xyxy=limit,
-            )
-            mask = logits > 0.0
-            if int(mask.sum()) < config.min_area_px:
-                reasons[step] = "mask_vanished"
-                break
-            if confidence_stops and (
-                iou < config.min_predicted_iou or iou < key_iou - config.max_iou_drop
-            ):
-                reasons[step] = "low_predicted_iou"
-                break
-            masks[index] = mask
-            scores[index] = iou
-            if probabilities is not None:
-                probabilities[index] = logits_to_probability(logits)
-            reached[step] = index
-            previous, previous_low_res = mask, low_res
-            index += step
+    # a bar over the slices within the bounds (an upper bound where propagation stops early)
+    with progress_bar(total=high - low + 1, description="sam slices", unit="slice") as bar:
+        bar.update(1)
+        for step, bound, bound_box, bounded in directions:
+            confidence_stops = config.stop_inside_bounds or not bounded
+            previous, previous_low_res = key_mask, key_low_res
+            index = key_slice + step
+            reasons[step] = "bound"
+            while (step > 0 and index <= bound) or (step < 0 and index >= bound):
+                box = clip_box(box_from_mask(previous, margin_px=config.box_margin_px), limit)
+                if index == bound and bound_box is not None:
+                    box = bound_box
+                next_prompt = SamPrompt(
+                    box_xyxy=box, mask_logits=previous_low_res if config.use_mask_prompt else None
+                )
+                logits, low_res, iou = predict_object_logits(
+                    stack,
+                    index,
+                    next_prompt,
+                    config=config,
+                    grow=box is not bound_box,
+                    limit_xyxy=limit,
+                )
+                mask = logits > 0.0
+                if int(mask.sum()) < config.min_area_px:
+                    reasons[step] = "mask_vanished"
+                    break
+                if confidence_stops and (
+                    iou < config.min_predicted_iou or iou < key_iou - config.max_iou_drop
+                ):
+                    reasons[step] = "low_predicted_iou"
+                    break
+                masks[index] = mask
+                bar.update(1)
+                scores[index] = iou
+                if probabilities is not None:
+                    probabilities[index] = logits_to_probability(logits)
+                reached[step] = index
+                previous, previous_low_res = mask, low_res
+                index += step
     logger.info("propagated from slice %d over slices %d-%d", key_slice, reached[-1], reached[1])
     return PropagationResult(
         masks=masks,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
-from medseg.core import ConfigModel, InputError
+from medseg.core import ConfigModel, InputError, progress
 from medseg.io import Volume, axis_codes, check_same_grid, reorient
 from medseg.models import EncoderPrecision
 from medseg.sam._auto import AutoMaskConfig, segment_everything
@@ -287,7 +287,11 @@ def _segment_prompts(
     slice_iou: dict[int, dict[int, float]] = {}
     stop_reasons: dict[int, dict[int, str]] = {}
     stopped_early: dict[int, str] = {}
-    for obj in objects:
+    for obj in (
+        progress(objects, description="sam structures", unit="structure")
+        if len(objects) > 1
+        else objects
+    ):
         prompt = _display_prompt(obj, display, stack.n_slices)
         if prompt.propagate:
             result = propagate_prompt(
@@ -394,7 +398,8 @@ def segment_automatically(
     )
     labels = np.zeros((stack.n_slices, *stack.slice_shape), dtype=np.uint32)
     offset = 0
-    for index in range(stack.n_slices) if slices is None else slices:
+    indices = list(range(stack.n_slices)) if slices is None else list(slices)
+    for index in progress(indices, description="sam --auto", unit="slice"):
         slice_labels = segment_everything(model, stack.embedding(index), config.auto)
         labels[index] = np.where(slice_labels > 0, slice_labels + offset, 0)
         offset += int(slice_labels.max())

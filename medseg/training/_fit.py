@@ -26,7 +26,14 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from medseg.core import ConfigError, InputError, OutputExistsError, atomic_output, dump_config
+from medseg.core import (
+    ConfigError,
+    InputError,
+    OutputExistsError,
+    atomic_output,
+    dump_config,
+    progress_bar,
+)
 from medseg.io import Case, DatasetManifest
 from medseg.models import (
     Checkpoint,
@@ -476,45 +483,54 @@ def fit(
         use_bf16 = strategy.cpu_bf16 and config.cpu_bf16 and device.type == "cpu"
         precision = Precision.FP16 if use_amp else Precision.BF16 if use_bf16 else Precision.FP32
         model.train()
-        for epoch in range(start_epoch, end_epoch):
-            epoch_seed = config.seed + 1000 * epoch + rank
-            _seed_everything(epoch_seed)
-            losses: list[float] = []
-            parts: dict[str, list[float]] = {}
-            for inputs, targets in strategy.batches(epoch_seed=epoch_seed, device=device):
-                optimizer.zero_grad(set_to_none=True)
-                with build_autocast(device, precision):
-                    outputs = strategy.forward(train_module, inputs, targets)
-                loss, loss_parts = strategy.compute_loss(outputs, targets)
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), strategy.clip_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                losses.append(float(loss.detach()))
-                for key, value in loss_parts.items():
-                    parts.setdefault(key, []).append(float(value.detach()))
-            metrics = {"train_loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"]}
-            metrics |= {key: float(np.mean(values)) for key, values in parts.items()}
-            scheduler.step()
-            result.step_losses += losses
-            if rank == 0 and strategy.can_validate() and _validation_due(config, epoch):
-                value = strategy.validate(model, device=device)
-                metrics[strategy.validation_key] = value
-                result.validation.append((epoch, value))
-                best_metric = _keep_best(
-                    value, best_metric, model, network, plans, config, epoch, best_path
-                )
-            if rank == 0:
-                _end_epoch(
-                    model, network, plans, config, epoch, best_metric,
-                    (optimizer, scheduler, scaler), last_path, metrics, run_logger,
-                    validation_key=strategy.validation_key,
-                    validation_name=strategy.validation_name,
-                )  # fmt: skip
-            if world > 1:
-                torch.distributed.barrier()
-            result.epochs_completed = epoch + 1
+        steps = (end_epoch - start_epoch) * config.iterations_per_epoch
+        # one bar over every step of this call (rank 0), with time left
+        bar_total = steps if rank == 0 else 0
+        with progress_bar(total=bar_total, description="train", unit="step") as bar:
+            for epoch in range(start_epoch, end_epoch):
+                epoch_seed = config.seed + 1000 * epoch + rank
+                _seed_everything(epoch_seed)
+                losses: list[float] = []
+                parts: dict[str, list[float]] = {}
+                for inputs, targets in strategy.batches(epoch_seed=epoch_seed, device=device):
+                    optimizer.zero_grad(set_to_none=True)
+                    with build_autocast(device, precision):
+                        outputs = strategy.forward(train_module, inputs, targets)
+                    loss, loss_parts = strategy.compute_loss(outputs, targets)
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), strategy.clip_norm)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    losses.append(float(loss.detach()))
+                    for key, value in loss_parts.items():
+                        parts.setdefault(key, []).append(float(value.detach()))
+                if rank == 0:
+                    bar.update(1)
+                metrics = {
+                    "train_loss": float(np.mean(losses)),
+                    "lr": optimizer.param_groups[0]["lr"],
+                }
+                metrics |= {key: float(np.mean(values)) for key, values in parts.items()}
+                scheduler.step()
+                result.step_losses += losses
+                if rank == 0 and strategy.can_validate() and _validation_due(config, epoch):
+                    value = strategy.validate(model, device=device)
+                    metrics[strategy.validation_key] = value
+                    result.validation.append((epoch, value))
+                    best_metric = _keep_best(
+                        value, best_metric, model, network, plans, config, epoch, best_path
+                    )
+                if rank == 0:
+                    _end_epoch(
+                        model, network, plans, config, epoch, best_metric,
+                        (optimizer, scheduler, scaler), last_path, metrics, run_logger,
+                        validation_key=strategy.validation_key,
+                        validation_name=strategy.validation_name,
+                    )  # fmt: skip
+                if world > 1:
+                    torch.distributed.barrier()
+                result.epochs_completed = epoch + 1
         result.best_metric = best_metric
         result.best_checkpoint = best_path if best_path.exists() else None
         if rank == 0 and run_logger is not None:

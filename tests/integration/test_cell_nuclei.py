@@ -66,7 +66,8 @@ def test_infer_reproduces_the_recorded_subset_metrics(
     f1, pq = [], []
     for case in subset_cases:
         image = read_image(repo_root / case.image)
-        predicted = read_nifti(tmp_path / f"{Path(case.image).stem}_labels.nii.gz")
+        # PNG in, PNG out (issue 24): the mask in the image's own (H, W), read onto its grid
+        predicted = read_image(tmp_path / f"{Path(case.image).stem}_labels.png")
         assert predicted.spatial_shape == image.spatial_shape
         np.testing.assert_allclose(predicted.affine, image.affine, atol=1e-6)
         instances = np.asarray(predicted.array)[:, :, 0]

@@ -123,7 +123,7 @@ def test_2d_model_runs_on_a_real_drive_image(
          "--tta", "--device", "cpu"]
     )  # fmt: skip
     assert code == ExitCode.OK
-    written = read_nifti(tmp_path / "01_test_labels.nii.gz")
+    written = read_image(tmp_path / "01_test_labels.tif")  # TIFF in, TIFF out
     image = read_image(source)
     assert written.spatial_shape == image.spatial_shape == (565, 584, 1)
     np.testing.assert_allclose(written.affine, image.affine)
@@ -161,7 +161,7 @@ def test_cli_plan_train_infer_evaluate_on_drive(repo_root: Path, tmp_path: Path)
     assert (run / "mlflow.db").is_file()
     image = repo_root / "data/retina_drive/test/images/02_test.tif"
     assert main(["infer", "--model", str(run), str(image), "--out", str(tmp_path)]) == 0
-    prediction = read_nifti(tmp_path / "02_test_labels.nii.gz").array
+    prediction = read_image(tmp_path / "02_test_labels.tif").array
     reference = read_image(repo_root / "data/retina_drive/test/1st_manual/02_manual1.gif").array
     dice = compute_dice(prediction > 0, reference > 0)
     assert 0.0 <= dice <= 1.0

@@ -189,3 +189,33 @@ def test_wrong_mask_prompt_shape_is_refused(
     prompt = SamPrompt(box_xyxy=(1, 1, 50, 50), mask_logits=np.zeros((64, 64), np.float32))
     with pytest.raises(InputError, match=r"low-res logits of shape \(256, 256\)"):
         predict_prompts(litemedsam, embedding, [prompt])
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (300, 700), (1000, 37), (33, 4000)])
+def test_encoder_size_and_prompt_scaling_follow_segment_anything(shape: tuple[int, int]) -> None:
+    import torch
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    from medseg.sam._predict import ImageEmbedding, _resized_size
+
+    class _Model:
+        image_size = 1024
+
+    rows, columns = shape
+    resized = _resized_size(_Model(), rows, columns)  # type: ignore[arg-type]
+    assert resized == ResizeLongestSide.get_preprocess_shape(rows, columns, 1024)
+    # the embedding's per-axis factors equal segment_anything's prompt transform
+    embedding = ImageEmbedding(torch.zeros(1), original_size=shape, resized_size=resized)
+    box = torch.tensor([[3.0, 5.0, columns - 1.0, rows - 2.0]])
+    sx, sy = embedding.scale_xy
+    expected = ResizeLongestSide(1024).apply_boxes_torch(box, shape)
+    assert torch.allclose(box * torch.tensor([sx, sy, sx, sy]), expected)
+
+
+def test_a_very_thin_image_keeps_one_encoder_row() -> None:
+    from medseg.sam._predict import _resized_size
+
+    class _Model:
+        image_size = 1024
+
+    assert _resized_size(_Model(), 1, 5000) == (1, 1024)  # type: ignore[arg-type]

@@ -137,7 +137,8 @@ def test_infer_and_evaluate_instance_maps(
 ) -> None:
     run_dir = trained_run[0]
     image_path = repo_root / dsb_manifest.cases[-1].image
-    code = main(["infer", "--model", str(run_dir), str(image_path), "--out", str(tmp_path / "a")])
+    argv = ["infer", "--model", str(run_dir), str(image_path), "--out", str(tmp_path / "a")]
+    code = main([*argv, "--format", "nifti"])  # a PNG by default (issue 24): NIfTI on request
     assert code == ExitCode.OK
     source = read_image(image_path)
     written = nib.load(tmp_path / "a" / f"{image_path.stem}_labels.nii.gz")
