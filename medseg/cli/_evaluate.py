@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from medseg.cli._options import add_deprecated_alias, add_out, add_overwrite
+from medseg.cli._options import add_deprecated_alias, add_out, add_overwrite, add_root
 from medseg.core import ConfigError, ExitCode, check_output_path, compute_sha256, parse_config
 
 logger = logging.getLogger(__name__)
@@ -24,6 +24,24 @@ Outputs: metrics.csv (case x label x metric), summary.json (statistics + definit
 report.html (self-contained), and an MLflow run (default sqlite:///OUT/mlflow.db;
 --tracking-uri or MLFLOW_TRACKING_URI for a server).
 """
+
+
+def _with_images(pairs: list, images: Path) -> list:  # type: ignore[type-arg]
+    """Set each pair's image from ``--image``: one file (one case) or a folder of files
+    named ``<case id>.<suffix>``."""
+    import dataclasses
+
+    from medseg.core import InputError
+    from medseg.evaluation import case_id_of
+
+    if not images.exists():
+        raise InputError("image path not found", path=images)
+    if images.is_file():
+        if len(pairs) != 1:
+            raise InputError("one --image file needs one case; give a folder", path=images)
+        return [dataclasses.replace(pairs[0], image=images)]
+    by_case = {case_id_of(p): p for p in sorted(images.iterdir()) if not p.name.startswith(".")}
+    return [dataclasses.replace(p, image=by_case.get(p.case_id, p.image)) for p in pairs]
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -56,7 +74,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
 
     kind = EvaluationKind(args.kind)
-    inputs = [p for p in (args.pred, args.ref, args.manifest, args.labels) if p is not None]
+    inputs = [
+        p for p in (args.pred, args.ref, args.manifest, args.labels, args.image) if p is not None
+    ]
     args.out = check_output_path(args.out, folder=True, inputs=inputs, what="--out")
     if kind is EvaluationKind.INSTANCE and (args.labels or args.binary):
         raise ConfigError("--labels and --binary apply to --kind semantic only")
@@ -73,6 +93,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         manifest_root=root,
     )
     check_case_ids([pair.case_id for pair in pairs])
+    if args.image is not None:
+        pairs = _with_images(pairs, args.image)
     # what the predictions claim (their label sidecars) is what gets scored
     claimed = None
     if kind is EvaluationKind.SEMANTIC and not args.labels and not args.binary:
@@ -149,8 +171,38 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from medseg.core import InputError, OutputExistsError
+
+    run_dir = args.run_dir
+    if not (run_dir / "pipeline.yaml").is_file():
+        raise InputError("not a medseg run folder (no pipeline.yaml)", path=run_dir)
+    path = run_dir / "report.html"
+    if path.exists() and not args.overwrite:
+        raise OutputExistsError("report already exists; pass --overwrite to replace it", path=path)
+    from medseg.runner import write_run_report
+
+    print(f"report.html:  {write_run_report(run_dir, root=args.root, manifest_path=args.cases)}")
+    return ExitCode.OK
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add this group's subcommands to ``commands``."""
+    report = commands.add_parser(
+        "report",
+        help="write the HTML report of a medseg run folder: metrics, QC flags, overlays",
+        description="Score every finished case of a `medseg run` output folder against the "
+        "references of its dataset manifest and write RUN_DIR/report.html: cases to review "
+        "first (QC flags, with overlays of the flagged slices), distributions, per-label "
+        "summaries and worst cases, the case's image under every contour.",
+    )
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a `medseg run` --out folder")
+    report.add_argument(
+        "--cases", type=Path, help="the dataset manifest the run used, if not the pipeline's"
+    )
+    add_root(report, help="folder the manifest's paths start from (default: the checkout)")
+    add_overwrite(report, help="replace an existing report.html")
+    report.set_defaults(handler=_cmd_report)
     evaluate = commands.add_parser(
         "evaluate",
         help="score predictions against references: metrics.csv, summary.json, report.html",
@@ -188,6 +240,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="cases with references: a manifest YAML, a folder (labels/) or a dataset.json",
     )
     evaluate.add_argument("--labels", type=Path, help="YAML 'labels: {id: name}' to evaluate")
+    evaluate.add_argument(
+        "--image",
+        type=Path,
+        help="image file or folder (<case id>.<suffix>) shown under the report's contours "
+        "(default: the manifest's images)",
+    )
     evaluate.add_argument(
         "--binary",
         action="store_true",

@@ -149,6 +149,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         data["mirror"] = args.tta
     if args.probabilities:
         data["save_probabilities"] = True
+    if args.confidence:
+        data["confidence"] = True
 
     from medseg.inference import (
         is_instance_detector,
@@ -157,7 +159,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         resolve_instance_config,
         write_probabilities,
     )
-    from medseg.io import read_image, write_image, write_label_map
+    from medseg.io import read_image, write_image, write_label_map, write_nifti
     from medseg.models import load_checkpoint, resolve_model_path
 
     checkpoint = load_checkpoint(resolve_model_path(args.model))
@@ -173,6 +175,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     if config.save_probabilities and not args.probabilities:  # asked for by the config
         check_distinct_outputs(
             [_probability_path(image, out) for image, out, _ in jobs], overwrite=args.overwrite
+        )
+    if config.confidence:
+        kinds = ["confidence", "tta_disagreement"] if config.mirror else ["confidence"]
+        check_distinct_outputs(
+            [companion_path(out, f"_{kind}", ".nii.gz") for _, out, _ in jobs for kind in kinds],
+            overwrite=args.overwrite,
         )
     network = checkpoint.build(device="cpu")
     # a 3-class instance model (e.g. --model nuclei) writes instance ids 1..N, not classes
@@ -197,6 +205,14 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         )
         found = f", {int(prediction.labels.array.max())} instances" if instances else ""
         print(f"{label_path} ({prediction.seconds:.1f} s{found})")
+        for kind, extra in (
+            ("confidence", prediction.confidence),
+            ("tta_disagreement", prediction.disagreement),
+        ):
+            if extra is not None:
+                extra_path = companion_path(label_path, f"_{kind}", ".nii.gz")
+                write_nifti(extra, extra_path, overwrite=args.overwrite)
+                print(f"{extra_path}")
         if prediction.probabilities is not None:
             prob_path = _probability_path(path, label_path)
             if prob_path.suffix == ".npz":
@@ -297,6 +313,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="also write probabilities: a float32 TIFF (one page per class, the image's "
         "(H, W)) beside a PNG/TIFF mask, NIfTI beside a 2D image's NIfTI mask, float16 .npz "
         "for volumes",
+    )
+    infer.add_argument(
+        "--confidence",
+        action="store_true",
+        help="also write <name>_confidence.nii.gz (largest class probability per voxel, "
+        "the input's grid) and, with --tta, <name>_tta_disagreement.nii.gz (share of "
+        "mirrored passes whose class differs from the averaged prediction)",
     )
     add_overwrite(infer, help="replace existing outputs")
     infer.set_defaults(handler=_cmd_infer)

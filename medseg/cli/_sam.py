@@ -24,7 +24,14 @@ from medseg.cli._options import (
     default_root,
     parse_numbers,
 )
-from medseg.core import ExitCode, check_output_path, load_config, parse_config, progress
+from medseg.core import (
+    ExitCode,
+    check_distinct_outputs,
+    check_output_path,
+    load_config,
+    parse_config,
+    progress,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +40,9 @@ if TYPE_CHECKING:
 
 _SAM_EPILOG = """\
 coordinates are voxel indices along the image file's array axes (i, j, k): for DICOM
-(column, row, slice); for 2D images x = column, y = row. The mask has the input's geometry.
+(column, row, slice); for 2D images x = column, y = row. The mask has the input's geometry;
+from a DICOM series it is written in dcm2niix's array order (same world positions), with
+its label names and SNOMED CT codes in OUT.labels.json.
 
 examples:
   medseg sam data/ct_msd_spleen/sub-spleen2_ct.nii.gz --out spleen.nii.gz \\
@@ -104,6 +113,7 @@ def _cmd_sam(args: argparse.Namespace) -> int:
         load_sam_model,
         resolve_object_prompts,
         segment_automatically,
+        segment_prompts_with_confidence,
         segment_with_prompts,
     )
 
@@ -127,6 +137,10 @@ def _cmd_sam(args: argparse.Namespace) -> int:
             data["intensity"][key] = getattr(args, flag)
     config = parse_config(SamSegmentConfig, data, source="command line")
 
+    if args.confidence and (args.auto or args.text):
+        raise ConfigError("--confidence works with --box/--point or --prompts")
+    for _, out in jobs if args.confidence else ():
+        check_distinct_outputs(list(_confidence_paths(out).values()), overwrite=args.overwrite)
     if args.text:
         return _sam_text(args, config, jobs)
     prompt_file = None
@@ -174,8 +188,12 @@ def _cmd_sam(args: argparse.Namespace) -> int:
                 encoder_backend=config.encoder_backend.value,
             )
         load_s = lap()
+        prompted = None
         if objects is None:
             labels = segment_automatically(model, volume, config)
+        elif args.confidence:
+            prompted = segment_prompts_with_confidence(model, volume, objects, config)
+            labels = prompted.labels
         else:
             labels = segment_with_prompts(model, volume, objects, config)
         segment_s = lap()
@@ -186,6 +204,10 @@ def _cmd_sam(args: argparse.Namespace) -> int:
                 {o.label: names.get(o.label, f"label_{o.label}") for o in objects}
             )
         write_label_map(labels, out, entries=entries, source=volume, overwrite=args.overwrite)
+        if prompted is not None:
+            _write_sam_confidence(
+                prompted, objects or [], _confidence_paths(out), overwrite=args.overwrite
+            )
         logger.info(
             "time: imports and setup %.1f s, read %.1f s, model load %.1f s, segment %.1f s "
             "(encoder %.1f s for %d slices, %s %s), write %.1f s",
@@ -204,6 +226,63 @@ def _cmd_sam(args: argparse.Namespace) -> int:
             f"{config.model}: {int((labels.array > 0).sum())} voxels in {n_labels} labels -> {out}"
         )
     return ExitCode.OK
+
+
+def _confidence_paths(out: Path) -> dict[str, Path]:
+    """``x.nii.gz`` → ``x_confidence.nii.gz``, ``x_probability.nii.gz``, ``x_qc.json``."""
+    name = out.name
+    stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else out.stem
+    return {
+        "confidence": out.with_name(f"{stem}_confidence.nii.gz"),
+        "probability": out.with_name(f"{stem}_probability.nii.gz"),
+        "qc": out.with_name(f"{stem}_qc.json"),
+    }
+
+
+def _write_sam_confidence(prompted, objects, paths: dict[str, Path], *, overwrite: bool) -> None:  # type: ignore[no-untyped-def]
+    """The confidence files of ``medseg sam --confidence`` (see ``--confidence``'s help)."""
+    import json
+
+    import numpy as np
+
+    from medseg.core import atomic_output
+    from medseg.evaluation import compute_segmentation_qc
+    from medseg.io import write_nifti
+    from medseg.segment import Confidence
+
+    confidence = Confidence(
+        probability=prompted.probability,
+        structure_ids=prompted.label_ids,
+        source="sam_sigmoid",
+        slice_iou=prompted.slice_iou,
+        stopped_early=prompted.stopped_early,
+        boxes_ijk={o.label: tuple(o.box_ijk) for o in objects if o.box_ijk is not None},
+    )
+    voxel = confidence.voxel_confidence(prompted.labels.array)
+    write_nifti(prompted.labels.with_array(voxel), paths["confidence"], overwrite=overwrite)
+    probability = prompted.probability
+    write_nifti(
+        probability.with_array(np.asarray(probability.array, dtype=np.float32)),
+        paths["probability"],
+        overwrite=overwrite,
+    )
+    names = {label: f"label_{label}" for label in prompted.label_ids}
+    qc = compute_segmentation_qc(
+        prompted.labels.array,
+        names,
+        spacing_mm=prompted.labels.spacing_mm,
+        confidence=confidence,
+    )
+    document = {
+        "confidence": "sam_sigmoid",
+        "probability_channels": {str(i): n for i, n in enumerate(names.values())},
+        "slice_iou": {names[k]: v for k, v in prompted.slice_iou.items()},
+        "structures": {name: entry.to_dict() for name, entry in qc.items()},
+    }
+    with atomic_output(paths["qc"], overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    for path in paths.values():
+        print(path)
 
 
 def _check_sidecar(out: Path, *, overwrite: bool) -> None:
@@ -359,6 +438,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     sam.add_argument("--prompts", type=Path, help="JSON prompt file (see medseg.inference)")
     sam.add_argument("--case", help="case_id in the prompt file (needed if it holds several)")
     sam.add_argument("--auto", action="store_true", help="segment everything (instance labels)")
+    sam.add_argument(
+        "--confidence",
+        action="store_true",
+        help="also write OUT_confidence.nii.gz (confidence in each voxel's label: the "
+        "decoder's sigmoid inside an object, 1 - the largest object probability outside), "
+        "OUT_probability.nii.gz (one channel per object) and OUT_qc.json (predicted IoU per "
+        "slice, QC flags with thresholds and reasons)",
+    )
     sam.add_argument(
         "--text",
         action="append",

@@ -62,6 +62,8 @@ class LoadedCase:
         Voxel size along those axes in mm (2D: pixel size from the file, 1.0 when unknown).
     image
         Grey image on the same grid for overlays (float32), or None.
+    confidence
+        Per-voxel confidence in the predicted label on the same grid (float32), or None.
     """
 
     case_id: str
@@ -69,6 +71,7 @@ class LoadedCase:
     reference: np.ndarray
     spacing_mm: tuple[float, ...]
     image: np.ndarray | None
+    confidence: np.ndarray | None = None
 
 
 def case_id_of(path: Path) -> str:
@@ -276,6 +279,59 @@ def _display_orientation(volume: Volume) -> Volume:
     if volume.array.ndim == 3 and volume.array.shape[2] > 1:
         return reorient(volume, "LPS")
     return volume
+
+
+def display_slice_index(volume: Volume, k: int) -> int:
+    """Index along axis 2 after :func:`load_case`'s reorientation (LPS for 3D volumes) of
+    slice ``k`` of ``volume`` (taken at the slice's centre)."""
+    if volume.array.ndim < 3 or volume.array.shape[2] <= 1:
+        return k
+    shown = _display_orientation(volume)
+    centre = np.array([(volume.array.shape[0] - 1) / 2, (volume.array.shape[1] - 1) / 2, k, 1.0])
+    index = np.linalg.inv(shown.affine) @ volume.affine @ centre
+    return int(np.clip(np.floor(index[2] + 0.5), 0, shown.array.shape[2] - 1))
+
+
+def load_case_volumes(
+    case_id: str,
+    prediction: Volume,
+    reference: Volume,
+    *,
+    image: Volume | None = None,
+    confidence: Volume | None = None,
+    source: Path | None = None,
+) -> LoadedCase:
+    """A :class:`LoadedCase` from volumes in memory: ``reference``, ``image`` and
+    ``confidence`` are moved onto the prediction's grid by axis order/flips only
+    (GeometryError if their grids differ otherwise), then all are reoriented like
+    :func:`load_case` does. ``source`` names the case's folder in error messages."""
+    where = source or Path(case_id)
+    reference = reorient_like(reference, prediction, what="reference")
+    arrays = {}
+    for name, volume in (("image", image), ("confidence", confidence)):
+        if volume is None:
+            arrays[name] = None
+            continue
+        moved = _display_orientation(reorient_like(volume, prediction, what=name))
+        array = np.asarray(moved.array, dtype=np.float32)
+        arrays[name] = array.mean(axis=3) if array.ndim == 4 else array
+    shown_prediction = _display_orientation(prediction)
+    shown_reference = _display_orientation(reference)
+    pred = collapse_grey_channels(np.asarray(shown_prediction.array), what="prediction", path=where)
+    ref = collapse_grey_channels(np.asarray(shown_reference.array), what="reference", path=where)
+    spacing: tuple[float, ...] = shown_reference.spacing_mm
+    if ref.ndim == 3 and ref.shape[2] == 1:
+        ref, pred = ref[:, :, 0], pred[:, :, 0]
+        spacing = spacing[:2]
+        arrays = {k: (v[:, :, 0] if v is not None else None) for k, v in arrays.items()}
+    return LoadedCase(
+        case_id=case_id,
+        prediction=pred,
+        reference=ref,
+        spacing_mm=tuple(spacing),
+        image=arrays["image"],
+        confidence=arrays["confidence"],
+    )
 
 
 def load_case(pair: CasePair, *, binarize: bool = False) -> LoadedCase:

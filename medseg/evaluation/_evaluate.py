@@ -104,7 +104,12 @@ class CaseLabelResult:
 
 @dataclass
 class EvaluationResult:
-    """Everything ``medseg evaluate`` computed, ready to be written, plotted and tracked."""
+    """Everything ``medseg evaluate`` computed, ready to be written, plotted and tracked.
+
+    ``qc`` (case id → structure → :meth:`StructureQC.to_dict`, with ``slice_k`` of each flag
+    on the loaded case's axes) and ``flagged_cases`` (their arrays, for overlays of the
+    flagged slices) come from a pipeline run's ``qc.json``; empty otherwise.
+    """
 
     results: list[CaseLabelResult]
     labels: dict[int, str]
@@ -112,6 +117,8 @@ class EvaluationResult:
     seconds: float = 0.0
     worst_overlays: dict[tuple[str, int], LoadedCase] = field(default_factory=dict)
     metric_set: MetricSet = SEMANTIC_METRICS
+    qc: dict[str, dict[str, dict[str, object]]] = field(default_factory=dict)
+    flagged_cases: dict[str, LoadedCase] = field(default_factory=dict)
 
     @property
     def case_ids(self) -> list[str]:
@@ -218,6 +225,29 @@ def evaluate_cases(
     """
     started = time.perf_counter()
     cases = [load_case(pair, binarize=binarize) for pair in pairs]
+    return evaluate_loaded_cases(
+        cases,
+        labels=labels,
+        settings=settings,
+        binarize=binarize,
+        skip_absent_labels=skip_absent_labels,
+        worst_per_label=worst_per_label,
+        started=started,
+    )
+
+
+def evaluate_loaded_cases(
+    cases: Sequence[LoadedCase],
+    *,
+    labels: Mapping[int, str] | None = None,
+    settings: EvaluationSettings = EvaluationSettings(),
+    binarize: bool = False,
+    skip_absent_labels: bool = False,
+    worst_per_label: int = 3,
+    started: float | None = None,
+) -> EvaluationResult:
+    """:func:`evaluate_cases` on cases already loaded on one grid (:class:`LoadedCase`)."""
+    started = time.perf_counter() if started is None else started
     if labels is None or binarize:
         present = sorted(_present_labels(cases))
         names = dict(labels or {}) if not binarize else {}
@@ -399,8 +429,16 @@ def evaluate_instance_cases(pairs: Sequence[CasePair], *, worst_cases: int = 3) 
     See :mod:`medseg.evaluation._instance` for the matching rule and the exact meaning of
     each metric (``accuracy`` is DSB2018's "AP", not a precision-recall AP).
     """
+    return evaluate_loaded_instance_cases(
+        [load_case(pair) for pair in pairs], worst_cases=worst_cases
+    )
+
+
+def evaluate_loaded_instance_cases(
+    cases: Sequence[LoadedCase], *, worst_cases: int = 3
+) -> EvaluationResult:
+    """:func:`evaluate_instance_cases` on cases already loaded (:class:`LoadedCase`)."""
     started = time.perf_counter()
-    cases = [load_case(pair) for pair in pairs]
     results = [
         CaseLabelResult(
             case.case_id, 1, "instances", compute_instance_metrics(case.prediction, case.reference)

@@ -1,37 +1,28 @@
-"""Self-contained HTML report: definitions, summary tables, box plots, worst-case overlays.
+"""Self-contained HTML report: QC flags, definitions, summary tables, box plots, overlays.
 
-Plots are PNGs embedded as base64 ``data:`` URIs, so the one file can be mailed or archived
-and opened offline. Only pseudonymous case ids and label names appear; no paths, no metadata.
+The page is a Jinja2 template (``templates/report.html.j2``, autoescaped); plots are PNGs
+embedded as base64 ``data:`` URIs, so the one file can be mailed or archived and opened
+offline. Only pseudonymous case ids and label names appear; no paths, no metadata.
 """
 
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import io
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from medseg import __version__
 from medseg.core import atomic_output
+from medseg.evaluation._cases import LoadedCase
 from medseg.evaluation._evaluate import EvaluationKind, EvaluationResult
 
 logger = logging.getLogger(__name__)
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1200px; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; white-space: nowrap; }
-th { background: #f0f0f0; } td.name, th.name { text-align: left; }
-td.text { text-align: left; white-space: normal; max-width: 900px; }
-.flag { color: #a33; } .note { color: #555; font-size: 13px; }
-figure { display: inline-block; margin: 0.5em; vertical-align: top; max-width: 100%; }
-img { max-width: 100%; height: auto; }
-figcaption { font-size: 12px; color: #444; max-width: 420px; }
-"""
 
 
 _INSTANCE_NOTE = (
@@ -73,25 +64,55 @@ def _box_plot(result: EvaluationResult, metric: str) -> str:
     return _png_data_uri(figure)
 
 
-def _overlay(result: EvaluationResult, case_id: str, label_id: int) -> str | None:
-    case = result.worst_overlays.get((case_id, label_id))
-    if case is None:
-        return None
-    plt = _pyplot()
+#: Confidence below this is shaded in the overlays of flagged slices.
+LOW_CONFIDENCE_SHADE = 0.9
+
+
+@dataclass(frozen=True)
+class _Figure:
+    uri: str
+    caption: str
+    case_id: str = ""
+    label: str = ""
+    structure: str = ""
+
+
+def _slice_masks(
+    result: EvaluationResult, case: LoadedCase, label_id: int
+) -> tuple[np.ndarray, np.ndarray]:
     if result.metric_set.kind is EvaluationKind.INSTANCE:
         from skimage.segmentation import find_boundaries
 
-        pred = find_boundaries(case.prediction, mode="inner")
-        ref = find_boundaries(case.reference, mode="inner")
-    else:
-        pred, ref = case.prediction == label_id, case.reference == label_id
-    image = case.image
-    if pred.ndim == 3:  # the slice along k with the most disagreement (else most structure)
-        disagreement = (pred ^ ref).sum(axis=(0, 1))
-        score = disagreement if disagreement.any() else (pred | ref).sum(axis=(0, 1))
-        k = int(np.argmax(score))
+        return (
+            find_boundaries(case.prediction, mode="inner"),
+            find_boundaries(case.reference, mode="inner"),
+        )
+    return case.prediction == label_id, case.reference == label_id
+
+
+def _overlay(
+    result: EvaluationResult,
+    case: LoadedCase,
+    label_id: int,
+    *,
+    k: int | None = None,
+    title: str = "",
+    shade_confidence: bool = False,
+) -> str:
+    """A PNG data URI: the image (grey) with reference (green) and prediction (red) contours
+    on slice ``k`` (default: the slice with most disagreement, else most structure)."""
+    plt = _pyplot()
+    pred, ref = _slice_masks(result, case, label_id)
+    image, confidence = case.image, case.confidence
+    if pred.ndim == 3:
+        if k is None:
+            disagreement = (pred ^ ref).sum(axis=(0, 1))
+            score = disagreement if disagreement.any() else (pred | ref).sum(axis=(0, 1))
+            k = int(np.argmax(score))
+        k = int(np.clip(k, 0, pred.shape[2] - 1))
         pred, ref = pred[:, :, k], ref[:, :, k]
         image = image[:, :, k] if image is not None else None
+        confidence = confidence[:, :, k] if confidence is not None else None
         where = f"slice k={k}"
     else:
         where = "2D"
@@ -101,15 +122,18 @@ def _overlay(result: EvaluationResult, case_id: str, label_id: int) -> str | Non
         shown = image.T.astype(np.float32)
         low, high = np.percentile(shown, [1, 99])
         shown = np.clip((shown - low) / (high - low if high > low else 1.0), 0, 1)
-    else:
+    else:  # no image given: a grey silhouette of both masks, never black alone
         shown = 0.25 * (pred | ref).astype(np.float32)
     height, width = shown.shape
     figure, axes = plt.subplots(figsize=(4.2, 4.2 * height / max(width, 1)))
     axes.imshow(shown, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    if shade_confidence and confidence is not None:
+        doubtful = np.ma.masked_where(confidence.T >= LOW_CONFIDENCE_SHADE, confidence.T)
+        axes.imshow(doubtful, cmap="autumn", vmin=0, vmax=1, alpha=0.45, interpolation="nearest")
     for mask, colour in ((ref, "tab:green"), (pred, "tab:red")):
         if mask.any():
             axes.contour(mask.astype(np.float32), levels=[0.5], colors=[colour], linewidths=1.0)
-    axes.set_title(f"{case_id} · {result.labels[label_id]} · {where}", fontsize=8)
+    axes.set_title(f"{title or case.case_id} · {where}", fontsize=8)
     axes.set_axis_off()
     return _png_data_uri(figure)
 
@@ -124,42 +148,6 @@ def _fmt(value: float | int | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def _stat_cell(stats: dict[str, float | int | None]) -> str:
-    if stats["mean"] is None:
-        text = "–"
-    else:
-        text = _fmt(stats["mean"])
-        if stats["std"] is not None:
-            text += f" ± {_fmt(stats['std'])}"
-        if stats["n_finite"] and int(stats["n_finite"]) > 1:  # type: ignore[arg-type]
-            text += (
-                f"<br><small>med {_fmt(stats['median'])} "
-                f"[{_fmt(stats['q1'])}, {_fmt(stats['q3'])}]</small>"
-            )
-    flags = []
-    if stats["n_undefined"]:
-        flags.append(f"{stats['n_undefined']} NaN")
-    if stats["n_infinite"]:
-        flags.append(f"{stats['n_infinite']} ∞")
-    if flags:
-        text += f"<br><span class='flag'>{', '.join(flags)}</span>"
-    return f"<td>{text}</td>"
-
-
-def _summary_table(result: EvaluationResult, *, metrics: tuple[str, ...], table_id: str) -> str:
-    summary = result.summarise()
-    head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
-    rows = []
-    for name, per_metric in summary.items():
-        n = per_metric[metrics[0]]["n"]
-        cells = "".join(_stat_cell(per_metric[m]) for m in metrics)
-        rows.append(f"<tr><td class='name'>{html.escape(name)}</td><td>{n}</td>{cells}</tr>")
-    return (
-        f"<table id='{table_id}'><thead><tr><th class='name'>label</th><th>cases</th>"
-        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
-
-
 def _worst_rows(result: EvaluationResult, *, count: int) -> list:
     metric = result.metric_set.rank_by
     sign = 1.0 if metric in result.metric_set.higher_is_better else -1.0
@@ -172,52 +160,108 @@ def _worst_rows(result: EvaluationResult, *, count: int) -> list:
     return sorted(rows, key=lambda r: sign * r.metrics.to_dict()[metric])[:count]
 
 
-def _case_table(result: EvaluationResult) -> str:
-    metrics = result.metric_set.table
-    head = "".join(f"<th>{m}</th>" for m in metrics)
-    rows = [
-        f"<tr><td class='name'>{html.escape(r.case_id)}</td><td class='name'>"
-        f"{html.escape(r.label)}</td><td class='name'>{r.metrics.empty.value}</td>"
-        + "".join(f"<td>{_fmt(r.metrics.to_dict()[m])}</td>" for m in metrics)
-        + "</tr>"
-        for r in result.results
-    ]
-    return (
-        "<table id='case-table'><thead><tr><th class='name'>case</th><th class='name'>label</th>"
-        f"<th class='name'>empty</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+def _worst_figures(result: EvaluationResult) -> list[_Figure]:
+    figures = []
+    for row in _worst_rows(result, count=12):
+        case = result.worst_overlays[(row.case_id, row.label_id)]
+        values = row.metrics.to_dict()
+        caption = (
+            f"{row.case_id} · {row.label}: "
+            + ", ".join(f"{m} {_fmt(values[m])}" for m in result.metric_set.headline)
+            + f" ({row.metrics.empty.value})"
+        )
+        uri = _overlay(result, case, row.label_id, title=f"{row.case_id} · {row.label}")
+        figures.append(_Figure(uri, caption, case_id=row.case_id, label=row.label))
+    return figures
+
+
+def _qc_cases(result: EvaluationResult, *, max_figures: int = 24) -> list[dict[str, object]]:
+    """Cases with their structures' QC, most flags first, then the worst ranking metric."""
+    metric = result.metric_set.rank_by
+    sign = 1.0 if metric in result.metric_set.higher_is_better else -1.0
+    scores = {(r.case_id, r.label): r.metrics.to_dict()[metric] for r in result.results}
+    ids_by_name = {name: label_id for label_id, name in result.labels.items()}
+    cases = []
+    for case_id, structures in result.qc.items():
+        rows = []
+        for structure, entry in structures.items():
+            flags = list(entry.get("flags", []))  # type: ignore[call-overload]
+            rows.append(
+                {
+                    "structure": structure,
+                    "score": scores.get((case_id, structure)),
+                    "mean_confidence": entry.get("mean_confidence"),
+                    "volume_ml": entry.get("volume_ml"),
+                    "flags": flags,
+                }
+            )
+        finite = [
+            sign * float(row["score"])  # type: ignore[arg-type]
+            for row in rows
+            if row["score"] is not None and math.isfinite(float(row["score"]))  # type: ignore[arg-type]
+        ]
+        cases.append(
+            {
+                "case_id": case_id,
+                "rows": rows,
+                "n_flags": sum(len(row["flags"]) for row in rows),  # type: ignore[arg-type]
+                "worst": min(finite) if finite else math.inf,
+                "figures": [],
+            }
+        )
+    cases.sort(key=lambda c: (-int(c["n_flags"]), float(c["worst"]), str(c["case_id"])))  # type: ignore[call-overload]
+    budget = max_figures
+    for case in cases:
+        loaded = result.flagged_cases.get(str(case["case_id"]))
+        if loaded is None:
+            continue
+        for row in case["rows"]:  # type: ignore[attr-defined]
+            label_id = ids_by_name.get(row["structure"])
+            if label_id is None:
+                continue
+            slices: dict[int | None, list[str]] = {}
+            for flag in row["flags"]:
+                slices.setdefault(flag.get("slice_k_display"), []).append(flag["name"])
+            for k, names in slices.items():
+                if budget <= 0:
+                    break
+                budget -= 1
+                uri = _overlay(
+                    result,
+                    loaded,
+                    label_id,
+                    k=k,
+                    title=f"{case['case_id']} · {row['structure']}",
+                    shade_confidence=True,
+                )
+                case["figures"].append(  # type: ignore[attr-defined]
+                    _Figure(
+                        uri,
+                        f"{case['case_id']} · {row['structure']}: {', '.join(names)}",
+                        structure=str(row["structure"]),
+                    )
+                )
+    return cases
+
+
+@functools.lru_cache(maxsize=1)
+def _environment():  # type: ignore[no-untyped-def]
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("medseg.evaluation", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=False,
     )
+    environment.filters["fmt"] = _fmt
+    return environment
 
 
 def render_report_html(result: EvaluationResult) -> str:
-    """The report as one HTML string (plots embedded)."""
+    """The report as one HTML string (plots embedded), from ``templates/report.html.j2``."""
     settings = result.settings
     metric_set = result.metric_set
-    definitions = "".join(
-        f"<tr><td class='name'>{html.escape(m)}</td><td class='text'>{html.escape(text)}"
-        f"{' (higher is better)' if m in metric_set.higher_is_better else ''}</td></tr>"
-        for m, text in metric_set.definitions.items()
-    )
-    plots = "".join(
-        f"<figure><img id='boxplot-{m}' alt='box plot of {m} per label' "
-        f"src='{_box_plot(result, m)}'><figcaption>{html.escape(metric_set.definitions[m])}"
-        "</figcaption></figure>"
-        for m in metric_set.headline
-    )
-    worst = []
-    for row in _worst_rows(result, count=12):
-        uri = _overlay(result, row.case_id, row.label_id)
-        if uri is None:
-            continue
-        values = row.metrics.to_dict()
-        caption = (
-            f"{html.escape(row.case_id)} · {html.escape(row.label)}: "
-            + ", ".join(f"{m} {_fmt(values[m])}" for m in metric_set.headline)
-            + f" ({row.metrics.empty.value})"
-        )
-        worst.append(
-            f"<figure class='worst-case'><img alt='overlay {html.escape(row.case_id)} "
-            f"{html.escape(row.label)}' src='{uri}'><figcaption>{caption}</figcaption></figure>"
-        )
     if metric_set.kind is EvaluationKind.INSTANCE:
         note = _INSTANCE_NOTE
     else:
@@ -228,32 +272,46 @@ def render_report_html(result: EvaluationResult) -> str:
             "their marching-cubes area (3D) or contour length (2D); distances in mm using the "
             "voxel spacing."
         )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>medseg evaluation report</title>
-<style>{_STYLE}</style></head><body>
-<h1>Segmentation evaluation</h1>
-<p>{len(result.case_ids)} cases × {len(result.labels)} labels ({metric_set.kind.value}),
-evaluated in {result.seconds:.1f} s by medseg {html.escape(__version__)}.</p>
-<p class="note">{note} Statistics are over finite values; NaN (undefined, e.g. both masks
-empty) and ∞ (distance to an empty mask) are counted separately.</p>
-<h2>Distributions</h2>
-<div id="boxplots">{plots}</div>
-<h2>Summary per label</h2>
-<p class="note">mean ± std (sample); median [q1, q3] when more than one case.</p>
-{_summary_table(result, metrics=metric_set.table, table_id="summary-table")}
-<h2>Worst cases (lowest {html.escape(metric_set.rank_by)})</h2>
-<p class="note">Green: reference contour; red: prediction contour.</p>
-<div id="worst-cases">{"".join(worst) or "<p>No case with a defined Dice.</p>"}</div>
-<h2>Definitions</h2>
-<table id="definitions"><tbody>{definitions}</tbody></table>
-<h2>Every metric</h2>
-<details><summary>statistics of all {len(metric_set.definitions)} metrics per label</summary>
-{_summary_table(result, metrics=tuple(metric_set.definitions), table_id="full-summary-table")}
-</details>
-<h2>All cases</h2>
-<details><summary>{len(result.results)} case × label rows</summary>{_case_table(result)}</details>
-</body></html>
-"""
+    plots = [
+        {
+            "metric": m,
+            "uri": _box_plot(result, m),
+            "caption": metric_set.definitions[m],
+        }
+        for m in metric_set.headline
+    ]
+    case_rows = [
+        {
+            "case_id": r.case_id,
+            "label": r.label,
+            "empty": r.metrics.empty.value,
+            "cells": [r.metrics.to_dict()[m] for m in metric_set.table],
+        }
+        for r in result.results
+    ]
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            n_cases=len(result.case_ids),
+            n_labels=len(result.labels),
+            kind=metric_set.kind.value,
+            seconds=result.seconds,
+            version=__version__,
+            note=note,
+            rank_by=metric_set.rank_by,
+            qc_cases=_qc_cases(result) if result.qc else [],
+            plots=plots,
+            summary=result.summarise(),
+            table_metrics=metric_set.table,
+            all_metrics=tuple(metric_set.definitions),
+            worst=_worst_figures(result),
+            any_without_image=any(case.image is None for case in result.worst_overlays.values()),
+            definitions=list(metric_set.definitions.items()),
+            higher_is_better=metric_set.higher_is_better,
+            case_rows=case_rows,
+        )
+    )
 
 
 def write_report_html(result: EvaluationResult, path: Path, *, overwrite: bool = False) -> Path:

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from medseg.export._confidence import (
+    CONFIDENCE_NIFTI_NAME,
+    CONFIDENCE_SEG_NAME,
+    DISAGREEMENT_NIFTI_NAME,
+    write_confidence_maps,
+    write_confidence_seg,
+)
 from medseg.export._overlay import (
     AXIAL_MARKERS,
     CORONAL_MARKERS,
@@ -49,7 +56,10 @@ from medseg.export._validate import IodReport, validate_dicom_iod
 
 __all__ = [
     "AXIAL_MARKERS",
+    "CONFIDENCE_NIFTI_NAME",
+    "CONFIDENCE_SEG_NAME",
     "CORONAL_MARKERS",
+    "DISAGREEMENT_NIFTI_NAME",
     "SAGITTAL_MARKERS",
     "AlgorithmType",
     "IodReport",
@@ -80,6 +90,8 @@ __all__ = [
     "validate_dicom_iod",
     "verify_stored",
     "write_color_table",
+    "write_confidence_maps",
+    "write_confidence_seg",
     "write_contour_overlay",
     "write_dicom_seg",
     "write_label_nifti",

@@ -17,6 +17,7 @@ import numpy as np
 from medseg import __version__
 from medseg.core import ExportError, OutputExistsError, OutputPathError, compute_sha256
 from medseg.evaluation import compute_dice
+from medseg.export._confidence import CONFIDENCE_SEG_NAME, write_confidence_seg
 from medseg.export._overlay import describe_structures, write_volume_overlay
 from medseg.export._rtstruct import write_rtstruct
 from medseg.export._seg import SegmentationType, write_dicom_seg
@@ -25,6 +26,7 @@ from medseg.export._slicer import write_color_table, write_label_nifti, write_se
 from medseg.export._structures import Structure
 from medseg.export._validate import validate_dicom_iod
 from medseg.io import Volume
+from medseg.segment import Confidence
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +102,17 @@ def _dice_table(
     return {"dice_vs_reference": per_structure}
 
 
+def _qc_flags(qc: Mapping[str, object] | None) -> dict[str, list[object]] | None:
+    """Structure → its raised QC flags (name, value, threshold, reason, slice)."""
+    if not qc:
+        return None
+    flags: dict[str, list[object]] = {}
+    for name, entry in qc.items():
+        raised = entry.get("flags", []) if isinstance(entry, Mapping) else []
+        flags[name] = list(raised)
+    return flags
+
+
 def write_review_package(
     series: SourceSeries,
     mask: Volume,
@@ -110,6 +123,8 @@ def write_review_package(
     metrics: Mapping[str, object] | None = None,
     model_name: str = "medseg",
     segmentation_type: SegmentationType = SegmentationType.BINARY,
+    confidence: Confidence | None = None,
+    qc: Mapping[str, object] | None = None,
     validate: bool = True,
     overwrite: bool = False,
 ) -> ReviewPackage:
@@ -135,6 +150,12 @@ def write_review_package(
     metrics
         Optional precomputed metrics of the case (JSON-serialisable), stored in
         ``metrics.json`` under ``"provided"``.
+    confidence
+        Optional per-voxel confidence of the segmenter: written as a FRACTIONAL SEG
+        (PROBABILITY) ``confidence_seg.dcm`` next to the SEG, validated like it.
+    qc
+        Optional per-structure QC (:func:`medseg.evaluation.compute_segmentation_qc`, as
+        dicts): its flags go into ``manifest.json`` (``qc_flags``) and ``metrics.json``.
     validate
         Run ``dciodvfy`` on the SEG and RTSTRUCT (when installed) and record the counts.
     """
@@ -161,6 +182,14 @@ def write_review_package(
             segmentation_type=segmentation_type,
             model_name=model_name,
         )
+        if confidence is not None and confidence.structure_ids:
+            write_confidence_seg(
+                confidence,
+                series,
+                staging / CONFIDENCE_SEG_NAME,
+                names={s.label_value: s.name for s in structures},
+                model_name=model_name,
+            )
         write_rtstruct(mapped, series, structures, staging / RTSTRUCT_NAME, model_name=model_name)
         write_label_nifti(mapped, structures, staging / NIFTI_NAME)
         write_seg_nrrd(mapped, structures, staging / NRRD_NAME)
@@ -181,6 +210,8 @@ def write_review_package(
             metrics_out.update(_dice_table(mapped, mapped_reference, structures))
         if metrics:
             metrics_out["provided"] = dict(metrics)
+        if qc:
+            metrics_out["qc"] = dict(qc)
         if metrics_out:
             (staging / METRICS_NAME).write_text(
                 json.dumps(metrics_out, indent=2, allow_nan=False) + "\n", encoding="utf-8"
@@ -191,6 +222,8 @@ def write_review_package(
         dciodvfy_warnings: dict[str, list[str]] = {}
         if validate and shutil.which("dciodvfy"):
             to_check = [SEG_NAME, RTSTRUCT_NAME]
+            if (staging / CONFIDENCE_SEG_NAME).is_file():
+                to_check.append(CONFIDENCE_SEG_NAME)
             if segmentation_type == SegmentationType.LABELMAP:
                 # dicom3tools 1.00~20220618 predates the Label Map Segmentation IOD (2024):
                 # it reports "Information Object Not found" for any such file.
@@ -212,6 +245,10 @@ def write_review_package(
             "created_utc": datetime.datetime.now(tz=datetime.timezone.utc).isoformat(),
             "model_name": model_name,
             "segmentation_type": segmentation_type.value,
+            "confidence_seg": CONFIDENCE_SEG_NAME
+            if (staging / CONFIDENCE_SEG_NAME).is_file()
+            else None,
+            "qc_flags": _qc_flags(qc),
             "source_uids_completed": list(series.completed),
             "n_source_slices": series.n_slices,
             "dciodvfy_errors": dciodvfy_errors or None,

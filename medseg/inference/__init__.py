@@ -39,6 +39,7 @@ from medseg.inference._sliding_window import (
     SlidingWindowConfig,
     compute_window_starts,
     predict_sliding_window,
+    predict_sliding_window_with_disagreement,
     softmax_,
 )
 from medseg.inference._subregions import (
@@ -208,6 +209,7 @@ __all__ = [
     "predict_object",
     "predict_prompts",
     "predict_sliding_window",
+    "predict_sliding_window_with_disagreement",
     "predict_volume",
     "predict_with_box_growing",
     "predict_with_checkpoint",

@@ -27,7 +27,11 @@ from medseg.inference._instances import (
     resolve_instance_config,
 )
 from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
-from medseg.inference._sliding_window import SlidingWindowConfig, predict_sliding_window
+from medseg.inference._sliding_window import (
+    SlidingWindowConfig,
+    predict_sliding_window,
+    predict_sliding_window_with_disagreement,
+)
 from medseg.inference._types import InferConfig, Prediction
 from medseg.io import Volume
 from medseg.models import Checkpoint, Precision, resolve_device
@@ -108,13 +112,28 @@ def predict_volume(
         precision=config.precision,
         mirror_axes=list(range(plans.spatial_dims)) if config.mirror else [],
     )
-    probabilities = predict_sliding_window(network, image, config=sliding, device=device)
+    disagreement = None
+    if config.confidence and config.mirror:
+        probabilities, disagreement = predict_sliding_window_with_disagreement(
+            network, image, config=sliding, device=device
+        )
+    else:
+        probabilities = predict_sliding_window(network, image, config=sliding, device=device)
     del image
     source_spatial = case.image.shape[1:]
-    keep = config.save_probabilities or instances is not None
+    keep = config.save_probabilities or config.confidence or instances is not None
     classes = {0, *(int(k) for k in plans.labels)}
     labels, probs16 = _to_source_grid(probabilities, source_spatial, keep=keep, classes=classes)
     del probabilities
+    confidence = disagreement_map = None
+    if config.confidence and probs16 is not None:
+        confidence = probs16[..., sorted(classes)].max(axis=-1).astype(np.float32)
+        if disagreement is not None:
+            if tuple(disagreement.shape) != tuple(source_spatial):
+                disagreement = resample_to_shape(
+                    disagreement[None], source_spatial, is_label=False
+                )[0]
+            disagreement_map = np.clip(np.asarray(disagreement.cpu(), dtype=np.float32), 0, 1)
     kind = "labels"
     if instances is not None and probs16 is not None:
         labels = label_instances(np.moveaxis(probs16, -1, 0), config=instances)
@@ -131,9 +150,14 @@ def predict_volume(
         labels = postprocess_labels(labels, rules=_rules(plans, config.postprocess)).astype(
             np.uint8
         )
+    if not config.save_probabilities and instances is None:
+        probs16 = None
     if plans.spatial_dims == 2:
         labels = labels[:, :, None]
         probs16 = probs16[:, :, None] if probs16 is not None else None
+        confidence = confidence[:, :, None] if confidence is not None else None
+        if disagreement_map is not None:
+            disagreement_map = disagreement_map[:, :, None]
     label_volume = Volume(array=labels, affine=volume.affine.copy(), metadata={"kind": kind})
     prob_volume = (
         Volume(array=probs16, affine=volume.affine.copy(), metadata={"kind": "probabilities"})
@@ -142,7 +166,12 @@ def predict_volume(
     )
     seconds = time.perf_counter() - started
     logger.info("case %s: predicted in %.1f s", case_id, seconds)
-    return Prediction(labels=label_volume, probabilities=prob_volume, seconds=seconds)
+    extra = {
+        name: Volume(array=array, affine=volume.affine.copy(), metadata={"kind": name})
+        for name, array in (("confidence", confidence), ("disagreement", disagreement_map))
+        if array is not None
+    }
+    return Prediction(labels=label_volume, probabilities=prob_volume, seconds=seconds, **extra)
 
 
 def zoom_image(volume: Volume, zoom: float) -> Volume:

@@ -173,7 +173,38 @@ def predict_sliding_window(
     """
     device = device or image.device
     with retain_freed_memory(enabled=config.retain_memory and device.type == "cpu"):
-        return _predict(network, image, config=config, device=device, probabilities=probabilities)
+        output, _ = _predict(
+            network, image, config=config, device=device, probabilities=probabilities
+        )
+    return output
+
+
+@torch.inference_mode()
+def predict_sliding_window_with_disagreement(
+    network: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    image: torch.Tensor,
+    *,
+    config: SlidingWindowConfig,
+    device: torch.device | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`predict_sliding_window` (probabilities) plus the mirror-TTA disagreement.
+
+    Returns
+    -------
+    probabilities, disagreement
+        ``(C_out, *spatial)`` float32 probabilities, and ``(*spatial)`` float32 in [0, 1]:
+        in each window, the share of the mirrored passes (``config.mirror_axes``) whose
+        argmax class differs from the argmax of the averaged logits, blended over the
+        windows with the same weights as the logits. All zeros without mirror axes.
+    """
+    device = device or image.device
+    with retain_freed_memory(enabled=config.retain_memory and device.type == "cpu"):
+        output, disagreement = _predict(
+            network, image, config=config, device=device, probabilities=True, disagreement=True
+        )
+    if disagreement is None:  # pragma: no cover - requested above
+        raise RuntimeError("no disagreement was computed")
+    return output, disagreement
 
 
 def _predict(
@@ -183,7 +214,8 @@ def _predict(
     config: SlidingWindowConfig,
     device: torch.device,
     probabilities: bool,
-) -> torch.Tensor:
+    disagreement: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     dims = image.ndim - 1
     roi = tuple(int(r) for r in config.roi_size)
     if len(roi) != dims:
@@ -219,6 +251,9 @@ def _predict(
     batch = torch.empty((batch_size, image.shape[0], *roi), dtype=image.dtype)
     batch = batch.to(device=device, memory_format=memory_format)
     output: torch.Tensor | None = None
+    disagree: torch.Tensor | None = None
+    if disagreement:
+        disagree = torch.zeros(padded_size, dtype=torch.float32, device=out_device)
     mirrors = _mirror_sets(config.mirror_axes)
     with build_autocast(device, config.precision):
         for first in range(0, len(corners), batch_size):
@@ -226,15 +261,24 @@ def _predict(
             for n, corner in enumerate(chunk):
                 batch[n].copy_(image[(slice(None), *_window(corner, roi))])
             logits = None
+            votes: list[torch.Tensor] = []
             for axes in mirrors:
                 flip = tuple(a + 2 for a in axes)
                 out = network(torch.flip(batch, flip) if flip else batch)
                 out = torch.flip(out, flip) if flip else out
+                if disagree is not None:
+                    votes.append(_classes(out))
                 logits = out.float() if logits is None else logits.add_(out.float())
             if logits is None:  # pragma: no cover - mirrors always holds ()
                 raise RuntimeError("no forward pass ran")
             if len(mirrors) > 1:
                 logits.div_(len(mirrors))
+            if disagree is not None:
+                consensus = _classes(logits)
+                differ = torch.stack([vote != consensus for vote in votes]).float().mean(0)
+                differ = differ.to(out_device)
+                for n, corner in enumerate(chunk):
+                    disagree[_window(corner, roi)].addcmul_(differ[n], weights)
             logits = logits.to(out_device)
             if output is None:
                 output = torch.zeros((logits.shape[1], *padded_size), dtype=torch.float32)
@@ -244,13 +288,24 @@ def _predict(
     if output is None:  # pragma: no cover - at least one window always exists
         raise RuntimeError("no window was predicted")
     output.div_(weight_sum.to(out_device))
+    if disagree is not None:
+        disagree.div_(weight_sum.to(out_device))
     if any(pad):
         lows = [pad[2 * (dims - 1 - i)] for i in range(dims)]
         crop = tuple(slice(lo, lo + s) for lo, s in zip(lows, size, strict=True))
         output = output[(slice(None), *crop)].contiguous()
+        if disagree is not None:
+            disagree = disagree[crop].contiguous()
     if probabilities:
         softmax_(output)
-    return output
+    return output, disagree
+
+
+def _classes(logits: torch.Tensor) -> torch.Tensor:
+    """Class per voxel of ``(B, C, *roi)`` logits (one channel: logit > 0), uint8."""
+    if logits.shape[1] == 1:
+        return (logits[:, 0] > 0).to(torch.uint8)
+    return logits.argmax(dim=1).to(torch.uint8)
 
 
 def softmax_(logits: torch.Tensor) -> torch.Tensor:

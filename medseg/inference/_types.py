@@ -28,6 +28,9 @@ class InferConfig(ConfigModel):
         ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``.
     save_probabilities
         Also write per-class probabilities (float16, channel last).
+    confidence
+        Also return the per-voxel confidence (the largest class probability) and, with
+        ``mirror``, the TTA disagreement (share of mirrored passes that disagree).
     postprocess
         Rules per class name (as in the checkpoint's labels).
     min_score
@@ -43,6 +46,7 @@ class InferConfig(ConfigModel):
     mirror: bool = False
     device: str = "auto"
     save_probabilities: bool = False
+    confidence: bool = False
     postprocess: dict[str, LabelPostprocess] = Field(default_factory=dict)
     min_score: float = Field(default=0.5, ge=0, le=1)
     instances: InstanceConfig | None = None
@@ -62,8 +66,14 @@ class Prediction:
         ``(*spatial, C)`` float16 probabilities on the same grid, or None.
     seconds
         Wall time of the prediction.
+    confidence
+        ``(*spatial)`` float32 largest class probability per voxel, when asked for.
+    disagreement
+        ``(*spatial)`` float32 mirror-TTA disagreement in [0, 1], when asked for with TTA.
     """
 
     labels: Volume
     probabilities: Volume | None
     seconds: float
+    confidence: Volume | None = None
+    disagreement: Volume | None = None

@@ -28,6 +28,7 @@ from medseg.runner._pipeline import (
     TrainedModelConfig,
     WatershedConfig,
 )
+from medseg.runner._report import REPORT_NAME, build_run_evaluation, write_run_report
 from medseg.runner._schemas import CONFIG_KINDS, config_schema
 from medseg.runner._stages import CaseContext, case_images, segment_with_3d_boxes
 from medseg.runner._state import CaseRecord, CaseStateStore, CaseStatus
@@ -42,6 +43,7 @@ from medseg.segment import (
 
 __all__ = [
     "CONFIG_KINDS",
+    "REPORT_NAME",
     "STAGE_ORDER",
     "BatchSummary",
     "CaseContext",
@@ -65,6 +67,7 @@ __all__ = [
     "StageName",
     "TrainedModelConfig",
     "WatershedConfig",
+    "build_run_evaluation",
     "case_images",
     "compute_case_vessel_metrics",
     "config_schema",
@@ -77,4 +80,5 @@ __all__ = [
     "segment_with_trained_model",
     "select_cases",
     "simulate_box_prompts",
+    "write_run_report",
 ]

@@ -34,8 +34,9 @@ from medseg.core import (
     progress,
 )
 from medseg.io import Case, DatasetManifest, load_cases, resolve_case_paths
-from medseg.runner._pipeline import PipelineConfig
+from medseg.runner._pipeline import PipelineConfig, StageName
 from medseg.runner._provenance import describe_run, log_run_artifacts, write_case_metrics_table
+from medseg.runner._report import REPORT_NAME, write_run_report
 from medseg.runner._stages import CaseContext, run_stages
 from medseg.runner._state import CaseStateStore, CaseStatus
 from medseg.tracking import default_tracking_uri, start_tracking
@@ -373,6 +374,10 @@ def run_pipeline(
             summary = _summarise(
                 store, out_dir, tracking_uri, tracker.run_id, tracker.experiment_id
             )
+            if StageName.EVALUATE in config.stages and summary.done:
+                _write_report(out_dir, root=root, manifest_path=manifest_path)
+                if (out_dir / REPORT_NAME).is_file():
+                    tracker.log_artifact(out_dir / REPORT_NAME)
             tracker.log_metrics(
                 {f"mean_{k}": v for k, v in summary.mean_metrics.items()}
                 | {"cases_done": float(summary.done), "cases_failed": float(summary.failed)}
@@ -389,6 +394,14 @@ def run_pipeline(
         # an interrupted run (Ctrl-C) leaves no partial case folder: its workers are gone
         if _remove_stale_temporaries(out_dir):
             logger.info("removed the partial case folder(s) of the interrupted cases")
+
+
+def _write_report(out_dir: Path, *, root: Path, manifest_path: Path) -> None:
+    """The run's report.html; a failure is logged (the cases' results stand without it)."""
+    try:
+        write_run_report(out_dir, root=root, manifest_path=manifest_path)
+    except MedsegError as err:
+        logger.warning("report.html not written: %s", err.message)
 
 
 def _summarise(

@@ -13,6 +13,7 @@ import enum
 from pydantic import Field, field_validator
 
 from medseg.core import ConfigModel
+from medseg.evaluation import QCThresholds
 from medseg.io import Split
 from medseg.segment import (  # noqa: F401  (the segment sections, re-exported by medseg.runner)
     NucleiModelConfig,
@@ -52,11 +53,14 @@ class EvaluateConfig(ConfigModel):
 
     ``regions`` (semantic only) scores named unions of label ids instead of single labels,
     the same ids selecting the region in prediction and reference (BraTS: whole tumour
-    ``[1, 2, 3, 4]``, tumour core ``[1, 3, 4]``, enhancing ``[4]``).
+    ``[1, 2, 3, 4]``, tumour core ``[1, 3, 4]``, enhancing ``[4]``). ``qc``: thresholds
+    of the per-structure QC flags (:class:`medseg.evaluation.QCThresholds`), computed
+    after the segment stage (``qc.json``) and added to ``metrics.json``.
     """
 
     kind: EvaluationKind = EvaluationKind.SEMANTIC
     regions: dict[str, list[int]] | None = None
+    qc: QCThresholds = QCThresholds()
 
     @field_validator("regions")
     @classmethod
@@ -79,6 +83,16 @@ class ExportConfig(ConfigModel):
         "(e.g. a converted DICOM series), for viewing beside the mask",
     )
     overlay_png: bool = True
+    confidence_nifti: bool = Field(
+        default=True,
+        description="confidence.nii.gz (and tta_disagreement.nii.gz) where the segmenter "
+        "gives a confidence",
+    )
+    confidence_seg: bool = Field(
+        default=True,
+        description="confidence_seg.dcm, a FRACTIONAL SEG (PROBABILITY) of each structure, "
+        "where the case's image is a DICOM series",
+    )
     dicom_seg: bool = Field(
         default=False,
         description="also write the label map as a DICOM SEG (seg.dcm) for cases whose image "

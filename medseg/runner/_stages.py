@@ -18,12 +18,16 @@ from medseg.evaluation import (
     compute_instance_metrics,
     compute_label_metrics,
     compute_region_metrics,
+    compute_segmentation_qc,
 )
 from medseg.export import (
+    CONFIDENCE_SEG_NAME,
     build_structures,
     describe_labels,
     load_structure_codes,
     read_source_series,
+    write_confidence_maps,
+    write_confidence_seg,
     write_dicom_seg,
     write_source_series,
 )
@@ -47,6 +51,7 @@ from medseg.runner._trained import (
 )
 from medseg.segment import (
     CaseImages,
+    Confidence,
     MapKind,
     Segmenter,
     label_ids_for,
@@ -72,6 +77,9 @@ class CaseContext:
     kind: MapKind = MapKind.SEMANTIC
     channels: dict[str, Volume] = field(default_factory=dict)
     roi: Volume | None = None
+    confidence: Confidence | None = None
+    structures: dict[int, str] = field(default_factory=dict)
+    qc: dict[str, dict[str, object]] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
 
@@ -121,6 +129,36 @@ def segment(context: CaseContext, config: PipelineConfig) -> None:
     context.kind = result.kind
     if result.probabilities is not None:
         context.probabilities = result.probabilities
+    context.confidence = result.confidence
+    if result.kind is not MapKind.SEMANTIC:
+        return
+    structures = dict(result.structures)
+    if result.confidence is not None:  # also the classes the model did not predict
+        for label_id in result.confidence.structure_ids:
+            if label_id in context.labels:
+                structures.setdefault(label_id, context.labels[label_id])
+    context.structures = dict(sorted(structures.items()))
+    qc = compute_segmentation_qc(
+        result.labels.array,
+        context.structures,
+        spacing_mm=result.labels.spacing_mm,
+        confidence=result.confidence,
+        thresholds=config.evaluate.qc,
+    )
+    context.qc = {name: entry.to_dict() for name, entry in qc.items()}
+    path = context.out_dir / "qc.json"
+    with atomic_output(path, overwrite=True) as tmp:
+        document = {
+            "case": context.case.id,
+            "confidence": result.confidence.source if result.confidence else None,
+            "thresholds": config.evaluate.qc.model_dump(mode="json"),
+            "structures": context.qc,
+        }
+        tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    context.outputs.append(path.name)
+    n_flags = sum(len(entry["flags"]) for entry in context.qc.values())  # type: ignore[arg-type]
+    if n_flags:
+        logger.info("case %s: %d QC flag(s)", context.case.id, n_flags)
 
 
 def segment_with_3d_boxes(context: CaseContext, config: SamBox3DConfig) -> Volume:
@@ -196,12 +234,17 @@ def evaluate(context: CaseContext, config: PipelineConfig) -> None:
                 value = result.to_dict()[metric]
                 if np.isfinite(value):
                     metrics[f"{metric}_{name}"] = value
+    for name, entry in context.qc.items():
+        metrics[f"qc_flags_{name}"] = float(len(entry["flags"]))  # type: ignore[arg-type]
+        if entry.get("mean_confidence") is not None:
+            metrics[f"mean_confidence_{name}"] = float(entry["mean_confidence"])  # type: ignore[arg-type]
     context.metrics = metrics
     path = context.out_dir / "metrics.json"
+    document: dict[str, object] = {"case": context.case.id, "metrics": details}
+    if context.qc:
+        document["qc"] = context.qc
     with atomic_output(path, overwrite=True) as tmp:
-        tmp.write_text(
-            json.dumps({"case": context.case.id, "metrics": details}, indent=2, default=str) + "\n"
-        )
+        tmp.write_text(json.dumps(document, indent=2, default=str) + "\n")
     context.outputs.append(path.name)
 
 
@@ -227,6 +270,28 @@ def export(context: CaseContext, config: PipelineConfig) -> None:
         context.outputs.append(path.name)
         if entries is not None:
             context.outputs.append(label_sidecar_path(path).name)
+    if context.confidence is not None and config.export.confidence_nifti:
+        for path in write_confidence_maps(
+            context.confidence, context.prediction, context.out_dir, overwrite=True
+        ):
+            context.outputs.append(path.name)
+    source = context.root / context.case.image
+    if (
+        context.confidence is not None
+        and context.confidence.structure_ids
+        and config.export.confidence_seg
+        and source.is_dir()  # a DICOM series
+    ):
+        path = write_confidence_seg(
+            context.confidence,
+            read_source_series(source),
+            context.out_dir / CONFIDENCE_SEG_NAME,
+            names={**context.labels, **context.structures},
+            code_map=_structure_codes(context.root),
+            model_name=config.segment.method.value,
+            overwrite=True,
+        )
+        context.outputs.append(path.name)
     if config.export.overlay_png:
         path = write_case_overlay(
             case_id=context.case.id,
@@ -289,6 +354,12 @@ def _sidecar_entries(context: CaseContext) -> list[dict[str, object]] | None:
     codes_path = context.root / "configs" / "export" / "structure_codes.yaml"
     code_map = load_structure_codes(codes_path) if codes_path.is_file() else None
     return describe_labels(structures, code_map=code_map)
+
+
+def _structure_codes(root: Path):  # type: ignore[no-untyped-def]
+    """The repository's SNOMED CT code map (``configs/export/structure_codes.yaml``)."""
+    path = root / "configs" / "export" / "structure_codes.yaml"
+    return load_structure_codes(path if path.is_file() else None)
 
 
 def run_stages(context: CaseContext, config: PipelineConfig) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from pydantic import Field
@@ -160,12 +160,21 @@ class PropagationResult:
         Range of slices holding the object (inclusive); ``-1`` when it was not found.
     iou_scores
         Decoder's predicted IoU per segmented slice index.
+    probabilities
+        With ``keep_probabilities``: ``(n_slices, rows, columns)`` float16 sigmoid of the
+        decoder's logits on the slices kept (0 elsewhere), else None.
+    stop_reasons
+        Per direction (``1`` towards higher slices, ``-1`` lower): why propagation ended
+        (``"bound"``: it reached the last slice it was allowed; ``"mask_vanished"``;
+        ``"low_predicted_iou"``; ``"not_propagated"``).
     """
 
     masks: np.ndarray
     first_slice: int
     last_slice: int
     iou_scores: dict[int, float]
+    probabilities: np.ndarray | None = None
+    stop_reasons: dict[int, str] = field(default_factory=dict)
 
 
 def clip_box(
@@ -211,6 +220,23 @@ def predict_object(
     runs into (used for boxes derived from a neighbouring slice, not for user boxes), never
     beyond ``limit_xyxy`` when given.
     """
+    logits, low_res, iou = predict_object_logits(
+        stack, index, prompt, config=config, grow=grow, limit_xyxy=limit_xyxy
+    )
+    return logits > 0.0, low_res, iou
+
+
+def predict_object_logits(
+    stack: SliceStack,
+    index: int,
+    prompt: SamPrompt,
+    *,
+    config: PropagationConfig | None = None,
+    grow: bool = False,
+    limit_xyxy: tuple[float, float, float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`predict_object` with the full-resolution mask logits ``(rows, columns)``
+    float32 instead of the mask (the mask is ``logits > 0``)."""
     config = config or PropagationConfig()
     embedding = stack.embedding(index)
     strategy = resolve_point_strategy(config.point_strategy, stack.model)
@@ -220,7 +246,7 @@ def predict_object(
             stack.model, embedding, prompt.points_xy, prompt.point_labels, config.click_search
         )
         return (
-            prediction.logits[0] > 0.0,
+            np.asarray(prediction.logits[0], dtype=np.float32),
             prediction.low_res_logits[0],
             float(prediction.iou_scores[0]),
         )
@@ -245,7 +271,7 @@ def predict_object(
         )
     best = prediction.best_index
     return (
-        prediction.logits[best] > 0.0,
+        np.asarray(prediction.logits[best], dtype=np.float32),
         prediction.low_res_logits[best],
         float(prediction.iou_scores[best]),
     )
@@ -262,6 +288,7 @@ def propagate_prompt(
     last_box_xyxy: tuple[float, float, float, float] | None = None,
     bounding_box_xyxy: tuple[float, float, float, float] | None = None,
     config: PropagationConfig | None = None,
+    keep_probabilities: bool = False,
 ) -> PropagationResult:
     """Segment an object on ``key_slice`` from ``prompt`` and propagate it both ways.
 
@@ -286,6 +313,8 @@ def propagate_prompt(
         drawn tight on the object does not cut it).
     config
         Margins and stopping rules.
+    keep_probabilities
+        Also return the sigmoid of the decoder's logits on the kept slices (float16).
     """
     config = config or PropagationConfig()
     low = 0 if first_slice is None else first_slice
@@ -310,13 +339,31 @@ def propagate_prompt(
             ),
             (0.0, 0.0, columns - 1.0, rows - 1.0),
         )
-    key_mask, key_low_res, key_iou = predict_object(stack, key_slice, prompt, config=config)
+    probabilities = (
+        np.zeros((stack.n_slices, *stack.slice_shape), dtype=np.float16)
+        if keep_probabilities
+        else None
+    )
+    key_logits, key_low_res, key_iou = predict_object_logits(
+        stack, key_slice, prompt, config=config
+    )
+    key_mask = key_logits > 0.0
     if int(key_mask.sum()) < config.min_area_px:
         logger.warning("the prompt on the key slice gave an empty mask; nothing to propagate")
-        return PropagationResult(masks=masks, first_slice=-1, last_slice=-1, iou_scores={})
+        return PropagationResult(
+            masks=masks,
+            first_slice=-1,
+            last_slice=-1,
+            iou_scores={},
+            probabilities=probabilities,
+            stop_reasons={1: "mask_vanished", -1: "mask_vanished"},
+        )
     masks[key_slice] = key_mask
     scores[key_slice] = key_iou
+    if probabilities is not None:
+        probabilities[key_slice] = logits_to_probability(key_logits)
     reached = {1: key_slice, -1: key_slice}
+    reasons: dict[int, str] = {}
     directions = (
         (1, high, last_box_xyxy, last_slice is not None),
         (-1, low, first_box_xyxy, first_slice is not None),
@@ -328,6 +375,7 @@ def propagate_prompt(
             confidence_stops = config.stop_inside_bounds or not bounded
             previous, previous_low_res = key_mask, key_low_res
             index = key_slice + step
+            reasons[step] = "bound"
             while (step > 0 and index <= bound) or (step < 0 and index >= bound):
                 box = clip_box(box_from_mask(previous, margin_px=config.box_margin_px), limit)
                 if index == bound and bound_box is not None:
@@ -335,7 +383,7 @@ def propagate_prompt(
                 next_prompt = SamPrompt(
                     box_xyxy=box, mask_logits=previous_low_res if config.use_mask_prompt else None
                 )
-                mask, low_res, iou = predict_object(
+                logits, low_res, iou = predict_object_logits(
                     stack,
                     index,
                     next_prompt,
@@ -343,19 +391,34 @@ def propagate_prompt(
                     grow=box is not bound_box,
                     limit_xyxy=limit,
                 )
+                mask = logits > 0.0
                 if int(mask.sum()) < config.min_area_px:
+                    reasons[step] = "mask_vanished"
                     break
                 if confidence_stops and (
                     iou < config.min_predicted_iou or iou < key_iou - config.max_iou_drop
                 ):
+                    reasons[step] = "low_predicted_iou"
                     break
                 masks[index] = mask
                 bar.update(1)
                 scores[index] = iou
+                if probabilities is not None:
+                    probabilities[index] = logits_to_probability(logits)
                 reached[step] = index
                 previous, previous_low_res = mask, low_res
                 index += step
     logger.info("propagated from slice %d over slices %d-%d", key_slice, reached[-1], reached[1])
     return PropagationResult(
-        masks=masks, first_slice=reached[-1], last_slice=reached[1], iou_scores=scores
+        masks=masks,
+        first_slice=reached[-1],
+        last_slice=reached[1],
+        iou_scores=scores,
+        probabilities=probabilities,
+        stop_reasons=reasons,
     )
+
+
+def logits_to_probability(logits: np.ndarray) -> np.ndarray:
+    """Logistic function in float32 (no overflow warning for large negative logits)."""
+    return (0.5 * (1.0 + np.tanh(0.5 * np.asarray(logits, dtype=np.float32)))).astype(np.float16)

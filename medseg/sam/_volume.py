@@ -28,7 +28,8 @@ from medseg.sam._prompts import ObjectPrompt
 from medseg.sam._propagate import (
     PropagationConfig,
     SliceStack,
-    predict_object,
+    logits_to_probability,
+    predict_object_logits,
     propagate_prompt,
 )
 from medseg.transforms import from_display_slice, to_display_slice
@@ -187,12 +188,69 @@ def _display_prompt(obj: ObjectPrompt, display: DisplayVolume, n_slices: int) ->
     return _DisplayPrompt(key, prompt, first, last, propagate, box_xyxy if spans_slices else None)
 
 
+@dataclass(frozen=True)
+class PromptedSegmentation:
+    """A prompted segmentation with the decoder's confidence, on the input's grid.
+
+    Attributes
+    ----------
+    labels
+        uint16 label map ``(i, j, k)`` with the input's affine; 0 is background.
+    probability
+        ``(i, j, k, S)`` float16: sigmoid of the mask decoder's logits of object
+        ``label_ids[s]`` on the slices it was segmented on (0 elsewhere).
+    label_ids
+        The label value of each channel of ``probability`` (one per object).
+    slice_iou
+        Label value → {slice k → the decoder's predicted IoU}.
+    stop_reasons
+        Label value → {direction (1: towards higher k, -1: lower) → why propagation ended}.
+    stopped_early
+        Label value → reason, for objects whose propagation ended before the slice range
+        its prompt gave (a 3D box or first/last slices): the mask vanished or the decoder's
+        predicted IoU fell below the stop rule.
+    """
+
+    labels: Volume
+    probability: Volume
+    label_ids: tuple[int, ...]
+    slice_iou: dict[int, dict[int, float]]
+    stop_reasons: dict[int, dict[int, str]]
+    stopped_early: dict[int, str]
+
+
 def segment_with_prompts(
     model: SamModel,
     volume: Volume,
     objects: list[ObjectPrompt],
     config: SamSegmentConfig | None = None,
 ) -> Volume:
+    """Segment each prompted object and return a label map on ``volume``'s grid.
+
+    See :func:`segment_prompts_with_confidence` (this is its ``labels``).
+    """
+    return _segment_prompts(model, volume, objects, config, keep_probabilities=False).labels
+
+
+def segment_prompts_with_confidence(
+    model: SamModel,
+    volume: Volume,
+    objects: list[ObjectPrompt],
+    config: SamSegmentConfig | None = None,
+) -> PromptedSegmentation:
+    """:func:`segment_with_prompts` plus each object's sigmoid probability, predicted IoU per
+    slice and why its propagation stopped."""
+    return _segment_prompts(model, volume, objects, config, keep_probabilities=True)
+
+
+def _segment_prompts(
+    model: SamModel,
+    volume: Volume,
+    objects: list[ObjectPrompt],
+    config: SamSegmentConfig | None,
+    *,
+    keep_probabilities: bool,
+) -> PromptedSegmentation:
     """Segment each prompted object and return a label map on ``volume``'s grid.
 
     Parameters
@@ -225,6 +283,10 @@ def segment_with_prompts(
         max_cached=config.max_cached_slices,
     )
     labels = np.zeros((stack.n_slices, *stack.slice_shape), dtype=np.uint16)
+    probabilities: list[np.ndarray] = []
+    slice_iou: dict[int, dict[int, float]] = {}
+    stop_reasons: dict[int, dict[int, str]] = {}
+    stopped_early: dict[int, str] = {}
     for obj in (
         progress(objects, description="sam structures", unit="structure")
         if len(objects) > 1
@@ -240,17 +302,64 @@ def segment_with_prompts(
                 last_slice=prompt.last_slice,
                 bounding_box_xyxy=prompt.bounding_box_xyxy,
                 config=config.propagation,
+                keep_probabilities=keep_probabilities,
             )
             masks = result.masks
+            probability = result.probabilities
+            scores, reasons = result.iou_scores, dict(result.stop_reasons)
+            bounded = {1: prompt.last_slice is not None, -1: prompt.first_slice is not None}
+            early = [
+                f"{reason} at slice {result.last_slice if step > 0 else result.first_slice} "
+                f"before the given slice {prompt.last_slice if step > 0 else prompt.first_slice}"
+                for step, reason in sorted(reasons.items(), reverse=True)
+                if bounded[step] and reason != "bound"
+            ]
+            if early:
+                stopped_early[obj.label] = "; ".join(early)
         else:
-            mask, _, _ = predict_object(
+            logits, _, iou = predict_object_logits(
                 stack, prompt.key_slice, prompt.prompt, config=config.propagation
             )
             masks = np.zeros_like(labels, dtype=bool)
-            masks[prompt.key_slice] = mask
+            masks[prompt.key_slice] = logits > 0.0
+            probability = None
+            if keep_probabilities:
+                probability = np.zeros(labels.shape, dtype=np.float16)
+                probability[prompt.key_slice] = logits_to_probability(logits)
+            scores, reasons = {prompt.key_slice: iou}, {1: "not_propagated", -1: "not_propagated"}
         logger.info("object %d: %d voxels", obj.label, int(masks.sum()))
         labels[masks] = obj.label
-    return labels_to_file_grid(labels, display, volume)
+        slice_iou[obj.label] = {int(k): float(v) for k, v in sorted(scores.items())}
+        stop_reasons[obj.label] = reasons
+        if probability is not None:
+            probabilities.append(probability)
+    label_volume = labels_to_file_grid(labels, display, volume)
+    if probabilities:
+        channels = [
+            _float_to_file_grid(probability, display, volume) for probability in probabilities
+        ]
+        probability_array = np.stack(channels, axis=-1)
+    else:
+        probability_array = np.zeros((*label_volume.spatial_shape[:3], 0), dtype=np.float16)
+    return PromptedSegmentation(
+        labels=label_volume,
+        probability=Volume(
+            array=probability_array,
+            affine=volume.affine.copy(),
+            metadata={"kind": "probability"},
+        ),
+        label_ids=tuple(obj.label for obj in objects) if probabilities else (),
+        slice_iou=slice_iou,
+        stop_reasons=stop_reasons,
+        stopped_early=stopped_early,
+    )
+
+
+def _float_to_file_grid(array: np.ndarray, display: DisplayVolume, volume: Volume) -> np.ndarray:
+    """``(n_slices, rows, columns)`` display values → ``(i, j, k)`` on ``volume``'s grid."""
+    display_array = np.stack([from_display_slice(s) for s in array], axis=2)
+    moved = reorient(display.volume.with_array(display_array), axis_codes(volume))
+    return np.ascontiguousarray(moved.array)
 
 
 def labels_to_file_grid(labels: np.ndarray, display: DisplayVolume, volume: Volume) -> Volume:

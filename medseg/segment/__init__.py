@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from medseg.segment._base import (
     CaseImages,
+    Confidence,
     MapKind,
     Segmentation,
     Segmenter,
@@ -79,6 +80,7 @@ __all__ = [
     "ChannelModelSegmenter",
     "CheckpointInstanceSegmenter",
     "CheckpointSemanticSegmenter",
+    "Confidence",
     "MapKind",
     "NucleiModelConfig",
     "PromptSource",

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from medseg.core import ConfigError, ConfigModel
 from medseg.io import Volume
 
@@ -57,6 +59,66 @@ class CaseImages:
 
 
 @dataclass(frozen=True)
+class Confidence:
+    """How sure a segmenter is of its result, voxel by voxel, on the image's grid.
+
+    Attributes
+    ----------
+    probability
+        ``(*spatial, S)`` float (float16 or float32) in [0, 1]: the probability of each
+        structure ``structure_ids[s]`` at each voxel (checkpoint models: the softmax of that
+        class; SAM: the sigmoid of the mask decoder's logit, 0 on slices it did not segment).
+    structure_ids
+        The label value of each channel of ``probability``.
+    source
+        What the probability is (``softmax``, ``softmax_tta``, ``sam_sigmoid``).
+    disagreement
+        ``(*spatial)`` float in [0, 1]: with mirror test-time augmentation, the share of
+        the mirrored passes whose class differs from the averaged prediction (blended over
+        the sliding windows like the logits); None without TTA.
+    slice_iou
+        SAM: label value → {slice index k (file axis 2) → the decoder's predicted IoU}.
+    stopped_early
+        SAM: label value → why propagation stopped before the slice range it was given.
+    boxes_ijk
+        SAM: label value → the prompt's 3D box ``(i0, j0, k0, i1, j1, k1)`` in file voxel
+        indices (inclusive), when the prompt had one.
+    """
+
+    probability: Volume
+    structure_ids: tuple[int, ...]
+    source: str
+    disagreement: Volume | None = None
+    slice_iou: Mapping[int, Mapping[int, float]] = field(default_factory=dict)
+    stopped_early: Mapping[int, str] = field(default_factory=dict)
+    boxes_ijk: Mapping[int, tuple[float, ...]] = field(default_factory=dict)
+
+    def structure_probability(self, label_id: int) -> np.ndarray | None:
+        """``(*spatial)`` float32 probability of one structure, or None if not held."""
+        if label_id not in self.structure_ids:
+            return None
+        channel = self.structure_ids.index(label_id)
+        return np.asarray(self.probability.array[..., channel], dtype=np.float32)
+
+    def voxel_confidence(self, labels: np.ndarray) -> np.ndarray:
+        """``(*spatial)`` float32 confidence in each voxel's label: the probability of the
+        voxel's structure inside it, 1 − the largest structure probability elsewhere
+        (background; 1 where no structure has any probability)."""
+        labels = np.asarray(labels)
+        probability = self.probability.array
+        confidence = np.ones(labels.shape, dtype=np.float32)
+        if not self.structure_ids:
+            return confidence
+        largest = np.asarray(probability.max(axis=-1), dtype=np.float32)
+        background = labels == 0
+        confidence[background] = 1.0 - largest[background]
+        for channel, label_id in enumerate(self.structure_ids):
+            inside = labels == label_id
+            confidence[inside] = probability[..., channel][inside]
+        return confidence
+
+
+@dataclass(frozen=True)
 class Segmentation:
     """A segmenter's result on the image's grid.
 
@@ -72,12 +134,16 @@ class Segmentation:
     probabilities
         Float class probabilities ``(*spatial, C)``, channel 0 background, when the
         segmenter has them (trained networks), else None.
+    confidence
+        Per-voxel confidence (:class:`Confidence`) when the segmenter can give one and was
+        asked to, else None.
     """
 
     labels: Volume
     kind: MapKind
     structures: Mapping[int, str] = field(default_factory=dict)
     probabilities: Volume | None = None
+    confidence: Confidence | None = None
 
 
 class Segmenter(Protocol):

@@ -10,10 +10,17 @@ import numpy as np
 from pydantic import Field
 
 from medseg.core import ConfigError, ConfigModel, InputError
-from medseg.inference import InferConfig, predict_volume
+from medseg.inference import InferConfig, Prediction, predict_volume
 from medseg.io import Volume
 from medseg.models import Precision, resolve_model_path
-from medseg.segment._base import CaseImages, MapKind, Segmentation, Segmenter, SegmenterSpec
+from medseg.segment._base import (
+    CaseImages,
+    Confidence,
+    MapKind,
+    Segmentation,
+    Segmenter,
+    SegmenterSpec,
+)
 from medseg.segment._cache import cached_network
 from medseg.transforms import Plans
 
@@ -32,6 +39,10 @@ class TrainedModelConfig(ConfigModel):
     overlap: float = Field(default=0.5, ge=0, lt=1)
     sw_batch_size: int = Field(default=4, ge=1)
     mirror: bool = Field(default=False, description="mirror test-time augmentation")
+    confidence: bool = Field(
+        default=True,
+        description="per-voxel confidence (softmax) and, with mirror, the TTA disagreement",
+    )
 
 
 def resolve_pipeline_model(reference: str, *, root: Path) -> Path:
@@ -75,6 +86,16 @@ def segment_with_trained_model(
         Label map (dataset ids) on the image's grid, and float16 probabilities
         ``(*spatial, C)`` in the model's class order (index 0 background).
     """
+    labels_volume, probabilities, _, _ = _predict_mapped(
+        image, config=config, labels=labels, root=root
+    )
+    return labels_volume, probabilities
+
+
+def _predict_mapped(
+    image: Volume, *, config: TrainedModelConfig, labels: Mapping[int, str], root: Path
+) -> tuple[Volume, Volume, Prediction, dict[int, int]]:
+    """Labels (dataset ids), probabilities, the raw prediction and class → label id."""
     path = resolve_pipeline_model(config.model, root=root)
     network, plans = cached_network(str(path.resolve()), "cpu")
     infer = InferConfig(
@@ -84,6 +105,7 @@ def segment_with_trained_model(
         mirror=config.mirror,
         device=config.device,
         save_probabilities=True,
+        confidence=config.confidence,
     )
     prediction = predict_volume(network, image, plans=plans, config=infer)
     if prediction.probabilities is None:  # save_probabilities is set: never happens
@@ -93,7 +115,21 @@ def segment_with_trained_model(
     mapped = np.zeros(classes.shape, dtype=np.uint8 if max(mapping.values()) < 256 else np.uint16)
     for index, label_id in mapping.items():
         mapped[classes == index] = label_id
-    return prediction.labels.with_array(mapped), prediction.probabilities
+    return prediction.labels.with_array(mapped), prediction.probabilities, prediction, mapping
+
+
+def _confidence(prediction: Prediction, mapping: Mapping[int, int], *, mirror: bool) -> Confidence:
+    """Per-structure softmax probabilities (dataset label ids) and the TTA disagreement."""
+    probabilities = prediction.probabilities
+    if probabilities is None:  # pragma: no cover - always kept by _predict_mapped
+        raise InputError("the prediction returned no probabilities")
+    channels = sorted(index for index in mapping if index > 0)
+    return Confidence(
+        probability=probabilities.with_array(probabilities.array[..., channels]),
+        structure_ids=tuple(mapping[index] for index in channels),
+        source="softmax_tta" if mirror else "softmax",
+        disagreement=prediction.disagreement,
+    )
 
 
 class CheckpointSemanticSegmenter(Segmenter):
@@ -103,16 +139,22 @@ class CheckpointSemanticSegmenter(Segmenter):
         self.config = config
 
     def segment(self, case: CaseImages) -> Segmentation:
-        labels, probabilities = segment_with_trained_model(
+        labels, probabilities, prediction, mapping = _predict_mapped(
             case.image, config=self.config, labels=case.labels, root=case.root
         )
         present = {int(v) for v in np.unique(labels.array)} - {0}
         structures = {i: name for i, name in case.labels.items() if i in present}
+        confidence = (
+            _confidence(prediction, mapping, mirror=self.config.mirror)
+            if self.config.confidence
+            else None
+        )
         return Segmentation(
             labels=labels,
             kind=MapKind.SEMANTIC,
             structures=structures,
             probabilities=probabilities,
+            confidence=confidence,
         )
 
 

@@ -24,9 +24,16 @@ from medseg.sam import (
     SamSegmentConfig,
     load_prompt_file,
     resolve_object_prompts,
-    segment_with_prompts,
+    segment_prompts_with_confidence,
 )
-from medseg.segment._base import CaseImages, MapKind, Segmentation, Segmenter, SegmenterSpec
+from medseg.segment._base import (
+    CaseImages,
+    Confidence,
+    MapKind,
+    Segmentation,
+    Segmenter,
+    SegmenterSpec,
+)
 from medseg.segment._cache import cached_sam_model
 
 logger = logging.getLogger(__name__)
@@ -165,6 +172,21 @@ def segment_with_3d_boxes(case: CaseImages, config: SamBox3DConfig) -> Volume:
     image grid: each structure's output label, or with ``subregions`` the BraTS labels
     1 (core), 2 (oedema), 4 (enhancing) inside the union of the structures.
     """
+    return _segment_with_3d_boxes(case, config)[0]
+
+
+def segment_with_3d_boxes_confidence(
+    case: CaseImages, config: SamBox3DConfig
+) -> tuple[Volume, Confidence | None]:
+    """:func:`segment_with_3d_boxes` and the SAM confidence of each structure (sigmoid of
+    the decoder's logits, predicted IoU per slice, early propagation stops, prompt boxes);
+    the confidence is None with ``subregions`` (the split labels have no SAM logits)."""
+    return _segment_with_3d_boxes(case, config)
+
+
+def _segment_with_3d_boxes(
+    case: CaseImages, config: SamBox3DConfig
+) -> tuple[Volume, Confidence | None]:
     case_id = case.case_id
     volume = case.image
     if config.image_channel is not None:
@@ -202,9 +224,18 @@ def segment_with_3d_boxes(case: CaseImages, config: SamBox3DConfig) -> Volume:
         propagation=config.propagation,
         max_cached_slices=config.max_cached_slices,
     )
-    labels = segment_with_prompts(model, volume, objects, sam_config)
+    prompted = segment_prompts_with_confidence(model, volume, objects, sam_config)
+    labels = prompted.labels
     if config.subregions is None:
-        return labels
+        confidence = Confidence(
+            probability=prompted.probability,
+            structure_ids=prompted.label_ids,
+            source="sam_sigmoid",
+            slice_iou=prompted.slice_iou,
+            stopped_early=prompted.stopped_early,
+            boxes_ijk={obj.label: tuple(obj.box_ijk) for obj in objects if obj.box_ijk},
+        )
+        return labels, confidence
     channel = config.subregions.enhancing_channel
     if channel not in case.channels:
         raise ConfigError(
@@ -219,7 +250,7 @@ def segment_with_3d_boxes(case: CaseImages, config: SamBox3DConfig) -> Volume:
         brain_mask=case.roi.array > 0 if case.roi is not None else None,
         search_mask=_box_mask(objects, labels.spatial_shape),
     )
-    return labels.with_array(result.labels)
+    return labels.with_array(result.labels), None
 
 
 def _box_mask(objects: list[ObjectPrompt], shape: tuple[int, ...]) -> np.ndarray | None:
@@ -242,7 +273,7 @@ class SamBox3DSegmenter(Segmenter):
         self.config = config
 
     def segment(self, case: CaseImages) -> Segmentation:
-        labels = segment_with_3d_boxes(case, self.config)
+        labels, confidence = _segment_with_3d_boxes(case, self.config)
         structures = dict(SUBREGION_NAMES) if self.config.subregions is not None else {}
         if self.config.subregions is None:
             known = {name: label_id for label_id, name in case.labels.items()}
@@ -251,7 +282,9 @@ class SamBox3DSegmenter(Segmenter):
                 output = structure.output_label or ids[0]
                 if output:
                     structures[output] = structure.name
-        return Segmentation(labels=labels, kind=MapKind.SEMANTIC, structures=structures)
+        return Segmentation(
+            labels=labels, kind=MapKind.SEMANTIC, structures=structures, confidence=confidence
+        )
 
     def scored_structures(self, labels: Mapping[int, str]) -> list[str]:
         return [s.name for s in self.config.structures]

@@ -11,9 +11,16 @@ from pydantic import Field
 from medseg.core import ConfigModel, InputError
 from medseg.io import Volume, axis_codes, reorient
 from medseg.models import EncoderPrecision
-from medseg.sam import Precision, box_from_mask, embed_image, predict_box_logits
+from medseg.sam import (
+    Precision,
+    box_from_mask,
+    embed_image,
+    logits_to_probability,
+    predict_box_logits,
+)
 from medseg.segment._base import (
     CaseImages,
+    Confidence,
     MapKind,
     Segmentation,
     Segmenter,
@@ -49,12 +56,23 @@ def segment_with_reference_boxes(
     label map (uint8/uint16 ids of ``structure_ids``) on ``image``'s grid; where prompted
     structures overlap, the later one wins.
     """
+    return _segment_with_reference_boxes(
+        image, reference, structure_ids=structure_ids, config=config
+    )[0]
+
+
+def _segment_with_reference_boxes(
+    image: Volume, reference: Volume, *, structure_ids: dict[str, int], config: SamBoxConfig
+) -> tuple[Volume, Confidence]:
+    """The label map and each structure's sigmoid probability (0 on unprompted slices)."""
     model = cached_sam_model(config.model, config.checkpoint, config.device)
     image_lps, n_slices = display_slices(image)
     reference_lps = reorient(reference, DISPLAY_CODES).array
     window = config.window.level_width_hu if config.window is not None else None
     dtype = np.uint8 if max(structure_ids.values(), default=0) < 256 else np.uint16
     prediction_lps = np.zeros(image_lps.spatial_shape, dtype=dtype)
+    ids = list(structure_ids.values())
+    probability_lps = np.zeros((*image_lps.spatial_shape[:3], len(ids)), dtype=np.float16)
     for k in range(n_slices):
         plane = reference_lps[:, :, k]
         present = [label_id for label_id in structure_ids.values() if (plane == label_id).any()]
@@ -65,10 +83,18 @@ def segment_with_reference_boxes(
         )
         for label_id in present:
             box = box_from_mask(to_display_slice(plane == label_id), margin_px=config.box_margin_px)
-            mask = from_display_slice(predict_box_logits(model, embedding, box) > 0.0)
-            prediction_lps[:, :, k][mask] = label_id
+            logits = from_display_slice(predict_box_logits(model, embedding, box))
+            prediction_lps[:, :, k][logits > 0.0] = label_id
+            probability_lps[:, :, k, ids.index(label_id)] = logits_to_probability(logits)
     prediction = image_lps.with_array(prediction_lps)
-    return reorient(prediction, axis_codes(image))
+    codes = axis_codes(image)
+    probability = reorient(image_lps.with_array(probability_lps), codes)
+    confidence = Confidence(
+        probability=probability.with_array(np.ascontiguousarray(probability.array)),
+        structure_ids=tuple(ids),
+        source="sam_sigmoid",
+    )
+    return reorient(prediction, codes), confidence
 
 
 class SamSlicesSegmenter(Segmenter):
@@ -83,11 +109,13 @@ class SamSlicesSegmenter(Segmenter):
                 "sam_reference_box needs a reference label for its prompts", case_id=case.case_id
             )
         structure_ids = label_ids_for(self.config.structures, case.labels)
-        labels = segment_with_reference_boxes(
+        labels, confidence = _segment_with_reference_boxes(
             case.image, case.reference, structure_ids=structure_ids, config=self.config
         )
         structures = {label_id: name for name, label_id in structure_ids.items()}
-        return Segmentation(labels=labels, kind=MapKind.SEMANTIC, structures=structures)
+        return Segmentation(
+            labels=labels, kind=MapKind.SEMANTIC, structures=structures, confidence=confidence
+        )
 
     def scored_structures(self, labels: Mapping[int, str]) -> list[str]:
         return list(self.config.structures)

@@ -168,3 +168,39 @@ def test_automatic_mode_finds_separate_objects(litemedsam: SamModel) -> None:
         best = values[np.argmax(counts)]
         assert best > 0
         assert compute_dice(labels == best, disk) > 0.8
+
+
+def test_prompted_confidence_matches_the_mask_and_reports_early_stops(
+    litemedsam: SamModel, ras_volume: tuple
+) -> None:
+    from medseg.sam import PropagationConfig, segment_prompts_with_confidence
+
+    volume, _ = ras_volume
+    box = (I_RANGE[0] - 3, J_RANGE[0] - 3, K_RANGE[0], I_RANGE[1] + 3, J_RANGE[1] + 3, K_RANGE[1])
+    ct = IntensityConfig(mode="ct")
+    result = segment_prompts_with_confidence(
+        litemedsam, volume, [ObjectPrompt(label=3, box_ijk=box)], SamSegmentConfig(intensity=ct)
+    )
+    assert result.label_ids == (3,)
+    assert result.probability.array.shape == (*volume.array.shape, 1)
+    np.testing.assert_array_equal(result.probability.affine, volume.affine)
+    probability = result.probability.array[..., 0].astype(np.float32)
+    # the mask is the decoder's logit > 0, i.e. sigmoid > 0.5 (float16 rounding at 0.5 aside)
+    assert ((probability > 0.5) == (result.labels.array == 3)).mean() > 0.999
+    assert set(result.slice_iou[3]) == set(range(K_RANGE[0], K_RANGE[1] + 1))
+    assert all(0.0 < v <= 1.0 for v in result.slice_iou[3].values())
+    assert result.stopped_early == {}
+    strict = SamSegmentConfig(
+        intensity=ct,
+        propagation=PropagationConfig(min_predicted_iou=0.9999, stop_inside_bounds=True),
+    )
+    stopped = segment_prompts_with_confidence(
+        litemedsam, volume, [ObjectPrompt(label=3, box_ijk=box)], strict
+    )
+    assert "low_predicted_iou" in stopped.stopped_early[3]
+    assert set(stopped.slice_iou[3]) == {(K_RANGE[0] + K_RANGE[1]) // 2}
+    # the plain label map is the same as segment_with_prompts'
+    plain = segment_with_prompts(
+        litemedsam, volume, [ObjectPrompt(label=3, box_ijk=box)], SamSegmentConfig(intensity=ct)
+    )
+    np.testing.assert_array_equal(plain.array, result.labels.array)
