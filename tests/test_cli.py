@@ -32,6 +32,7 @@ _COMMANDS = {
     "deid",
     "deid-check",
     "evaluate",
+    "report",
     "sam",
     "plan",
     "train",
