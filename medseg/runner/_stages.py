@@ -22,6 +22,7 @@ from medseg.evaluation import (
 )
 from medseg.export import (
     CONFIDENCE_SEG_NAME,
+    SourceSeries,
     build_structures,
     describe_labels,
     load_structure_codes,
@@ -80,6 +81,7 @@ class CaseContext:
     confidence: Confidence | None = None
     structures: dict[int, str] = field(default_factory=dict)
     qc: dict[str, dict[str, object]] = field(default_factory=dict)
+    source_series: SourceSeries | None = None  # the DICOM series, read once for exports
     metrics: dict[str, float] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
 
@@ -284,7 +286,7 @@ def export(context: CaseContext, config: PipelineConfig) -> None:
     ):
         path = write_confidence_seg(
             context.confidence,
-            read_source_series(source),
+            _source_series(context),
             context.out_dir / CONFIDENCE_SEG_NAME,
             names={**context.labels, **context.structures},
             code_map=_structure_codes(context.root),
@@ -322,7 +324,7 @@ def _export_dicom_seg(context: CaseContext) -> None:
     if not values:
         logger.warning("case %s: no DICOM SEG: the label map is empty", context.case.id)
         return
-    series = read_source_series(source, complete_uids=True)
+    series = _source_series(context)
     names = {**context.labels, **context.structures}
     codes = context.root / "configs" / "export" / "structure_codes.yaml"
     code_map = load_structure_codes(codes if codes.is_file() else None)
@@ -330,10 +332,20 @@ def _export_dicom_seg(context: CaseContext) -> None:
     path = context.out_dir / "seg.dcm"
     write_dicom_seg(context.prediction, series, structures, path, overwrite=True)
     context.outputs.append(path.name)
-    if series.completed:
-        folder = context.out_dir / "source_dicom"
-        write_source_series(series, folder, overwrite=True)
-        context.outputs.append(folder.name)
+
+
+def _source_series(context: CaseContext) -> SourceSeries:
+    """The case's DICOM series, read once per case for every export that references it;
+    blank UIDs are completed (the same ones for the SEG and the confidence SEG) and the
+    completed series is written once to ``source_dicom/`` so the exports resolve."""
+    if context.source_series is None:
+        series = read_source_series(context.root / context.case.image, complete_uids=True)
+        context.source_series = series
+        if series.completed:
+            folder = context.out_dir / "source_dicom"
+            write_source_series(series, folder, overwrite=True)
+            context.outputs.append(folder.name)
+    return context.source_series
 
 
 def _sidecar_entries(context: CaseContext) -> list[dict[str, object]] | None:
