@@ -18,6 +18,7 @@ from medseg.cli._inputs import (
 )
 from medseg.cli._options import (
     add_device,
+    add_mask_format,
     add_out,
     add_overwrite,
     add_path_alias,
@@ -275,10 +276,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="output folder (one <name>_labels.<ext> per input), or the output file itself "
         "when it ends in .png/.tif/.nii.gz/.nii/.nrrd/.mha (one input)",
     )
-    infer.add_argument(
-        "--format",
-        choices=[f.value for f in OutputFormat],
-        default="auto",
+    add_mask_format(
+        infer,
         help="mask file type in an output folder (auto: PNG for PNG/JPEG/GIF inputs, TIFF for "
         "TIFF, NIfTI for volumes; --manifest: NIfTI)",
     )

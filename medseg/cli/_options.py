@@ -102,6 +102,15 @@ def merge_path_aliases(args: argparse.Namespace, *, required: bool = True) -> No
         setattr(args, dest, value)
 
 
+def add_mask_format(parser: argparse.ArgumentParser, *, help: str) -> None:
+    """``--format auto|png|tif|nifti``: the mask file type written into an output folder."""
+    from medseg.cli._inputs import OutputFormat
+
+    parser.add_argument(
+        "--format", choices=[f.value for f in OutputFormat], default="auto", help=help
+    )
+
+
 def add_overwrite(parser: argparse.ArgumentParser, *, help: str) -> None:
     """``--overwrite``: replace existing outputs instead of refusing."""
     parser.add_argument("--overwrite", action="store_true", help=help)

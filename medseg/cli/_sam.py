@@ -17,6 +17,7 @@ from medseg.cli._inputs import (
 from medseg.cli._options import (
     CLI_STARTED,
     add_device,
+    add_mask_format,
     add_out,
     add_overwrite,
     add_path_alias,
@@ -415,10 +416,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="output label map: .nii.gz/.nii/.nrrd/.mha, or .png/.tif for a 2D image (the "
         "image's own H x W); a folder for a folder of images or a pattern",
     )
-    sam.add_argument(
-        "--format",
-        choices=[f.value for f in OutputFormat],
-        default="auto",
+    add_mask_format(
+        sam,
         help="mask file type for a folder of images (auto: PNG for 2D images, TIFF for TIFF, "
         "NIfTI for volumes)",
     )
