@@ -12,7 +12,7 @@ import pytest
 from medseg.cli import main
 from medseg.core import ExitCode
 from medseg.evaluation import compute_dice
-from medseg.io import Split, load_manifest, read_image, read_nifti
+from medseg.io import Split, load_manifest, read_image, read_nifti, to_output_layout
 from medseg.models import load_checkpoint
 from medseg.training import LAST_CHECKPOINT, ModelSection, TrainConfig, train_model
 from medseg.transforms import Plans, compute_fingerprint, compute_layout, plan_from_fingerprint
@@ -110,8 +110,10 @@ def test_infer_on_dicom_ct_resamples_back_to_the_source_grid(
     )  # fmt: skip
     assert code == ExitCode.OK
     written = read_nifti(tmp_path / f"{ct_dicom_dir.name}_labels.nii.gz")
-    assert written.spatial_shape == source.spatial_shape
-    np.testing.assert_allclose(written.affine, source.affine, atol=1e-3)
+    # masks from a DICOM series are written in dcm2niix's array order: same grid, flipped axes
+    expected = to_output_layout(source)
+    assert written.spatial_shape == expected.spatial_shape
+    np.testing.assert_allclose(written.affine, expected.affine, atol=1e-3)
 
 
 def test_2d_model_runs_on_a_real_drive_image(
