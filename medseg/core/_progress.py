@@ -40,7 +40,12 @@ def progress(
     items: Iterable[ItemT], *, description: str, total: int | None = None, unit: str = "it"
 ) -> Iterator[ItemT]:
     """Yield ``items`` with a progress bar (count, elapsed, time left) on stderr."""
-    yield from tqdm(
+    yield from _tqdm(items, description=description, total=total, unit=unit)
+
+
+def _tqdm(items: Iterable[ItemT] | None, *, description: str, total: int | None, unit: str) -> tqdm:
+    """One place for the bars' look: stderr, cleared when done, off when disabled."""
+    return tqdm(
         items,
         desc=description,
         total=total,
@@ -55,15 +60,7 @@ def progress(
 @contextlib.contextmanager
 def progress_bar(*, total: int, description: str, unit: str = "it") -> Iterator[ProgressBar]:
     """A bar advanced by hand (``bar.update()``) where work is not one loop over items."""
-    bar = tqdm(
-        total=total,
-        desc=description,
-        unit=unit,
-        disable=not progress_enabled(),
-        leave=False,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
+    bar = _tqdm(None, description=description, total=total, unit=unit)
     try:
         yield bar
     finally:
