@@ -92,6 +92,27 @@ def _export_inputs(args: argparse.Namespace, *, need_series: bool = True):  # ty
     return series, mask, structures
 
 
+def _check_source_folder(series, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    """Refuse before any writing when the completed series' copy would overwrite files.
+
+    The SEG/RTSTRUCT and ``source_dicom/`` are one result: failing on the folder after the
+    object was written would leave half of it behind.
+    """
+    from medseg.core import OutputExistsError
+
+    if series is None or not series.completed or args.overwrite:
+        return
+    folder = args.out.parent / "source_dicom"
+    for header in series.datasets:
+        path = folder / f"{header.SOPInstanceUID}.dcm"
+        if path.exists():
+            raise OutputExistsError(
+                "the completed source series would overwrite a file; pass --overwrite "
+                "to replace it",
+                path=path,
+            )
+
+
 def _print_completed(series, out: Path) -> None:  # type: ignore[no-untyped-def]
     if series is not None and series.completed:
         print(
@@ -106,6 +127,7 @@ def _cmd_export_seg(args: argparse.Namespace) -> int:
     from medseg.export import SegmentationType, write_dicom_seg, write_source_series
 
     series, mask, structures = _export_inputs(args)
+    _check_source_folder(series, args)
     start = time.perf_counter()
     path = write_dicom_seg(
         mask,
@@ -129,6 +151,7 @@ def _cmd_export_rtstruct(args: argparse.Namespace) -> int:
     from medseg.export import write_rtstruct, write_source_series
 
     series, mask, structures = _export_inputs(args)
+    _check_source_folder(series, args)
     path = write_rtstruct(
         mask, series, structures, args.out, model_name=args.model_name, overwrite=args.overwrite
     )

@@ -102,6 +102,26 @@ def test_seg_and_rtstruct_commands(
     assert "31 ROIs" in capsys.readouterr().out
 
 
+def test_completed_series_clash_refused_before_writing(
+    common: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An existing source_dicom/ copy stops the export before the SEG is written."""
+    out = tmp_path / "s.dcm"
+    assert main(["export", "seg", *common, "--complete-uids", "--out", str(out)]) == ExitCode.OK
+    out.unlink()
+    before = {p.name: compute_sha256(p) for p in (tmp_path / "source_dicom").iterdir()}
+    capsys.readouterr()
+    code = main(["export", "seg", *common, "--complete-uids", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code != ExitCode.OK
+    assert "--overwrite" in err
+    assert "source_dicom" in err
+    assert not out.exists()
+    assert not list(tmp_path.glob(".*tmp*"))
+    after = {p.name: compute_sha256(p) for p in (tmp_path / "source_dicom").iterdir()}
+    assert after == before
+
+
 def test_slicer_and_overlay_commands(
     common: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
