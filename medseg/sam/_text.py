@@ -45,7 +45,8 @@ class TextSegmentation:
         uint16 label map on the input's grid; label k is ``structures[k - 1]``.
     structures
         One JSON-ready entry per label: ``label``, name and SNOMED CT codes, the located
-        boxes (voxel indices ``(i0, j0, k0, i1, j1, k1)``) and whether it was found.
+        boxes (voxel indices ``(i0, j0, k0, i1, j1, k1)``), whether it was found and which
+        parts are ``absent`` (outside the field of view: no voxels drawn).
     """
 
     labels: Volume
@@ -145,8 +146,8 @@ def segment_named_structures(
         entry: dict[str, object] = {"label": label, **concept.to_json()}
         entry["boxes_ijk"] = {k: list(boxes[k].box_ijk) for k in parts if k in boxes}
         entry["found"] = all(k in boxes for k in parts)
+        # absent parts: not in the field of view, no voxels written (the locator warned)
+        entry["absent"] = [k for k in parts if k not in boxes]
         entry["voxels"] = int((labels.array == label).sum())
-        if not entry["found"]:
-            logger.warning("%s: not found in the field of view", concept.display)
         structures.append(entry)
     return TextSegmentation(labels=labels, structures=structures)
