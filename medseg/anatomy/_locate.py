@@ -150,6 +150,9 @@ class LocatedBox:
     box_ijk: tuple[int, int, int, int, int, int]
     method: str
     open_k: tuple[bool, bool] = (False, False)
+    mask: np.ndarray | None = None
+    """Rule structures only: the structure itself on the target's grid (bool, array axes
+    i, j, k): target voxels below -400 HU inside the 3 mm rule region grown by one voxel."""
 
 
 # --------------------------------------------------------------------------- images
@@ -465,13 +468,15 @@ def locate_structures(
             atlas_lungs=atlas_lungs,
             min_overlap=config.lung_overlap,
         )
+        on_target = _rule_labels_on_target(lungs, fixed, target)
         for name in wanted_rules:
             box = _bounding_box(lungs == RULE_STRUCTURES[name])
             if box is None:
                 logger.warning("%s: absent, no lung air in the field of view; not drawn", name)
                 continue
+            mask = (on_target == RULE_STRUCTURES[name]) & (image.array < -400)
             found[name] = LocatedBox(
-                name, _box_to_target(box, grid, image, config.margin_mm), "rules"
+                name, _box_to_target(box, grid, image, config.margin_mm), "rules", mask=mask
             )
 
     if wanted_atlas and atlas is not None and warped is not None:
@@ -501,6 +506,17 @@ def locate_structures(
                 _cut_sides(atlas, atlas_values[name], image),
             )
     return found
+
+
+def _rule_labels_on_target(labels_zyx: np.ndarray, grid, target) -> np.ndarray:
+    """Rule labels of the 3 mm grid, grown by one voxel, on the target's voxels (i, j, k)."""
+    import SimpleITK as sitk
+
+    grown = ndimage.grey_dilation(labels_zyx, size=(3, 3, 3))
+    image = sitk.GetImageFromArray(grown.astype(np.uint8))
+    image.CopyInformation(grid)
+    resampled = sitk.Resample(image, target, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    return np.transpose(sitk.GetArrayFromImage(resampled), (2, 1, 0))
 
 
 def _refine_with_intensity(
