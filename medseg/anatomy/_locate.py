@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +150,7 @@ class LocatedBox:
     box_ijk: tuple[int, int, int, int, int, int]
     method: str
     open_k: tuple[bool, bool] = (False, False)
-    mask: np.ndarray | None = None
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
     """Rule structures only: the structure itself on the target's grid (bool, array axes
     i, j, k): target voxels below -400 HU inside the 3 mm rule region grown by one voxel."""
 
