@@ -81,6 +81,7 @@ class CaseContext:
     confidence: Confidence | None = None
     structures: dict[int, str] = field(default_factory=dict)
     qc: dict[str, dict[str, object]] = field(default_factory=dict)
+    absent: tuple[str, ...] = ()  # requested structures outside the field of view, not drawn
     source_series: SourceSeries | None = None  # the DICOM series, read once for exports
     metrics: dict[str, float] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
@@ -132,6 +133,7 @@ def segment(context: CaseContext, config: PipelineConfig) -> None:
     if result.probabilities is not None:
         context.probabilities = result.probabilities
     context.confidence = result.confidence
+    context.absent = tuple(result.absent)
     if result.kind is not MapKind.SEMANTIC:
         return
     structures = dict(result.structures)
@@ -240,9 +242,13 @@ def evaluate(context: CaseContext, config: PipelineConfig) -> None:
         metrics[f"qc_flags_{name}"] = float(len(entry["flags"]))  # type: ignore[arg-type]
         if entry.get("mean_confidence") is not None:
             metrics[f"mean_confidence_{name}"] = float(entry["mean_confidence"])  # type: ignore[arg-type]
+    for name in context.absent:
+        metrics[f"absent_{name}"] = 1.0
     context.metrics = metrics
     path = context.out_dir / "metrics.json"
     document: dict[str, object] = {"case": context.case.id, "metrics": details}
+    if context.absent:
+        document["absent"] = list(context.absent)
     if context.qc:
         document["qc"] = context.qc
     with atomic_output(path, overwrite=True) as tmp:
@@ -365,7 +371,11 @@ def _sidecar_entries(context: CaseContext) -> list[dict[str, object]] | None:
         }
     codes_path = context.root / "configs" / "export" / "structure_codes.yaml"
     code_map = load_structure_codes(codes_path) if codes_path.is_file() else None
-    return describe_labels(structures, code_map=code_map)
+    entries = describe_labels(structures, code_map=code_map)
+    for entry in entries:
+        if entry.get("name") in context.absent:
+            entry["absent"] = True  # outside the field of view: requested, not drawn
+    return entries
 
 
 def _structure_codes(root: Path):  # type: ignore[no-untyped-def]

@@ -2,7 +2,9 @@
 
 Each concept (from :class:`medseg.anatomy.Vocabulary`) is located by
 :func:`medseg.anatomy.locate_structures` (lung rules, atlas registration); its 3D box goes
-into the 3D-box propagation of :func:`medseg.sam.segment_with_prompts`. Label k of the output is the
+into the 3D-box propagation of :func:`medseg.sam.segment_with_prompts`. A structure an
+exact intensity rule finds (the lungs: air) is written from the rule's own mask, not drawn
+by SAM (on the lung boxes SAM drew soft tissue: Dice 0.0). Label k of the output is the
 k-th concept; a group concept (``kidneys``) is the union of its parts, each prompted by its
 own box. Optionally (``extend_open_ends``, off: it measured no better), propagation may
 continue past a box side where the atlas label was cut by the atlas's field of view.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 from pydantic import Field
 
 from medseg.anatomy import Atlas, Concept, LocatedBox, LocatorConfig, locate_structures
@@ -45,7 +48,8 @@ class TextSegmentation:
         uint16 label map on the input's grid; label k is ``structures[k - 1]``.
     structures
         One JSON-ready entry per label: ``label``, name and SNOMED CT codes, the located
-        boxes (voxel indices ``(i0, j0, k0, i1, j1, k1)``) and whether it was found.
+        boxes (voxel indices ``(i0, j0, k0, i1, j1, k1)``), whether it was found and which
+        parts are ``absent`` (outside the field of view: no voxels drawn).
     """
 
     labels: Volume
@@ -76,7 +80,7 @@ def prompts_from_boxes(
     for label, concept in enumerate(concepts, start=1):
         for key in concept.parts or (concept.key,):
             located = boxes.get(key)
-            if located is None:
+            if located is None or located.mask is not None:  # absent, or drawn by its rule
                 continue
             first = 0 if extend_open_ends and located.open_k[0] else None
             last = n_slices - 1 if extend_open_ends and located.open_k[1] else None
@@ -129,7 +133,13 @@ def segment_named_structures(
     objects = prompts_from_boxes(
         concepts, boxes, n_slices=n_slices, extend_open_ends=text_config.extend_open_ends
     )
-    if not objects:
+    ruled = [
+        (label, boxes[key].mask)
+        for label, concept in enumerate(concepts, start=1)
+        for key in concept.parts or (concept.key,)
+        if key in boxes and boxes[key].mask is not None
+    ]
+    if not objects and not ruled:
         raise InputError(
             "none of the named structures was found in the image's field of view: "
             + ", ".join(c.display for c in concepts)
@@ -138,15 +148,23 @@ def segment_named_structures(
     # Every organ reuses the same slices' embeddings: keep them all (4 MiB each).
     cached = max(config.max_cached_slices, min(n_slices, 512))
     config = config.model_copy(update={"max_cached_slices": cached})
-    labels = segment_with_prompts(model, volume, objects, config)
+    if objects:
+        labels = segment_with_prompts(model, volume, objects, config)
+    else:
+        labels = volume.with_array(np.zeros(volume.spatial_shape, dtype=np.uint16))
+    if ruled:  # exact intensity rules (lungs: air) win over SAM's masks
+        array = np.array(labels.array, copy=True)
+        for label, mask in ruled:
+            array[mask] = label
+        labels = labels.with_array(array)
     structures: list[dict[str, object]] = []
     for label, concept in enumerate(concepts, start=1):
         parts = concept.parts or (concept.key,)
         entry: dict[str, object] = {"label": label, **concept.to_json()}
         entry["boxes_ijk"] = {k: list(boxes[k].box_ijk) for k in parts if k in boxes}
         entry["found"] = all(k in boxes for k in parts)
+        # absent parts: not in the field of view, no voxels written (the locator warned)
+        entry["absent"] = [k for k in parts if k not in boxes]
         entry["voxels"] = int((labels.array == label).sum())
-        if not entry["found"]:
-            logger.warning("%s: not found in the field of view", concept.display)
         structures.append(entry)
     return TextSegmentation(labels=labels, structures=structures)

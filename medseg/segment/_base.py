@@ -137,6 +137,9 @@ class Segmentation:
     confidence
         Per-voxel confidence (:class:`Confidence`) when the segmenter can give one and was
         asked to, else None.
+    absent
+        Names of requested structures (parts, and group concepts all of whose parts are)
+        judged outside the image's field of view and not drawn (located segmenters only).
     """
 
     labels: Volume
@@ -144,6 +147,7 @@ class Segmentation:
     structures: Mapping[int, str] = field(default_factory=dict)
     probabilities: Volume | None = None
     confidence: Confidence | None = None
+    absent: tuple[str, ...] = ()
 
 
 class Segmenter(Protocol):

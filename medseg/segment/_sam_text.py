@@ -232,7 +232,15 @@ class SamTextSegmenter(Segmenter):
             for entry, value in zip(result.structures, values, strict=True)
         ]
         structures = {value: c.key for value, c in zip(values, concepts, strict=True)}
-        segmentation = Segmentation(labels=labels, kind=MapKind.SEMANTIC, structures=structures)
+        absent: list[str] = []  # the parts, and a group concept whose parts are all absent
+        for entry, concept in zip(entries, concepts, strict=True):
+            parts = [str(part) for part in entry["absent"]]  # type: ignore[attr-defined]
+            absent += parts
+            if concept.parts and len(parts) == len(concept.parts):
+                absent.append(concept.key)
+        segmentation = Segmentation(
+            labels=labels, kind=MapKind.SEMANTIC, structures=structures, absent=tuple(absent)
+        )
         return TextResult(segmentation, entries, CT_LOCATOR)
 
     def _segment_routed(self, case: CaseImages, concept: Concept) -> TextResult:

@@ -95,6 +95,8 @@ def test_text_segments_the_spleen_of_a_ct_the_atlas_never_saw(
     ]
     assert sidecar[0]["type"]["value"] == "78961009"  # SNOMED CT Spleen
     assert sidecar[1]["type"]["meaning"] == "Lung"
+    assert sorted(sidecar[1]["absent"]) == ["lung_left", "lung_right"]  # no voxels drawn
+    assert sidecar[0]["absent"] == []
 
 
 def test_an_existing_sidecar_is_not_overwritten(repo_root: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,72 @@ def test_lung_rules_ignore_small_gas_and_air_outside_the_body() -> None:
     hu[10:14, 10:14, 10:14] = -1000.0  # 64 voxels = 1.7 mL at 3 mm
     body = hu > -400
     assert not locate_lungs(hu, body | (hu < -400), 3.0).any()
+
+
+def test_lung_rule_keeps_air_the_atlas_lungs_overlap_not_bowel_gas() -> None:
+    # (z, y, x) at 3 mm: two lung bases of 27 mL each (under the atlas-free 100 mL floor)
+    # and 156 mL of bowel gas below them; the registered atlas lungs, shifted by 2 voxels,
+    # cover part of each base and none of the gas.
+    hu = np.full((40, 60, 60), 40.0)
+    hu[28:38, 20:30, 10:20] = -850.0  # low x: patient right in LPS
+    hu[28:38, 20:30, 40:50] = -850.0
+    hu[2:20, 15:35, 22:38] = -1000.0
+    body = np.ones(hu.shape, dtype=bool)
+    atlas_lungs = np.zeros(hu.shape, dtype=bool)
+    atlas_lungs[26:36, 22:32, 12:22] = True
+    atlas_lungs[26:36, 22:32, 42:52] = True
+    lungs = locate_lungs(hu, body, 3.0, atlas_lungs=atlas_lungs)
+    # each base whole (the 1-voxel opening takes the cube's 104 edge voxels)
+    assert (lungs == 1).sum() == 896
+    assert (lungs[29:37, 21:29, 11:19] == 1).all()
+    assert (lungs == 2).sum() == 896
+    assert (lungs[29:37, 21:29, 41:49] == 2).all()
+    assert not lungs[:20].any()
+    # Without the atlas the volume rule takes the gas and misses both bases.
+    plain = locate_lungs(hu, body, 3.0)
+    assert plain[10, 25, 30] > 0
+    assert not plain[28:].any()
+    # Air the atlas lungs barely touch (< 20% of it, < 20% of the atlas lungs' air) is not lung.
+    touch = np.zeros(hu.shape, dtype=bool)
+    touch[19, 25, 30] = True
+    assert not locate_lungs(hu, body, 3.0, atlas_lungs=atlas_lungs | touch)[:20].any()
+
+
+def test_lungs_on_the_atlas_ct_are_its_lung_bases_not_its_colon_gas(atlas: Atlas) -> None:
+    # The atlas CT itself (T11-L2): the lung bases are 116 mL in all, its colon holds more
+    # gas; the former 100 mL rule took the colon gas (Dice 0.0).
+    found = locate_structures(atlas.image, ["lung_left", "lung_right"], atlas=atlas)
+    for name, values in (("lung_left", [10, 11]), ("lung_right", [12, 13, 14])):
+        where = np.nonzero(np.isin(atlas.labels.array, values))
+        exact = (*[int(w.min()) for w in where], *[int(w.max()) for w in where])
+        assert _box_iou(found[name].box_ijk, exact) > 0.5, name
+        # The rule's own mask (air of the target's voxels) is what gets written.
+        mask = found[name].mask
+        assert mask is not None
+        reference = np.isin(atlas.labels.array, values)
+        dice = 2 * (mask & reference).sum() / (mask.sum() + reference.sum())
+        assert dice > 0.9, name  # measured 0.930 left, 0.958 right
+
+
+def test_structures_outside_the_field_of_view_are_absent_not_drawn(
+    atlas: Atlas, ct_dicom_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The 4 cm DICOM slab ends above the kidneys and below the lungs (its TotalSegmentator
+    # labels hold neither): both are absent, each warned once; the partly shown liver and
+    # spleen are found.
+    image = read_image(ct_dicom_dir)
+    names = ["liver", "spleen", "kidney_left", "kidney_right", "lung_left", "lung_right"]
+    with caplog.at_level(logging.WARNING, logger="medseg.anatomy"):
+        found = locate_structures(image, names, atlas=atlas)
+    assert sorted(found) == ["liver", "spleen"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sorted(w.split(":")[0] for w in warnings) == sorted(names[2:])
+    assert all("absent" in w and "not drawn" in w for w in warnings)
+    # The field-of-view test is what removes the kidneys: without it they are placed.
+    placed = locate_structures(
+        image, ["kidney_left", "kidney_right"], atlas=atlas, config=LocatorConfig(min_in_view=0)
+    )
+    assert sorted(placed) == ["kidney_left", "kidney_right"]
 
 
 def test_no_lung_in_the_field_of_view_is_reported_not_invented() -> None:

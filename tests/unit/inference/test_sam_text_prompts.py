@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from medseg.anatomy import LocatedBox, Vocabulary
 from medseg.sam import prompts_from_boxes
 
@@ -30,3 +32,16 @@ def test_labels_follow_the_order_named_and_groups_share_one_label() -> None:
     assert (objects[0].first_slice, objects[0].last_slice) == (None, None)
     closed = prompts_from_boxes(concepts, boxes, n_slices=40)  # the default
     assert all(o.first_slice is None and o.last_slice is None for o in closed)
+
+
+def test_a_structure_drawn_by_its_rule_gets_no_sam_prompt() -> None:
+    vocabulary = Vocabulary()
+    concepts = [vocabulary.match(t) for t in ("liver", "lungs")]
+    boxes = {
+        "liver": LocatedBox("liver", (1, 2, 3, 10, 20, 30), "atlas"),
+        "lung_left": LocatedBox(
+            "lung_left", (0, 0, 0, 3, 3, 3), "rules", mask=np.ones((4, 4, 4), dtype=bool)
+        ),
+    }
+    objects = prompts_from_boxes(concepts, boxes, n_slices=40)
+    assert [o.label for o in objects] == [1]
