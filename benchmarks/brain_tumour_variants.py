@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from brain_tumour import CASE_IDS, DATA, REGIONS, channel_case, score
+
 from medseg.inference import (
     InferConfig,
     NestedRegion,
@@ -107,9 +107,7 @@ def format_variants(results: dict) -> str:
     """Markdown: mean Dice per variant and the per-fold WT Dice."""
     folds = sorted({f for v in results.values() for f in v}, key=int)
     lines = [
-        "| variant | mean WT | mean TC | mean ET | "
-        + " | ".join(f"WT f{f}" for f in folds)
-        + " |",
+        "| variant | mean WT | mean TC | mean ET | " + " | ".join(f"WT f{f}" for f in folds) + " |",
         "|---|---|---|---|" + "---|" * len(folds),
     ]
     for key, per_fold in results.items():
@@ -173,9 +171,9 @@ def main() -> None:
                 continue
             save_probabilities(args.out, fold, args.data)
     elif args.command == "score":
-        print(format_variants(score_variants(args.out, args.data)))  # noqa: T201
+        print(format_variants(score_variants(args.out, args.data)))
     else:
-        print(draw_overlay(args.out, args.fold, args.variant, args.data))  # noqa: T201
+        print(draw_overlay(args.out, args.fold, args.variant, args.data))
 
 
 if __name__ == "__main__":
