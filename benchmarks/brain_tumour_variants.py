@@ -42,7 +42,14 @@ BRATS_REGIONS = [
     NestedRegion(labels=[1, 4], label=1),
     NestedRegion(labels=[4], label=4),
 ]
-FILTERS = {"none": None, "largest": 1.0, "frac0.5": 0.5, "frac0.2": 0.2, "frac0.1": 0.1}
+FILTERS = {
+    "none": None,
+    "largest": 1.0,
+    "frac0.2": 0.2,
+    "frac0.1": 0.1,
+    "frac0.05": 0.05,
+    "frac0.02": 0.02,
+}
 
 
 def save_probabilities(out: Path, fold: int, data: Path) -> None:
