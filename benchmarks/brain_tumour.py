@@ -188,6 +188,14 @@ def main() -> None:
     source.add_argument("--checkpoint", type=Path, help="a checkpoint file")
     ship.add_argument("--fold", type=int, default=1)
     ship.add_argument("--dest", type=Path, default=ROOT / "medseg/models/shipped/brain-tumour")
+    ship.add_argument(
+        "--inference-defaults",
+        type=json.loads,
+        default=None,
+        help="JSON InferConfig settings stored as the model's defaults, e.g. '{\"mirror\": true, "
+        '"regions": [{"labels": [1, 2, 4], "label": 2}, {"labels": [1, 4], "label": 1}, '
+        '{"labels": [4], "label": 4}]}\'',
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.command in ("cv", "train"):
@@ -226,6 +234,9 @@ def main() -> None:
             k: v.half() if v.is_floating_point() else v for k, v in checkpoint.state_dict.items()
         }
         checkpoint.resume_state = {}
+        if args.inference_defaults is not None:
+            parse_config(InferConfig, args.inference_defaults, source="--inference-defaults")
+            checkpoint.inference_defaults = dict(args.inference_defaults)
         args.dest.mkdir(parents=True, exist_ok=True)
         save_checkpoint(checkpoint, args.dest / "checkpoint.pt")
 

@@ -40,6 +40,7 @@ import nibabel as nib
 import numpy as np
 
 from medseg.evaluation import compute_region_metrics
+from medseg.inference import keep_largest_foreground
 from medseg.io import Volume, read_image, resample_to_grid
 from medseg.transforms import compute_resampled_shape, resample_to_shape
 
@@ -210,15 +211,7 @@ def train(
         / f"nnUNetTrainerCPUBudget__{plans}__3d_fullres"
         / f"fold_{fold - 1}"
     )
-    pred = read_image(fold_dir / "validation" / f"{held}.nii.gz")
-    labels = np.rint(np.asarray(pred.array)).astype(np.uint8)
-    labels[labels == 3] = 4
-    reference = read_image(_case_dir(held, data) / "OTMultiClass.nii.gz")
-    on_grid = resample_to_grid(pred.with_array(labels.astype(np.float32)), reference, order=0)
-    ref = np.rint(np.asarray(reference.array)).astype(np.uint8)
-    metrics = compute_region_metrics(
-        np.rint(on_grid.array).astype(np.uint8), ref, regions=REGIONS, spacing_mm=(1, 1, 1)
-    )
+    raw, largest = score_validation(fold_dir, data, held)
     log = "".join(p.read_text() for p in sorted(fold_dir.glob("training_log_*.txt")))
     epochs = [line for line in log.splitlines() if "trained" in line and "epochs in" in line]
     record = {
@@ -233,10 +226,28 @@ def train(
         "batch_size": batch or "planned",
         "plans": plans,
         "iterations_per_epoch": iterations,
-        "metrics": {k: {"dice": m.dice, "hd95_mm": m.hd95_mm} for k, m in metrics.items()},
+        "metrics": raw,
+        "metrics_largest": largest,
     }
     (work / _metrics_name(plans, fold)).write_text(json.dumps(record, indent=1))
     return record
+
+
+def score_validation(fold_dir: Path, data: Path, held: str) -> tuple[dict, dict]:
+    """Medseg's region metrics of nnU-Net's validation prediction of ``held``: raw, and with
+    medseg's largest-connected-component step (nnU-Net's own postprocessing is not run)."""
+    pred = read_image(fold_dir / "validation" / f"{held}.nii.gz")
+    labels = np.rint(np.asarray(pred.array)).astype(np.uint8)
+    labels[labels == 3] = 4
+    reference = read_image(_case_dir(held, data) / "OTMultiClass.nii.gz")
+    on_grid = resample_to_grid(pred.with_array(labels.astype(np.float32)), reference, order=0)
+    ref = np.rint(np.asarray(reference.array)).astype(np.uint8)
+    pred_1mm = np.rint(on_grid.array).astype(np.uint8)
+    out = []
+    for candidate in (pred_1mm, keep_largest_foreground(pred_1mm)):
+        metrics = compute_region_metrics(candidate, ref, regions=REGIONS, spacing_mm=(1, 1, 1))
+        out.append({k: {"dice": m.dice, "hd95_mm": m.hd95_mm} for k, m in metrics.items()})
+    return out[0], out[1]
 
 
 def _metrics_name(plans: str, fold: int | str) -> str:
@@ -244,16 +255,18 @@ def _metrics_name(plans: str, fold: int | str) -> str:
     return f"{prefix}fold{fold}_metrics.json"
 
 
-def format_table(work: Path, plans: str = "nnUNetPlans") -> str:
-    """Markdown table of the scored folds of one plans."""
+def format_table(work: Path, plans: str = "nnUNetPlans", key: str = "metrics") -> str:
+    """Markdown table of the scored folds of one plans (``key``: ``metrics`` raw,
+    ``metrics_largest`` with the largest connected component)."""
     rows = [json.loads(p.read_text()) for p in sorted(work.glob(_metrics_name(plans, "*")))]
+    rows = [r for r in rows if key in r]
     lines = [
         "| fold (held out) | WT Dice | TC Dice | ET Dice | WT HD95 mm | TC HD95 mm | ET HD95 mm "
         "| training | process CPU s | wall s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        m = r["metrics"]
+        m = r[key]
         lines.append(
             f"| {r['fold']} ({r['held_out']}) | "
             + " | ".join(f"{m[k]['dice']:.3f}" for k in REGIONS)
@@ -265,13 +278,9 @@ def format_table(work: Path, plans: str = "nnUNetPlans") -> str:
     if rows:
         lines.append(
             "| **mean** | "
-            + " | ".join(
-                f"**{np.mean([r['metrics'][k]['dice'] for r in rows]):.3f}**" for k in REGIONS
-            )
+            + " | ".join(f"**{np.mean([r[key][k]['dice'] for r in rows]):.3f}**" for k in REGIONS)
             + " | "
-            + " | ".join(
-                f"{np.mean([r['metrics'][k]['hd95_mm'] for r in rows]):.1f}" for k in REGIONS
-            )
+            + " | ".join(f"{np.mean([r[key][k]['hd95_mm'] for r in rows]):.1f}" for k in REGIONS)
             + " | | | |"
         )
     return "\n".join(lines)
@@ -309,7 +318,10 @@ def main() -> None:
             )
             print(json.dumps(record))
     else:
+        print("raw (nnU-Net's prediction, no postprocessing):")
         print(format_table(args.work, args.plans))
+        print("\nlargest connected component (medseg's postprocessing):")
+        print(format_table(args.work, args.plans, key="metrics_largest"))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from medseg.inference._allocator import retain_freed_memory
 from medseg.inference._channels_predict import (
+    decide_nested_regions,
+    keep_foreground_components,
     keep_largest_foreground,
     parse_channel_arguments,
     predict_channel_volume,
@@ -47,7 +49,7 @@ from medseg.inference._subregions import (
     TumourSubregionConfig,
     split_tumour_subregions,
 )
-from medseg.inference._types import InferConfig, Prediction
+from medseg.inference._types import InferConfig, NestedRegion, Prediction
 from medseg.models import resolve_precision
 
 if TYPE_CHECKING:
@@ -167,6 +169,7 @@ __all__ = [
     "IntensityConfig",
     "IntensityMode",
     "LabelPostprocess",
+    "NestedRegion",
     "ObjectPrompt",
     "ObjectPromptSpec",
     "PointStrategy",
@@ -189,10 +192,12 @@ __all__ = [
     "choose_instance_zoom",
     "clip_box",
     "compute_window_starts",
+    "decide_nested_regions",
     "display_axis_codes",
     "embed_image",
     "generate_masks",
     "is_instance_detector",
+    "keep_foreground_components",
     "keep_largest_foreground",
     "label_instances",
     "labels_to_file_grid",

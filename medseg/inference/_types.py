@@ -14,6 +14,21 @@ from medseg.io import Volume
 from medseg.models import Precision
 
 
+class NestedRegion(ConfigModel):
+    """One level of a nested region decision (BraTS: WT, then TC inside it, then ET inside TC).
+
+    Attributes
+    ----------
+    labels
+        Label ids whose probabilities are summed for this region.
+    label
+        Label id written where the summed probability exceeds 0.5 inside the previous level.
+    """
+
+    labels: list[int] = Field(min_length=1)
+    label: int = Field(ge=0, le=255)
+
+
 class InferConfig(ConfigModel):
     """How ``medseg infer`` predicts (``configs/inference/*.yaml`` or CLI flags).
 
@@ -38,6 +53,12 @@ class InferConfig(ConfigModel):
     instances
         Instance post-processing of an instance model (``target: instance_boundary``);
         null uses the settings stored in its checkpoint.
+    regions
+        Channel models: nested region decision instead of the argmax, outermost first
+        (empty: argmax). Each level is decided inside the previous one.
+    min_component_fraction
+        Channel models with component filtering: foreground components (26-connected)
+        smaller than this fraction of the largest are dropped (1: the largest only).
     """
 
     overlap: float = Field(default=0.5, ge=0, lt=1)
@@ -50,6 +71,8 @@ class InferConfig(ConfigModel):
     postprocess: dict[str, LabelPostprocess] = Field(default_factory=dict)
     min_score: float = Field(default=0.5, ge=0, le=1)
     instances: InstanceConfig | None = None
+    regions: list[NestedRegion] = Field(default_factory=list)
+    min_component_fraction: float = Field(default=1.0, gt=0, le=1)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from medseg.core import ChannelError, ConfigModel
-from medseg.inference import ComputePrecision, InferConfig, predict_channel_volume
+from medseg.inference import ComputePrecision, predict_channel_volume, resolve_infer_config
 from medseg.io import Volume, check_channel_names, resample_to_grid
 from medseg.models import load_checkpoint
 from medseg.segment._base import CaseImages, MapKind, Segmentation, Segmenter, SegmenterSpec
@@ -28,14 +28,16 @@ class ChannelModelConfig(ConfigModel):
         image) or a name of its ``additional_images``. Default: ``flair`` ← ``image``,
         ``t1c`` ← ``t1c`` (the BraTS manifest).
     mirror
-        Mirror test-time augmentation (8 passes).
+        Mirror test-time augmentation (8 passes); null: the model's own default
+        (``Checkpoint.inference_defaults``, as ``medseg infer`` does), which also supplies
+        the region decision and component filter the shipped model was chosen with.
     largest_component
         Keep the largest connected foreground component only.
     """
 
     model: str = Field(default="brain-tumour", min_length=1)
     channels: dict[str, str] = Field(default_factory=lambda: {"flair": "image", "t1c": "t1c"})
-    mirror: bool = False
+    mirror: bool | None = None
     largest_component: bool = True
     precision: ComputePrecision = ComputePrecision.BF16
 
@@ -72,7 +74,10 @@ class ChannelModelSegmenter(Segmenter):
     def segment(self, case: CaseImages) -> Segmentation:
         checkpoint = load_checkpoint(resolve_pipeline_model(self.config.model, root=case.root))
         volume = stack_case_channels(case, self.config.channels, list(checkpoint.plans.image_keys))
-        infer = InferConfig(mirror=self.config.mirror, precision=self.config.precision)
+        settings: dict[str, object] = {"precision": self.config.precision}
+        if self.config.mirror is not None:
+            settings["mirror"] = self.config.mirror
+        infer = resolve_infer_config(checkpoint, settings)
         prediction = predict_channel_volume(
             checkpoint,
             volume,

@@ -12,8 +12,15 @@ import pytest
 from medseg.cli import main
 from medseg.core import ChannelError, ExitCode, load_config
 from medseg.evaluation import BRATS_REGIONS, compute_region_metrics
-from medseg.inference import InferConfig, keep_largest_foreground, parse_channel_arguments
-from medseg.io import read_image
+from medseg.inference import (
+    InferConfig,
+    decide_nested_regions,
+    keep_foreground_components,
+    keep_largest_foreground,
+    parse_channel_arguments,
+    predict_channel_volume,
+)
+from medseg.io import read_channels, read_image
 from medseg.models import (
     load_checkpoint,
     resolve_model_path,
@@ -197,6 +204,27 @@ def test_shipped_model_on_its_held_out_case(
     )
     for region, dice in subset["dice"].items():
         assert metrics[region].dice == pytest.approx(dice, abs=0.01), region
+
+
+def test_region_decision_keeps_probabilities_on_the_flair_grid(
+    tiny_checkpoint: Path, case_files: dict[str, Path]
+):
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    volume = read_channels(
+        {"flair": case_files["flair"], "t1c": case_files["t1c"]}, expected=["flair", "t1c"]
+    )
+    regions = [{"labels": [1, 2, 4], "label": 2}, {"labels": [1, 4], "label": 1}]
+    config = InferConfig(save_probabilities=True, regions=regions, min_component_fraction=0.1)
+    prediction = predict_channel_volume(checkpoint, volume, config=config, largest_component=True)
+    assert prediction.probabilities is not None
+    probs = np.asarray(prediction.probabilities.array, dtype=np.float32)
+    assert probs.shape == (*volume.spatial_shape, 5)
+    np.testing.assert_allclose(probs.sum(axis=-1), 1.0, atol=0.01)
+    labels = np.asarray(prediction.labels.array)
+    np.testing.assert_array_equal(
+        labels > 0,
+        keep_foreground_components(decide_nested_regions(probs, regions), min_fraction=0.1) > 0,
+    )
 
 
 @pytest.mark.slow
