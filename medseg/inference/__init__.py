@@ -24,8 +24,10 @@ from medseg.inference._instance_predict import is_instance_detector, predict_ins
 from medseg.inference._instances import (
     InstanceConfig,
     choose_instance_zoom,
+    is_stained_image,
     label_instances,
     resolve_instance_config,
+    select_instance_config,
 )
 from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
 from medseg.inference._predict import (
@@ -197,6 +199,7 @@ __all__ = [
     "embed_image",
     "generate_masks",
     "is_instance_detector",
+    "is_stained_image",
     "keep_foreground_components",
     "keep_largest_foreground",
     "label_instances",
@@ -233,6 +236,7 @@ __all__ = [
     "segment_automatically",
     "segment_everything",
     "segment_with_prompts",
+    "select_instance_config",
     "softmax_",
     "split_tumour_subregions",
     "to_display_volume",

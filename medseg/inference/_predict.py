@@ -25,6 +25,7 @@ from medseg.inference._instances import (
     choose_instance_zoom,
     label_instances,
     resolve_instance_config,
+    select_instance_config,
 )
 from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
 from medseg.inference._sliding_window import (
@@ -136,6 +137,7 @@ def predict_volume(
             disagreement_map = np.clip(np.asarray(disagreement.cpu(), dtype=np.float32), 0, 1)
     kind = "labels"
     if instances is not None and probs16 is not None:
+        instances = select_instance_config(np.asarray(volume.array), config=instances)
         labels = label_instances(np.moveaxis(probs16, -1, 0), config=instances)
         kind = "instances"
         zoom = choose_instance_zoom(labels, config=instances)

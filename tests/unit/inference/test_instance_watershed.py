@@ -12,10 +12,12 @@ from medseg.inference import (
     InferConfig,
     InstanceConfig,
     choose_instance_zoom,
+    is_stained_image,
     label_instances,
     predict_volume,
     resolve_infer_config,
     resolve_instance_config,
+    select_instance_config,
 )
 from medseg.io import Volume
 from medseg.models import Checkpoint, NetworkConfig, load_checkpoint, save_checkpoint
@@ -231,3 +233,42 @@ def test_zoomed_second_pass_recovers_nuclei_too_small_for_the_first(tmp_path) ->
     labels = predict_volume(network, volume, plans=plans, config=infer, instances=zoomed).labels
     assert labels.array.shape == (64, 64, 1)
     assert compute_instance_metrics(labels.array[:, :, 0], truth).at(0.5).f1 == 1.0
+
+
+def test_stained_images_are_told_from_grey_ones() -> None:
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, size=(32, 32, 1), dtype=np.uint8)
+    grey_rgb = np.repeat(grey[..., None], 3, axis=-1)  # DSB2018 fluorescence: grey as RGB
+    assert not is_stained_image(grey_rgb)
+    assert not is_stained_image(grey)  # one channel
+    pink = grey_rgb.astype(np.int16)
+    pink[..., 1] -= 30  # green 30 / 255 = 0.12 below red and blue: H&E-like colour
+    assert is_stained_image(np.clip(pink, 0, 255).astype(np.uint8))
+    faint = grey_rgb.astype(np.int16)
+    faint[..., 1] -= 3  # 0.012 < STAINED_CHROMA
+    assert not is_stained_image(np.clip(faint, 0, 255).astype(np.uint8))
+    assert is_stained_image(np.clip(pink, 0, 255).astype(np.float32) / 255)  # float image
+    rgba = np.concatenate([np.clip(pink, 0, 255), np.full_like(grey_rgb[..., :1], 255)], -1)
+    assert is_stained_image(rgba.astype(np.uint8))
+
+
+def test_stained_settings_apply_to_stained_images_only() -> None:
+    config = InstanceConfig(seed_threshold=0.9, stained=InstanceConfig(seed_threshold=0.7))
+    grey = np.zeros((8, 8, 1, 3), dtype=np.uint8)
+    stained = grey.copy()
+    stained[..., 0] = 200
+    assert select_instance_config(grey, config=config) is config
+    assert select_instance_config(stained, config=config).seed_threshold == 0.7
+    plain = InstanceConfig(seed_threshold=0.9)
+    assert select_instance_config(stained, config=plain) is plain
+
+
+def test_stained_settings_survive_a_checkpoint_round_trip(tmp_path) -> None:
+    stored = {"seed_threshold": 0.9, "stained": {"seed_threshold": 0.7}}
+    checkpoint = _checkpoint(TrainingTarget.INSTANCE_BOUNDARY, stored)
+    loaded = load_checkpoint(save_checkpoint(checkpoint, tmp_path / "model.pt"))
+    resolved = resolve_instance_config(loaded)
+    assert resolved is not None
+    assert resolved.seed_threshold == 0.9
+    assert resolved.stained is not None
+    assert resolved.stained.seed_threshold == 0.7
