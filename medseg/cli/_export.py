@@ -99,12 +99,11 @@ def _check_source_folder(series, args: argparse.Namespace) -> None:  # type: ign
     object was written would leave half of it behind.
     """
     from medseg.core import OutputExistsError
+    from medseg.export import source_series_paths
 
     if series is None or not series.completed or args.overwrite:
         return
-    folder = args.out.parent / "source_dicom"
-    for header in series.datasets:
-        path = folder / f"{header.SOPInstanceUID}.dcm"
+    for path in source_series_paths(series, args.out.parent / "source_dicom"):
         if path.exists():
             raise OutputExistsError(
                 "the completed source series would overwrite a file; pass --overwrite "

@@ -39,6 +39,7 @@ from medseg.export._series import (
     SourceSeries,
     map_mask_to_series,
     read_source_series,
+    source_series_paths,
     write_source_series,
 )
 from medseg.export._slicer import write_color_table, write_label_nifti, write_seg_nrrd
@@ -85,6 +86,7 @@ __all__ = [
     "recommended_colour",
     "send_dicom_files",
     "send_dicomweb",
+    "source_series_paths",
     "structure_code_from_entry",
     "trace_slice_contours",
     "validate_dicom_iod",

@@ -133,6 +133,11 @@ def read_source_series(
     )
 
 
+def source_series_paths(series: SourceSeries, folder: str | Path) -> list[Path]:
+    """Where :func:`write_source_series` puts each slice: ``folder/<SOPInstanceUID>.dcm``."""
+    return [Path(folder) / f"{header.SOPInstanceUID}.dcm" for header in series.datasets]
+
+
 def write_source_series(
     series: SourceSeries, folder: str | Path, *, overwrite: bool = False
 ) -> list[Path]:
@@ -141,13 +146,12 @@ def write_source_series(
     Pixel data are copied unchanged (same transfer syntax). Files are named by their
     SOP Instance UID (no PHI) and written atomically.
     """
-    folder = Path(folder)
     written = []
-    for source, header in zip(series.files, series.datasets, strict=True):
+    paths = source_series_paths(series, folder)
+    for source, header, path in zip(series.files, series.datasets, paths, strict=True):
         dataset = pydicom.dcmread(source)
         for name in series.completed:
             setattr(dataset, name, header.get(name))
-        path = folder / f"{header.SOPInstanceUID}.dcm"
         with atomic_output(path, overwrite=overwrite) as tmp:
             dataset.save_as(tmp, enforce_file_format=True)
         written.append(path)
