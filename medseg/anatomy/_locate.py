@@ -59,6 +59,15 @@ class LocatorConfig(ConfigModel):
         default=True, description="fit each atlas box to the target's own organ intensities"
     )
     refine_reach_mm: float = Field(default=30.0, ge=0.0, le=100.0)
+    refine_floor_hu: float = Field(
+        default=0.0,
+        ge=-1000.0,
+        le=200.0,
+        description="the fit's intensity statistics use only the registered label's voxels "
+        "above this: fat and gas that a misplaced label covers are left out (IRCAD 17's "
+        "registered spleen was half fat, median -10 HU, and the fit was rejected; with "
+        "the floor it found the spleen, 174 mL)",
+    )
     min_in_view: float = Field(
         default=0.35,
         ge=0.0,
@@ -385,10 +394,9 @@ def _cut_sides(atlas: Atlas, value: int, target: Volume) -> tuple[bool, bool]:
     return bool(superior), bool(inferior)
 
 
-def _bounding_box(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def _bounding_box(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inclusive (first, last) indices of a mask's voxels; callers pass non-empty masks."""
     where = np.nonzero(mask)
-    if not where[0].size:
-        return None
     return np.array([w.min() for w in where]), np.array([w.max() for w in where])
 
 
@@ -470,14 +478,13 @@ def locate_structures(
         )
         on_target = _rule_labels_on_target(lungs, fixed, target)
         for name in wanted_rules:
-            box = _bounding_box(lungs == RULE_STRUCTURES[name])
-            if box is None:
+            lung = lungs == RULE_STRUCTURES[name]
+            if not lung.any():
                 logger.warning("%s: absent, no lung air in the field of view; not drawn", name)
                 continue
             mask = (on_target == RULE_STRUCTURES[name]) & (image.array < -400)
-            found[name] = LocatedBox(
-                name, _box_to_target(box, grid, image, config.margin_mm), "rules", mask=mask
-            )
+            box = _box_to_target(_bounding_box(lung), grid, image, config.margin_mm)
+            found[name] = LocatedBox(name, box, "rules", mask=mask)
 
     if wanted_atlas and atlas is not None and warped is not None:
         atlas_voxel_ml = abs(float(np.linalg.det(atlas.labels.affine[:3, :3]))) / 1000.0
@@ -496,12 +503,9 @@ def locate_structures(
                 continue
             if config.refine:
                 mask = _refine_with_intensity(fixed_hu, fixed_body, mask, config)
-            box = _bounding_box(mask)
-            if box is None:
-                continue
             found[name] = LocatedBox(
                 name,
-                _box_to_target(box, grid, image, config.margin_mm),
+                _box_to_target(_bounding_box(mask), grid, image, config.margin_mm),
                 "atlas+intensity" if config.refine else "atlas",
                 _cut_sides(atlas, atlas_values[name], image),
             )
@@ -523,16 +527,18 @@ def _refine_with_intensity(
     hu_zyx: np.ndarray, body: np.ndarray, warped: np.ndarray, config: LocatorConfig
 ) -> np.ndarray:
     """The organ as the target shows it: the connected region of the warped label's own
-    intensities (median ± 2.5 robust SD, at least ± 30 HU, median-filtered HU) within
+    intensities (median ± 2.5 robust SD, at least ± 30 HU, of its median-filtered voxels
+    above ``refine_floor_hu``) within
     ``refine_reach_mm`` of the warped label that overlaps it most; the warped label itself
     when that region is less than half or more than twice its size.
     """
-    core = ndimage.binary_erosion(warped) & body
+    smooth = ndimage.median_filter(hu_zyx, size=3)
+    tissue = body & (smooth > config.refine_floor_hu)
+    core = ndimage.binary_erosion(warped) & tissue
     if core.sum() < 20:
-        core = warped & body
+        core = warped & tissue
     if not core.any():
         return warped
-    smooth = ndimage.median_filter(hu_zyx, size=3)
     values = smooth[core]
     median = float(np.median(values))
     spread = max(2.5 * 1.4826 * float(np.median(np.abs(values - median))), 30.0)
