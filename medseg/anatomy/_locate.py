@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +75,16 @@ class LocatorConfig(ConfigModel):
         description="least fraction of the atlas label's volume that must fall inside the "
         "target's field of view after registration; less: absent (measured: kidneys above "
         "the TotalSegmentator DICOM slab 0.22/0.30, its liver and spleen 0.59/0.56)",
+    )
+    own_slack_mm: float | None = Field(
+        default=10.0,
+        ge=0.0,
+        le=200.0,
+        description="each atlas structure may take only the voxels that lie at most this "
+        "much farther from its located region than from the nearest other structure's "
+        "located together (None: no limit). IRCAD 17: without it the spleen's SAM mask "
+        "covered the left kidney; 0 mm cut the right kidney from 139 to 121 mL, 10 mm "
+        "kept 137; the liver was unchanged at both",
     )
     lung_overlap: float = Field(
         default=0.2,
@@ -162,6 +172,11 @@ class LocatedBox:
     mask: np.ndarray | None = field(default=None, compare=False, repr=False)
     """Rule structures only: the structure itself on the target's grid (bool, array axes
     i, j, k): target voxels below -400 HU inside the 3 mm rule region grown by one voxel."""
+    region: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """Atlas structures located with others: the target voxels (bool, array axes i, j, k)
+    this structure may take (see ``LocatorConfig.own_slack_mm``); None: no limit."""
+    expected_ml: float | None = None
+    """Atlas structures: volume of the located region (registered label, fitted) in mL."""
 
 
 # --------------------------------------------------------------------------- images
@@ -487,6 +502,7 @@ def locate_structures(
             found[name] = LocatedBox(name, box, "rules", mask=mask)
 
     if wanted_atlas and atlas is not None and warped is not None:
+        located: dict[str, np.ndarray] = {}
         atlas_voxel_ml = abs(float(np.linalg.det(atlas.labels.affine[:3, :3]))) / 1000.0
         for name in wanted_atlas:
             mask = warped == atlas_values[name]
@@ -503,21 +519,44 @@ def locate_structures(
                 continue
             if config.refine:
                 mask = _refine_with_intensity(fixed_hu, fixed_body, mask, config)
+            located[name] = mask
             found[name] = LocatedBox(
                 name,
                 _box_to_target(_bounding_box(mask), grid, image, config.margin_mm),
                 "atlas+intensity" if config.refine else "atlas",
                 _cut_sides(atlas, atlas_values[name], image),
+                expected_ml=float(mask.sum()) * config.grid_mm**3 / 1000.0,
             )
+        if config.own_slack_mm is not None and len(located) > 1:
+            regions = _own_regions(located, config.grid_mm, config.own_slack_mm)
+            on_target = _rule_labels_on_target(regions, fixed, target, grow=False)
+            for bit, name in enumerate(located):
+                region = (on_target & (1 << bit)) > 0
+                found[name] = replace(found[name], region=region)
     return found
 
 
-def _rule_labels_on_target(labels_zyx: np.ndarray, grid, target) -> np.ndarray:
-    """Rule labels of the 3 mm grid, grown by one voxel, on the target's voxels (i, j, k)."""
+def _own_regions(masks: dict[str, np.ndarray], grid_mm: float, slack_mm: float) -> np.ndarray:
+    """Bit ``b`` (the ``b``-th structure) set where that structure's located region is at
+    most ``slack_mm`` farther than the nearest other structure's (uint16, grid z, y, x)."""
+    distance = np.stack(
+        [ndimage.distance_transform_edt(~m, sampling=grid_mm) for m in masks.values()]
+    )
+    out = np.zeros(distance.shape[1:], dtype=np.uint16)
+    for bit in range(len(distance)):
+        nearest_other = np.delete(distance, bit, axis=0).min(axis=0)
+        out[distance[bit] <= nearest_other + slack_mm] |= np.uint16(1 << bit)
+    return out
+
+
+def _rule_labels_on_target(
+    labels_zyx: np.ndarray, grid, target, *, grow: bool = True
+) -> np.ndarray:
+    """Labels of the 3 mm grid (grown by one voxel) on the target's voxels (i, j, k)."""
     import SimpleITK as sitk
 
-    grown = ndimage.grey_dilation(labels_zyx, size=(3, 3, 3))
-    image = sitk.GetImageFromArray(grown.astype(np.uint8))
+    grown = ndimage.grey_dilation(labels_zyx, size=(3, 3, 3)) if grow else labels_zyx
+    image = sitk.GetImageFromArray(grown.astype(np.uint16))
     image.CopyInformation(grid)
     resampled = sitk.Resample(image, target, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     return np.transpose(sitk.GetArrayFromImage(resampled), (2, 1, 0))

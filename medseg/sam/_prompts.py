@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -198,6 +198,13 @@ class ObjectPrompt:
         always propagates through them).
     first_slice, last_slice
         Optional inclusive bounds of the propagation along k.
+    region_ijk
+        Optional bool mask on the file's grid ``(i, j, k)``: the only voxels the object may
+        take. Its SAM mask is cut to them before overlaps between objects are settled.
+    min_voxels
+        When propagation draws fewer voxels than this, the object is drawn again with each
+        previous slice's mask as a further prompt, and the larger mask is kept (SAM lost
+        the object on its way through the slices); 0: never.
     """
 
     label: int = 1
@@ -207,6 +214,8 @@ class ObjectPrompt:
     propagate: bool = False
     first_slice: int | None = None
     last_slice: int | None = None
+    region_ijk: np.ndarray | None = field(default=None, compare=False, repr=False)
+    min_voxels: int = 0
 
 
 def _world_to_voxel(points_mm: np.ndarray, affine: np.ndarray) -> np.ndarray:

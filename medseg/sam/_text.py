@@ -36,6 +36,15 @@ class TextSegmentConfig(ConfigModel):
         default=False,
         description="propagate past a box side where the atlas label was cut by its field of view",
     )
+    redraw_below: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="an organ SAM drew smaller than this fraction of its located region's "
+        "volume is drawn again with each previous slice's mask as a further prompt (IRCAD "
+        "17 left kidney: 28 mL of 102 expected, drawn again 138 mL; that mask prompt on "
+        "every organ cost the IRCAD liver 0.962 -> 0.956 Dice)",
+    )
 
 
 @dataclass(frozen=True)
@@ -74,8 +83,15 @@ def prompts_from_boxes(
     *,
     n_slices: int,
     extend_open_ends: bool = False,
+    voxel_ml: float | None = None,
+    redraw_below: float = 0.0,
 ) -> list[ObjectPrompt]:
-    """One 3D-box prompt per located part; label k for the k-th concept."""
+    """One 3D-box prompt per located part; label k for the k-th concept.
+
+    Each prompt carries its part's own region (:attr:`LocatedBox.region`) and, with
+    ``voxel_ml`` (the image's voxel volume, mL), ``min_voxels``: ``redraw_below`` × the
+    located region's volume.
+    """
     objects = []
     for label, concept in enumerate(concepts, start=1):
         for key in concept.parts or (concept.key,):
@@ -84,6 +100,10 @@ def prompts_from_boxes(
                 continue
             first = 0 if extend_open_ends and located.open_k[0] else None
             last = n_slices - 1 if extend_open_ends and located.open_k[1] else None
+            expected = located.expected_ml
+            min_voxels = 0
+            if voxel_ml and expected is not None:
+                min_voxels = int(redraw_below * expected / voxel_ml)
             objects.append(
                 ObjectPrompt(
                     label=label,
@@ -91,6 +111,8 @@ def prompts_from_boxes(
                     propagate=True,
                     first_slice=first,
                     last_slice=last,
+                    region_ijk=located.region,
+                    min_voxels=min_voxels,
                 )
             )
     return objects
@@ -131,7 +153,12 @@ def segment_named_structures(
     boxes = locate_concepts(volume, concepts, atlas=atlas, config=text_config.locator)
     n_slices = volume.spatial_shape[2]
     objects = prompts_from_boxes(
-        concepts, boxes, n_slices=n_slices, extend_open_ends=text_config.extend_open_ends
+        concepts,
+        boxes,
+        n_slices=n_slices,
+        extend_open_ends=text_config.extend_open_ends,
+        voxel_ml=float(np.prod(volume.spacing_mm[:3])) / 1000.0,
+        redraw_below=text_config.redraw_below,
     )
     ruled = [
         (label, boxes[key].mask)

@@ -27,6 +27,7 @@ from medseg.sam._preprocess import IntensityConfig, scale_intensity
 from medseg.sam._prompts import ObjectPrompt
 from medseg.sam._propagate import (
     PropagationConfig,
+    PropagationResult,
     SliceStack,
     logits_to_probability,
     predict_object_logits,
@@ -315,16 +316,21 @@ def _segment_prompts(
     ):
         prompt = _display_prompt(obj, display, stack.n_slices)
         if prompt.propagate:
-            result = propagate_prompt(
-                stack,
-                key_slice=prompt.key_slice,
-                prompt=prompt.prompt,
-                first_slice=prompt.first_slice,
-                last_slice=prompt.last_slice,
-                bounding_box_xyxy=prompt.bounding_box_xyxy,
-                config=config.propagation,
-                keep_probabilities=keep_probabilities,
-            )
+            result = _propagate(stack, prompt, config.propagation, keep_probabilities)
+            drawn = int(result.masks.sum())
+            if drawn < obj.min_voxels and not config.propagation.use_mask_prompt:
+                with_masks = config.propagation.model_copy(update={"use_mask_prompt": True})
+                again = _propagate(stack, prompt, with_masks, keep_probabilities)
+                logger.info(
+                    "object %d: %d voxels, fewer than the %d expected; drawn again with the "
+                    "previous slice's mask as prompt: %d voxels",
+                    obj.label,
+                    drawn,
+                    obj.min_voxels,
+                    int(again.masks.sum()),
+                )
+                if again.masks.sum() > drawn:
+                    result = again
             masks = result.masks
             probability = result.probabilities
             scores, reasons = result.iou_scores, dict(result.stop_reasons)
@@ -348,6 +354,15 @@ def _segment_prompts(
                 probability = np.zeros(labels.shape, dtype=np.float16)
                 probability[prompt.key_slice] = logits_to_probability(logits)
             scores, reasons = {prompt.key_slice: iou}, {1: "not_propagated", -1: "not_propagated"}
+        if obj.region_ijk is not None:
+            region = region_to_display(obj.region_ijk, display, volume)
+            logger.info(
+                "object %d: %d of its %d voxels lie outside its region; dropped",
+                obj.label,
+                int((masks & ~region).sum()),
+                int(masks.sum()),
+            )
+            masks = masks & region
         logger.info("object %d: %d voxels", obj.label, int(masks.sum()))
         if best is not None and probability is not None:
             assign_claimed_voxels(labels, best, masks, probability, obj.label)
@@ -377,6 +392,38 @@ def _segment_prompts(
         stop_reasons=stop_reasons,
         stopped_early=stopped_early,
     )
+
+
+def _propagate(
+    stack: SliceStack, prompt: _DisplayPrompt, config: PropagationConfig, keep: bool
+) -> PropagationResult:
+    return propagate_prompt(
+        stack,
+        key_slice=prompt.key_slice,
+        prompt=prompt.prompt,
+        first_slice=prompt.first_slice,
+        last_slice=prompt.last_slice,
+        bounding_box_xyxy=prompt.bounding_box_xyxy,
+        config=config,
+        keep_probabilities=keep,
+    )
+
+
+def region_to_display(region_ijk: np.ndarray, display: DisplayVolume, volume: Volume) -> np.ndarray:
+    """A bool mask on ``volume``'s grid ``(i, j, k)`` → ``(n_slices, rows, columns)`` display.
+
+    Raises
+    ------
+    InputError
+        If the mask's shape is not the volume's.
+    """
+    shape = tuple(volume.spatial_shape[:3])
+    if region_ijk.shape != shape:
+        raise InputError(
+            f"a prompt's region must have the image's shape {shape}, not {region_ijk.shape}"
+        )
+    moved = reorient(volume.with_array(region_ijk.astype(np.uint8)), axis_codes(display.volume))
+    return np.stack([to_display_slice(s) for s in np.moveaxis(moved.array, 2, 0)]) > 0
 
 
 def _float_to_file_grid(array: np.ndarray, display: DisplayVolume, volume: Volume) -> np.ndarray:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from medseg.anatomy import Atlas, LocatedBox, LocatorConfig, locate_lungs, locate_structures
-from medseg.anatomy._locate import _refine_with_intensity
+from medseg.anatomy._locate import _own_regions, _refine_with_intensity
 from medseg.core import InputError
 from medseg.io import Volume, axis_codes, read_image, reorient
 
@@ -191,3 +192,64 @@ def test_intensity_fit_grows_a_shifted_cut_atlas_label_onto_the_organ() -> None:
     # A label the intensities cannot support (no organ there) is kept as it was.
     plain = rng.normal(-100.0, 10.0, hu.shape)
     assert (_refine_with_intensity(plain, plain > -400, warped, LocatorConfig()) == warped).all()
+
+
+def test_fit_statistics_leave_out_the_fat_a_misplaced_label_covers() -> None:
+    # The warped label lies mostly on fat (-100 HU) beside the organ (60 HU), as IRCAD 17's
+    # registered spleen did (median -10 HU): fitted to all its voxels, the fit follows the
+    # fat and is rejected; fitted to its soft tissue (> 0 HU), it finds the organ.
+    rng = np.random.default_rng(1)
+    hu = rng.normal(-100.0, 10.0, (40, 50, 50))
+    hu[:, :2] = -1000.0
+    organ = np.zeros(hu.shape, dtype=bool)
+    organ[8:30, 12:30, 15:35] = True
+    hu[organ] = rng.normal(60.0, 10.0, int(organ.sum()))
+    body = hu > -400
+    warped = np.zeros_like(organ)
+    warped[8:30, 12:30, 27:47] = True  # 8 of its 20 columns on the organ
+    all_voxels = _refine_with_intensity(hu, body, warped, LocatorConfig(refine_floor_hu=-1000))
+    assert (all_voxels == warped).all()
+    fitted = _refine_with_intensity(hu, body, warped, LocatorConfig())
+    where = np.nonzero(fitted)
+    assert [int(w.min()) for w in where] == [8, 12, 15]
+    assert [int(w.max()) for w in where] == [29, 29, 34]
+
+
+def test_own_regions_split_between_structures_with_a_slack() -> None:
+    # Two structures on a line of 1 mm voxels, at x 0-1 and 9-10: x 5 is 4 mm from both.
+    line = np.zeros((1, 1, 11), dtype=bool)
+    a, b = line.copy(), line.copy()
+    a[..., :2] = True
+    b[..., 9:] = True
+    regions = _own_regions({"a": a, "b": b}, 1.0, 0.0)[0, 0]
+    assert np.flatnonzero(regions & 1).tolist() == [0, 1, 2, 3, 4, 5]
+    assert np.flatnonzero(regions & 2).tolist() == [5, 6, 7, 8, 9, 10]
+    # With 2 mm of slack x 6 (5 mm from a, 3 mm from b) is a's too, x 7 (6 vs 2) is not.
+    regions = _own_regions({"a": a, "b": b}, 1.0, 2.0)[0, 0]
+    assert np.flatnonzero(regions & 1).tolist() == [0, 1, 2, 3, 4, 5, 6]
+    assert np.flatnonzero(regions & 2).tolist() == [4, 5, 6, 7, 8, 9, 10]
+
+
+def test_structures_located_together_keep_to_their_own_regions(atlas: Atlas) -> None:
+    # On the atlas CT itself: the left kidney's region holds its own label, not the spleen's
+    # core beside it (the IRCAD spleen's SAM mask covered the left kidney).
+    names = ["spleen", "kidney_left", "liver"]
+    found = locate_structures(atlas.image, names, atlas=atlas)
+    labels = atlas.labels.array
+    regions = {}
+    for name, value in (("spleen", 1), ("kidney_left", 3), ("liver", 5)):
+        region = found[name].region
+        assert region is not None
+        assert region.shape == labels.shape
+        assert region[labels == value].mean() > 0.95, name
+        assert (found[name].expected_ml or 0.0) > 10.0, name
+        regions[name] = region
+    spleen_core = ndimage.binary_erosion(labels == 1, iterations=2)
+    assert not regions["kidney_left"][spleen_core].any()
+    assert not regions["spleen"][ndimage.binary_erosion(labels == 3)].any()
+    # Alone, or with the limit off, a structure has no region.
+    assert locate_structures(atlas.image, ["spleen"], atlas=atlas)["spleen"].region is None
+    free = locate_structures(
+        atlas.image, names, atlas=atlas, config=LocatorConfig(own_slack_mm=None)
+    )
+    assert all(box.region is None for box in free.values())

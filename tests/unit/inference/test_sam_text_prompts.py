@@ -45,3 +45,23 @@ def test_a_structure_drawn_by_its_rule_gets_no_sam_prompt() -> None:
     }
     objects = prompts_from_boxes(concepts, boxes, n_slices=40)
     assert [o.label for o in objects] == [1]
+
+
+def test_each_prompt_carries_its_own_region_and_the_volume_to_redraw_below() -> None:
+    vocabulary = Vocabulary()
+    concepts = [vocabulary.match(t) for t in ("spleen", "kidneys")]
+    region = np.zeros((4, 4, 4), dtype=bool)
+    region[:2] = True
+    boxes = {
+        "spleen": LocatedBox("spleen", (5, 5, 5, 9, 9, 9), "atlas", expected_ml=200.0),
+        "kidney_left": LocatedBox(
+            "kidney_left", (2, 2, 2, 4, 4, 4), "atlas", region=region, expected_ml=100.0
+        ),
+    }
+    # 1 mm³ voxels: half of 200 mL is 100,000 voxels.
+    objects = prompts_from_boxes(concepts, boxes, n_slices=40, voxel_ml=0.001, redraw_below=0.5)
+    assert [o.min_voxels for o in objects] == [100_000, 50_000]
+    assert objects[0].region_ijk is None
+    assert objects[1].region_ijk is region
+    # Without the voxel volume nothing is redrawn.
+    assert [o.min_voxels for o in prompts_from_boxes(concepts, boxes, n_slices=40)] == [0, 0]

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
+from medseg.core import InputError
 from medseg.evaluation import compute_dice
 from medseg.io import Volume, axis_codes
 from medseg.sam import (
@@ -204,3 +207,44 @@ def test_prompted_confidence_matches_the_mask_and_reports_early_stops(
         litemedsam, volume, [ObjectPrompt(label=3, box_ijk=box)], SamSegmentConfig(intensity=ct)
     )
     np.testing.assert_array_equal(plain.array, result.labels.array)
+
+
+def test_an_object_keeps_to_its_region_in_file_voxels(
+    litemedsam: SamModel, ras_volume: tuple
+) -> None:
+    # The region is given on the file's grid (RAS; the display flips i and j): the object
+    # keeps only the part of the ellipse with i < 20, nothing beyond.
+    volume, truth = ras_volume
+    box = (I_RANGE[0] - 3, J_RANGE[0] - 3, K_RANGE[0], I_RANGE[1] + 3, J_RANGE[1] + 3, K_RANGE[1])
+    region = np.zeros(volume.array.shape, dtype=bool)
+    region[:20] = True
+    config = SamSegmentConfig(intensity=IntensityConfig(mode="ct"))
+    labels = segment_with_prompts(
+        litemedsam, volume, [ObjectPrompt(box_ijk=box, region_ijk=region)], config
+    ).array
+    assert not labels[20:].any()
+    assert compute_dice(labels == 1, truth & region) > 0.9
+    with pytest.raises(InputError, match="region must have the image's shape"):
+        segment_with_prompts(
+            litemedsam, volume, [ObjectPrompt(box_ijk=box, region_ijk=region[:10])], config
+        )
+
+
+def test_an_object_drawn_smaller_than_expected_is_drawn_again(
+    litemedsam: SamModel, ras_volume: tuple, caplog: pytest.LogCaptureFixture
+) -> None:
+    volume, truth = ras_volume
+    box = (I_RANGE[0] - 3, J_RANGE[0] - 3, K_RANGE[0], I_RANGE[1] + 3, J_RANGE[1] + 3, K_RANGE[1])
+    config = SamSegmentConfig(intensity=IntensityConfig(mode="ct"))
+    with caplog.at_level(logging.INFO, logger="medseg.sam"):
+        plain = segment_with_prompts(litemedsam, volume, [ObjectPrompt(box_ijk=box)], config)
+    assert "drawn again" not in caplog.text
+    expected = int(truth.sum()) * 2  # more than any mask can hold: always drawn again
+    with caplog.at_level(logging.INFO, logger="medseg.sam"):
+        again = segment_with_prompts(
+            litemedsam, volume, [ObjectPrompt(box_ijk=box, min_voxels=expected)], config
+        )
+    assert f"fewer than the {expected} expected; drawn again" in caplog.text
+    # the larger of the two masks is kept
+    assert (again.array == 1).sum() >= (plain.array == 1).sum()
+    assert compute_dice(again.array == 1, truth) > 0.9
