@@ -4,8 +4,10 @@ For each case and organ with a reference label, on the same slice embeddings:
 
 - ``atlas``: the atlas label registered onto the CT (``medseg.anatomy.register_atlas``), no SAM.
 - ``located``: SAM 3D-box propagation from the located box (the registered atlas label fitted
-  to the CT's own organ intensities, no margin), kept inside the box's slices: the default of
-  ``medseg sam --text`` and the ``sam_text`` segmenter.
+  to the CT's own organ intensities, no margin), kept inside the box's slices, drawn again
+  with mask prompts when under half the located volume and cut to the organ's own region
+  (when several organs are located): the default of ``medseg sam --text`` and the
+  ``sam_text`` segmenter.
 - ``located, 5 mm margin``: the same with a 5 mm margin around the box (the default before
   2026-12-04).
 - ``atlas box``: SAM from the registered atlas label's box, not fitted (``--variants``).
@@ -45,11 +47,13 @@ from medseg.sam import (
     IntensityMode,
     ObjectPrompt,
     SamSegmentConfig,
+    TextSegmentConfig,
     build_slice_stack,
     labels_to_file_grid,
     load_sam_model,
     prompts_from_boxes,
     propagate_prompt,
+    region_to_display,
     to_display_volume,
 )
 from medseg.sam._volume import _display_prompt  # the CLI's own prompt mapping
@@ -102,6 +106,18 @@ def _score(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -> dic
     return {"dice": round(float(dice), 4), "hd95_mm": round(float(hd95), 2)}
 
 
+def _propagate(stack, prompt, propagation):
+    return propagate_prompt(
+        stack,
+        key_slice=prompt.key_slice,
+        prompt=prompt.prompt,
+        first_slice=prompt.first_slice,
+        last_slice=prompt.last_slice,
+        bounding_box_xyxy=prompt.bounding_box_xyxy,
+        config=propagation,
+    )
+
+
 def run_case(
     case: str, paths: tuple, model, atlas: Atlas, config: SamSegmentConfig, variants: list[str]
 ) -> dict:
@@ -132,8 +148,14 @@ def run_case(
         model, display, config.intensity, precision=config.precision, max_cached=4096
     )
     n_slices = stack.n_slices
+    # as `medseg sam --text` draws them: each organ inside its own region, drawn again with
+    # mask prompts when SAM drew under half its located volume
+    voxel_ml = float(np.prod(spacing[:3])) / 1000.0
+    redraw_below = TextSegmentConfig().redraw_below
     prompts = {
-        "located": prompts_from_boxes(concepts, boxes, n_slices=n_slices),
+        "located": prompts_from_boxes(
+            concepts, boxes, n_slices=n_slices, voxel_ml=voxel_ml, redraw_below=redraw_below
+        ),
         **{
             name: prompts_from_boxes(concepts, found, n_slices=n_slices)
             for name, found in other_boxes.items()
@@ -157,16 +179,15 @@ def run_case(
         for obj in prompts[name]:
             organ = list(organs)[obj.label - 1]
             prompt = _display_prompt(obj, display, n_slices)
-            result = propagate_prompt(
-                stack,
-                key_slice=prompt.key_slice,
-                prompt=prompt.prompt,
-                first_slice=prompt.first_slice,
-                last_slice=prompt.last_slice,
-                bounding_box_xyxy=prompt.bounding_box_xyxy,
-                config=config.propagation,
-            )
-            labels = labels_to_file_grid(result.masks.astype(np.uint16), display, volume).array
+            masks = _propagate(stack, prompt, config.propagation).masks
+            if masks.sum() < obj.min_voxels:
+                with_masks = config.propagation.model_copy(update={"use_mask_prompt": True})
+                again = _propagate(stack, prompt, with_masks).masks
+                print(f"{case} {organ}: {masks.sum()} voxels, drawn again: {again.sum()}")
+                masks = again if again.sum() > masks.sum() else masks
+            if obj.region_ijk is not None:
+                masks = masks & region_to_display(obj.region_ijk, display, volume)
+            labels = labels_to_file_grid(masks.astype(np.uint16), display, volume).array
             row = next(r for r in rows if r["organ"] == organ)
             row[name] = _score(labels > 0, reference == organs[organ], spacing)
         seconds[name] = round(time.perf_counter() - t0, 1)

@@ -8,6 +8,12 @@ by SAM (on the lung boxes SAM drew soft tissue: Dice 0.0). Label k of the output
 k-th concept; a group concept (``kidneys``) is the union of its parts, each prompted by its
 own box. Optionally (``extend_open_ends``, off: it measured no better), propagation may
 continue past a box side where the atlas label was cut by the atlas's field of view.
+
+Each organ's mask stays its own: a voxel may go only to the structures whose registered
+atlas label is nearest to it (within ``LocatorConfig.own_slack_mm``), so one organ's box and SAM
+mask cannot take a neighbour (IRCAD 17: the spleen's mask covered the left kidney). An
+organ SAM lost on its way through the slices (drawn under ``redraw_below`` of its located
+volume) is drawn again with each previous slice's mask as a further prompt.
 """
 
 from __future__ import annotations
