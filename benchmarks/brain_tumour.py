@@ -31,7 +31,13 @@ import numpy as np
 
 from medseg.core import parse_config, read_yaml
 from medseg.evaluation import compute_region_metrics
-from medseg.inference import InferConfig, keep_largest_foreground, predict_channel_volume
+from medseg.inference import (
+    InferConfig,
+    NestedRegion,
+    decide_nested_regions,
+    keep_largest_foreground,
+    predict_channel_volume,
+)
 from medseg.io import read_channels, read_image
 from medseg.models import load_checkpoint, save_checkpoint
 from medseg.training import (
@@ -50,6 +56,11 @@ CASE_IDS = [f"brats2013_pat000{i}" for i in range(1, 6)]
 FILES = {"flair": "Flair_subtrMeanDivStd.nii.gz", "t1c": "T1c_subtrMeanDivStd.nii.gz"}
 METRICS = ("dice", "hd95_mm")
 REGIONS = {"WT": (1, 2, 3, 4), "TC": (1, 3, 4), "ET": (4,)}
+BRATS_REGIONS = [  # the shipped model's stored inference default (MODEL.yaml)
+    NestedRegion(labels=[1, 2, 4], label=2),
+    NestedRegion(labels=[1, 4], label=1),
+    NestedRegion(labels=[4], label=4),
+]
 
 
 def case_dir(case_id: str, data: Path) -> Path:
@@ -107,7 +118,7 @@ def run_fold(fold: int, *, config: ChannelTrainConfig, data: Path, out: Path) ->
         prediction = predict_channel_volume(
             result.checkpoint,
             volume,
-            config=InferConfig(mirror=tta, precision="bf16"),
+            config=InferConfig(mirror=tta, precision="bf16", save_probabilities=True),
             largest_component=False,
             case_id=held_out,
         )
@@ -117,6 +128,13 @@ def run_fold(fold: int, *, config: ChannelTrainConfig, data: Path, out: Path) ->
         record["variants"][name + "_largest"] = score(keep_largest_foreground(raw), reference)
         record[f"predict_{name}_seconds"] = round(prediction.seconds, 1)
         record[f"predict_{name}_cpu_seconds"] = round(time.process_time() - cpu0, 1)
+        # the shipped decision: nested BraTS regions (WT, TC inside WT, ET inside TC)
+        probabilities = np.asarray(prediction.probabilities.array)
+        nested = decide_nested_regions(probabilities, BRATS_REGIONS)
+        record["variants"][name + "_regions"] = score(nested, reference)
+        record["variants"][name + "_regions_largest"] = score(
+            keep_largest_foreground(nested), reference
+        )
     (fold_dir / "metrics.json").write_text(json.dumps(record, indent=1))
     logger.info("fold %d (%s): %s", fold, held_out, record["variants"]["tta_largest"])
     return record

@@ -31,6 +31,7 @@ from medseg.inference import (
     NestedRegion,
     decide_nested_regions,
     keep_foreground_components,
+    keep_largest_foreground,
     predict_channel_volume,
 )
 from medseg.io import read_channels, read_image
@@ -129,6 +130,70 @@ def format_variants(results: dict) -> str:
     return "\n".join(lines)
 
 
+def choose_wt_threshold(out: Path, fold: int, data: Path, grid: list[float]) -> dict:
+    """Whole-tumour threshold of fold ``fold`` chosen on its own **training** cases, then
+    applied to its held-out case (no held-out label is looked at to choose it).
+
+    The fold's model predicts each of its four training cases (plain, bf16); for each ``t`` of
+    ``grid`` the WT mask (P1+P2+P4 > t, largest component) is scored on them; the ``t`` with
+    the best mean training WT Dice (ties: nearest 0.5) becomes the WT level's threshold of the
+    nested decision (TC, ET stay at 0.5) on the held-out case's stored ``probs_plain.npz``.
+    """
+    fold_dir = out / f"fold{fold}"
+    checkpoint = load_checkpoint(fold_dir / "checkpoint.pt")
+    held = CASE_IDS[fold - 1]
+    train_dice: dict[float, list[float]] = {t: [] for t in grid}
+    for case_id in CASE_IDS:
+        if case_id == held:
+            continue
+        case = channel_case(case_id, data)
+        volume = read_channels(case.channels, expected=checkpoint.plans.image_keys)
+        prediction = predict_channel_volume(
+            checkpoint,
+            volume,
+            config=InferConfig(precision="bf16", save_probabilities=True),
+            largest_component=False,
+            case_id=case_id,
+        )
+        probs = np.asarray(prediction.probabilities.array)
+        wt_prob = probs[..., [1, 2, 4]].astype(np.float32).sum(axis=-1)
+        reference = np.asarray(read_image(case.label).array) > 0.5
+        for t in grid:
+            mask = keep_largest_foreground((wt_prob > t).astype(np.uint8)) > 0
+            dice = 2 * np.sum(mask & reference) / max(1, mask.sum() + reference.sum())
+            train_dice[t].append(float(dice))
+    means = {t: float(np.mean(v)) for t, v in train_dice.items()}
+    best = max(grid, key=lambda t: (round(means[t], 4), -abs(t - 0.5)))
+    regions = [BRATS_REGIONS[0].model_copy(update={"threshold": best}), *BRATS_REGIONS[1:]]
+    held_probs = np.load(fold_dir / "probs_plain.npz")["probs"]
+    case = channel_case(held, data)
+    reference = np.rint(np.asarray(read_image(case.label).array)).astype(np.uint8)
+    record = {
+        "fold": fold,
+        "held_out": held,
+        "training_mean_wt_dice": {str(t): round(m, 4) for t, m in means.items()},
+        "chosen_wt_threshold": best,
+        "held_out_at_0.5": score(
+            keep_largest_foreground(decide_nested_regions(held_probs, BRATS_REGIONS)), reference
+        ),
+        "held_out_at_chosen": score(
+            keep_largest_foreground(decide_nested_regions(held_probs, regions)), reference
+        ),
+    }
+    (fold_dir / "threshold.json").write_text(json.dumps(record, indent=1))
+    logger.info(
+        "fold %d: WT threshold %.2f (training WT Dice %.4f at 0.5, %.4f chosen); held-out WT "
+        "%.3f -> %.3f",
+        fold,
+        best,
+        means.get(0.5, float("nan")),
+        means[best],
+        record["held_out_at_0.5"]["WT"]["dice"],
+        record["held_out_at_chosen"]["WT"]["dice"],
+    )
+    return record
+
+
 def draw_overlay(out: Path, fold: int, variant: str, data: Path) -> Path:
     """PNG of 6 axial FLAIR slices: reference ∩ prediction green, FN red, FP blue."""
     import matplotlib
@@ -163,7 +228,7 @@ def draw_overlay(out: Path, fold: int, variant: str, data: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["probs", "score", "overlay"])
+    parser.add_argument("command", choices=["probs", "score", "overlay", "threshold"])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
@@ -179,6 +244,10 @@ def main() -> None:
             save_probabilities(args.out, fold, args.data)
     elif args.command == "score":
         print(format_variants(score_variants(args.out, args.data)))
+    elif args.command == "threshold":
+        grid = [round(0.2 + 0.05 * i, 2) for i in range(9)]  # 0.20 ... 0.60
+        for fold in args.folds:
+            choose_wt_threshold(args.out, fold, args.data, grid)
     else:
         print(draw_overlay(args.out, args.fold, args.variant, args.data))
 

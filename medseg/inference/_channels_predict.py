@@ -85,8 +85,8 @@ def decide_nested_regions(
         ``(*spatial, C)`` probabilities, channel index = label id (any float dtype).
     regions
         Outermost first; level k writes its ``label`` where the summed probability of its
-        ``labels`` exceeds 0.5 and level k - 1 was decided (BraTS: WT {1, 2, 4} → 2,
-        TC {1, 4} → 1, ET {4} → 4).
+        ``labels`` exceeds its ``threshold`` (0.5 by default) and level k - 1 was decided
+        (BraTS: WT {1, 2, 4} → 2, TC {1, 4} → 1, ET {4} → 4).
 
     Returns
     -------
@@ -100,7 +100,7 @@ def decide_nested_regions(
         total = np.zeros(labels.shape, dtype=np.float32)
         for idx in level.labels:
             total += probabilities[..., idx]
-        inside &= total > 0.5
+        inside &= total > level.threshold
         labels[inside] = level.label
     return labels
 

@@ -22,11 +22,16 @@ class NestedRegion(ConfigModel):
     labels
         Label ids whose probabilities are summed for this region.
     label
-        Label id written where the summed probability exceeds 0.5 inside the previous level.
+        Label id written where the summed probability exceeds ``threshold`` inside the
+        previous level.
+    threshold
+        Decision threshold of the summed probability (0.5: the region is more likely than
+        not; a lower value trades false positives for fewer misses).
     """
 
     labels: list[int] = Field(min_length=1)
     label: int = Field(ge=0, le=255)
+    threshold: float = Field(default=0.5, gt=0, lt=1)
 
 
 class InferConfig(ConfigModel):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from medseg.training._channel_augmentation import (
+    ChannelIntensityAugmenter,
+    IntensityAugmentation,
+)
 from medseg.training._channels_trainer import (
     ChannelCase,
     ChannelTrainConfig,
@@ -48,11 +52,13 @@ __all__ = [
     "BEST_CHECKPOINT",
     "LAST_CHECKPOINT",
     "ChannelCase",
+    "ChannelIntensityAugmenter",
     "ChannelTrainConfig",
     "ChannelTrainResult",
     "FitStrategy",
     "InstanceScoreFn",
     "InstanceStrategy",
+    "IntensityAugmentation",
     "ModelSection",
     "OptimizerName",
     "PreparedCase",

@@ -7,9 +7,11 @@ every case is read once, stacked as channels on the first channel's grid
 brought to the plans' spacing and normalised with the same chain inference uses
 (:func:`medseg.transforms.build_preprocessing`) and kept in memory. Training draws patches
 from these arrays (a fraction centred on a random foreground voxel), flips them on every axis
-and scales/shifts each channel's
-intensity, and stops when a **CPU-time budget** is spent (``time.process_time``: the budget
-means the same work whether the job shares the CPU or not). On CPU the forward and backward
+and scales/shifts each channel's intensity (or, with ``intensity_augmentation`` configured,
+applies nnU-Net-style per-channel contrast, gamma, brightness, noise and blur instead:
+:class:`~medseg.training.IntensityAugmentation`), and stops when a **CPU-time budget** is
+spent (``time.process_time``: the budget means the same work whether the job shares the CPU
+or not). On CPU the forward and backward
 passes run under bf16 autocast (oneDNN/AMX); DynUNet's deep-supervision heads are weighted
 1, 1/2, 1/4 (normalised). The learning rate decays polynomially with the spent fraction of
 the budget. The checkpoint written is the last one (no case is used to choose it).
@@ -32,6 +34,10 @@ from pydantic import Field
 from medseg.core import ConfigModel, InputError
 from medseg.io import crop_volume, find_content_box, read_channels, read_image
 from medseg.models import Checkpoint, ModelName, NetworkConfig, build_model
+from medseg.training._channel_augmentation import (
+    ChannelIntensityAugmenter,
+    IntensityAugmentation,
+)
 from medseg.transforms import (
     ChannelNormalization,
     NormalizationScheme,
@@ -79,6 +85,9 @@ class ChannelTrainConfig(ConfigModel):
         Torch intra-op threads (1 lets two trainings share two cores).
     bf16
         bf16 autocast on CPU.
+    intensity_augmentation
+        nnU-Net-style per-channel intensity transforms of every training patch; absent (old
+        configs): each channel scaled by 0.9-1.1 and shifted by -0.1..0.1.
     """
 
     channels: list[str] = Field(min_length=1)
@@ -95,6 +104,7 @@ class ChannelTrainConfig(ConfigModel):
     foreground_fraction: float = Field(default=0.67, ge=0, le=1)
     threads: int = Field(default=1, ge=1)
     bf16: bool = True
+    intensity_augmentation: IntensityAugmentation | None = None
     seed: int = 0
     dataset: str = "channels"
     modality: str = "MR"
@@ -212,7 +222,12 @@ def _pad_to(array: np.ndarray, shape: Sequence[int], value: float) -> np.ndarray
 
 
 def _sample_patch(
-    case: PreparedCase, patch: Sequence[int], *, foreground: bool, rng: np.random.Generator
+    case: PreparedCase,
+    patch: Sequence[int],
+    *,
+    foreground: bool,
+    rng: np.random.Generator,
+    augmenter: ChannelIntensityAugmenter | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     image = _pad_to(case.image, patch, float(case.image.min()))
     label = _pad_to(case.label, patch, 0)
@@ -232,9 +247,12 @@ def _sample_patch(
         if rng.random() < 0.5:
             img = np.flip(img, axis + 1)
             lab = np.flip(lab, axis)
-    scale = rng.uniform(0.9, 1.1, size=(img.shape[0], 1, 1, 1))
-    shift = rng.uniform(-0.1, 0.1, size=(img.shape[0], 1, 1, 1))
-    img = img * scale + shift
+    if augmenter is not None:
+        img = augmenter(img)
+    else:
+        scale = rng.uniform(0.9, 1.1, size=(img.shape[0], 1, 1, 1))
+        shift = rng.uniform(-0.1, 0.1, size=(img.shape[0], 1, 1, 1))
+        img = img * scale + shift
     return np.ascontiguousarray(img, dtype=np.float32), np.ascontiguousarray(lab)
 
 
@@ -263,6 +281,11 @@ def train_channel_model(
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
+    augmenter = (
+        ChannelIntensityAugmenter(config.intensity_augmentation, seed=config.seed)
+        if config.intensity_augmentation is not None
+        else None
+    )
     network_config = build_channel_network(config, plans)
     network = build_model(network_config).train()
     optimizer = torch.optim.AdamW(
@@ -282,7 +305,11 @@ def train_channel_model(
         for _ in range(config.batch_size):
             case = cases[int(rng.integers(len(cases)))]
             img, lab = _sample_patch(
-                case, patch, foreground=rng.random() < config.foreground_fraction, rng=rng
+                case,
+                patch,
+                foreground=rng.random() < config.foreground_fraction,
+                rng=rng,
+                augmenter=augmenter,
             )
             images.append(img)
             labels.append(lab)

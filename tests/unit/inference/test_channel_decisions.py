@@ -41,6 +41,20 @@ def test_nested_regions_worked_by_hand():
     assert labels.ravel().tolist() == [0, 2, 1, 4, 4]
 
 
+def test_nested_regions_threshold_per_level():
+    probs = _probs(
+        (0.65, 0.1, 0.15, 0.1),  # WT 0.35
+        (0.75, 0.05, 0.15, 0.05),  # WT 0.25
+        (0.6, 0.2, 0.0, 0.2),  # WT 0.4, TC 0.4
+    )
+    lower = [NestedRegion(labels=[1, 2, 4], label=2, threshold=0.3), *BRATS[1:]]
+    assert decide_nested_regions(probs, BRATS).ravel().tolist() == [0, 0, 0]
+    # WT at 0.3: the first and third voxels join the whole tumour; TC keeps its 0.5
+    assert decide_nested_regions(probs, lower).ravel().tolist() == [2, 0, 2]
+    with pytest.raises(ValueError, match="threshold"):
+        NestedRegion(labels=[1], label=1, threshold=1.0)
+
+
 def test_nested_regions_inner_level_never_leaves_the_outer():
     # ET alone > 0.5 cannot happen without WT > 0.5; a region list with a disjoint inner
     # level shows the nesting: label 9 only inside level 1's voxels
