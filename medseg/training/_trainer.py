@@ -27,6 +27,7 @@ from medseg.training._fit import (
     RunLogger,
     TrainResult,
     fit,
+    compute_sampling_probabilities,
     select_training_cases,
 )
 from medseg.training._instance_trainer import train_instance_model
@@ -96,7 +97,7 @@ def _drop_meta(item: dict[str, Any]) -> dict[str, Any]:
 
 def _build_datasets(
     config: TrainConfig, plans: Plans, manifest: DatasetManifest, root: Path, batch_size: int
-) -> tuple[Any, list[dict[str, Any]], Any]:
+) -> tuple[Any, list[dict[str, Any]], Any, np.ndarray | None]:
     from monai.data import CacheDataset
     from monai.transforms import Compose, EnsureTyped, Identity, Lambda
 
@@ -122,6 +123,9 @@ def _build_datasets(
         else Identity()
     )
     train_cases, validation_cases = select_training_cases(config, manifest)
+    probabilities = compute_sampling_probabilities(
+        train_cases, config.sampling_weights, default_modality=manifest.modality
+    )
     # the chains' transforms are listed one by one: a nested Compose counts as random for
     # CacheDataset, which would then cache nothing after loading (normalisation, padding and
     # the crop's voxel indices are deterministic and cached this way)
@@ -156,19 +160,35 @@ def _build_datasets(
         len(validation),
         batch_size,
     )
-    return dataset, validation, chain
+    return dataset, validation, chain, probabilities
 
 
 def _batches(
-    dataset: Any, *, batch_size: int, iterations: int, seed: int, num_workers: int
+    dataset: Any,
+    *,
+    batch_size: int,
+    iterations: int,
+    seed: int,
+    num_workers: int,
+    probabilities: np.ndarray | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     from monai.data import DataLoader
-    from torch.utils.data import RandomSampler
+    from torch.utils.data import RandomSampler, Sampler, WeightedRandomSampler
 
     generator = torch.Generator().manual_seed(seed)
-    sampler = RandomSampler(
-        dataset, replacement=True, num_samples=batch_size * iterations, generator=generator
-    )
+    samples = batch_size * iterations
+    sampler: Sampler[int]
+    if probabilities is None:
+        sampler = RandomSampler(
+            dataset, replacement=True, num_samples=samples, generator=generator
+        )
+    else:  # TrainConfig.sampling_weights
+        sampler = WeightedRandomSampler(
+            torch.as_tensor(probabilities, dtype=torch.float64),
+            num_samples=samples,
+            replacement=True,
+            generator=generator,
+        )
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -330,7 +350,7 @@ class SemanticStrategy:
         self.batch_size = config.batch_size or plans.batch_size
 
     def prepare(self, *, device: torch.device) -> None:
-        self.dataset, self.validation, self.chain = _build_datasets(
+        self.dataset, self.validation, self.chain, self.probabilities = _build_datasets(
             self.config, self.plans, self.manifest, self.root, self.batch_size
         )
         self.loss_fn = _make_loss(self.network)
@@ -345,6 +365,7 @@ class SemanticStrategy:
             iterations=self.config.iterations_per_epoch,
             seed=epoch_seed,
             num_workers=self.config.num_workers,
+            probabilities=self.probabilities,
         ):
             yield batch["image"].to(device).float(), batch["label"].to(device)
 
