@@ -26,8 +26,8 @@ from medseg.training._config import network_from_plans as _network_from_plans
 from medseg.training._fit import (
     RunLogger,
     TrainResult,
-    fit,
     compute_sampling_probabilities,
+    fit,
     select_training_cases,
 )
 from medseg.training._instance_trainer import train_instance_model
@@ -179,9 +179,7 @@ def _batches(
     samples = batch_size * iterations
     sampler: Sampler[int]
     if probabilities is None:
-        sampler = RandomSampler(
-            dataset, replacement=True, num_samples=samples, generator=generator
-        )
+        sampler = RandomSampler(dataset, replacement=True, num_samples=samples, generator=generator)
     else:  # TrainConfig.sampling_weights
         sampler = WeightedRandomSampler(
             torch.as_tensor(probabilities, dtype=torch.float64),
