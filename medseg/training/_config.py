@@ -92,6 +92,10 @@ class TrainConfig(ConfigModel):
     core_fraction
         The ``instance_core`` target's core: interior pixels at least this fraction of their
         instance's largest inner distance deep.
+    class_weights
+        Loss weight of each output class (background first; Dice and cross-entropy), e.g.
+        ``[1, 1, 2, 2]`` to count boundary and core pixels double for an ``instance_core``
+        model. Empty (the default): every class weighs 1.
     sampling_weights
         Relative probability of drawing a training case, by the case's manifest
         ``modality`` (e.g. ``{microscopy_histo: 3}`` draws each H&E image three times as
@@ -117,6 +121,7 @@ class TrainConfig(ConfigModel):
     boundary_width_px: int = Field(default=2, ge=1, le=16)
     core_fraction: float = Field(default=0.5, gt=0, le=1)
     sampling_weights: dict[str, PositiveFloat] = Field(default_factory=dict)
+    class_weights: list[PositiveFloat] = Field(default_factory=list)
     init_weights: str | None = None
     epochs: int = Field(default=50, ge=1)
     iterations_per_epoch: int = Field(default=50, ge=1)

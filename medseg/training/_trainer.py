@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -197,10 +197,23 @@ def _batches(
     yield from loader
 
 
-def _make_loss(network: NetworkConfig) -> Callable[[Any, torch.Tensor], torch.Tensor]:
+def _make_loss(
+    network: NetworkConfig, *, class_weights: Sequence[float] = ()
+) -> Callable[[Any, torch.Tensor], torch.Tensor]:
     from monai.losses import DeepSupervisionLoss, DiceCELoss
 
-    base = DiceCELoss(to_onehot_y=True, softmax=True, smooth_nr=1e-5, smooth_dr=1e-5)
+    if class_weights and len(class_weights) != network.out_channels:
+        raise ConfigError(
+            f"class_weights must have one weight per output class ({network.out_channels}, "
+            f"background first), not {len(class_weights)}"
+        )
+    base = DiceCELoss(
+        to_onehot_y=True,
+        softmax=True,
+        smooth_nr=1e-5,
+        smooth_dr=1e-5,
+        weight=torch.tensor(class_weights, dtype=torch.float32) if class_weights else None,
+    )
     if network.model_name is ModelName.DYNUNET and network.deep_supervision:
         supervised = DeepSupervisionLoss(base, weight_mode="exp")
 
@@ -351,7 +364,7 @@ class SemanticStrategy:
         self.dataset, self.validation, self.chain, self.probabilities = _build_datasets(
             self.config, self.plans, self.manifest, self.root, self.batch_size
         )
-        self.loss_fn = _make_loss(self.network)
+        self.loss_fn = _make_loss(self.network, class_weights=self.config.class_weights)
 
     def batches(
         self, *, epoch_seed: int, device: torch.device

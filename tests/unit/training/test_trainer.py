@@ -305,3 +305,25 @@ def test_weighted_batches_draw_cases_in_proportion() -> None:
         [b["index"] for b in _batches(dataset, batch_size=50, iterations=40, seed=3, num_workers=0)]
     )
     assert np.abs(np.bincount(uniform.numpy(), minlength=3) / 2000 - 1 / 3).max() < 0.04
+
+
+def test_class_weights_weigh_the_loss_per_class() -> None:
+    from medseg.models import NetworkConfig
+    from medseg.training._trainer import _make_loss
+
+    network = NetworkConfig(name="unet2d", in_channels=1, out_channels=3)
+    label = torch.zeros((1, 1, 4, 4), dtype=torch.long)
+    label[0, 0, :2] = 1
+    label[0, 0, 3, 3] = 2
+    logits = torch.zeros((1, 3, 4, 4))
+    logits[0, 0, 2:] = 5.0  # background right, except the class-2 pixel
+    logits[0, 1, :2] = 5.0  # class 1 right; class 2 never predicted
+    plain = _make_loss(network)(logits, label)
+    assert _make_loss(network, class_weights=[1, 1, 1])(logits, label) == pytest.approx(
+        float(plain)
+    )
+    # the only error is class 2's: weighing it up raises the loss, weighing it down lowers it
+    assert _make_loss(network, class_weights=[1, 1, 4])(logits, label) > plain
+    assert _make_loss(network, class_weights=[1, 1, 0.25])(logits, label) < plain
+    with pytest.raises(ConfigError, match=r"one weight per output class \(3"):
+        _make_loss(network, class_weights=[1, 2])
