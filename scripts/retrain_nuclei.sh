@@ -8,7 +8,9 @@
 #    autocast, 20 epochs x 100 steps of 8 patches -> RUN_DIR/nuclei_full;
 # 2. fine-tunes it with a fourth class, each nucleus' core (target instance_core: the seeds of
 #    the marker watershed), 20 epochs x 100 steps -> RUN_DIR/nuclei_core;
-# 3. chooses the watershed settings and the nucleus-size zoom on the 40 validation images with
+# 3. trains that on with the stained images drawn more often (sampling_weights: H&E 3x,
+#    brightfield 4x) at a lower rate -> RUN_DIR/nuclei_stain;
+# 4. chooses the watershed settings and the nucleus-size zoom on the 40 validation images with
 #    mirror TTA (pooled F1@0.5) and writes SHIP_DIR/checkpoint.pt (float16 weights, settings,
 #    TTA on by default).
 # The 20 test images are used by no step. Copy SHIP_DIR/checkpoint.pt to
@@ -22,12 +24,17 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MLFLOW_DISABLE_TELEMETRY=true
 PYTHONPATH=. "$PY" -m medseg train configs/training/cells_dsb2018_full_unet2d.yaml \
     --out "$RUN/nuclei_full"
 CORE_CONFIG=configs/training/cells_dsb2018_full_core_unet2d.yaml
-if [ "$RUN" != runs ]; then  # the second stage starts from this run's first stage
+STAIN_CONFIG=configs/training/cells_dsb2018_full_core_stain_unet2d.yaml
+if [ "$RUN" != runs ]; then  # each stage starts from this run's previous stage
     CORE_CONFIG="$RUN/cells_dsb2018_full_core_unet2d.yaml"
     sed "s#^init_weights: .*#init_weights: $RUN/nuclei_full/checkpoint_best.pt#" \
         configs/training/cells_dsb2018_full_core_unet2d.yaml > "$CORE_CONFIG"
+    STAIN_CONFIG="$RUN/cells_dsb2018_full_core_stain_unet2d.yaml"
+    sed "s#^init_weights: .*#init_weights: $RUN/nuclei_core/checkpoint_best.pt#" \
+        configs/training/cells_dsb2018_full_core_stain_unet2d.yaml > "$STAIN_CONFIG"
 fi
 PYTHONPATH=. "$PY" -m medseg train "$CORE_CONFIG" --out "$RUN/nuclei_core"
+PYTHONPATH=. "$PY" -m medseg train "$STAIN_CONFIG" --out "$RUN/nuclei_stain"
 mkdir -p "$SHIP"
-PYTHONPATH=. "$PY" scripts/ship_instance_model.py --run "$RUN/nuclei_core" --out "$SHIP" --tta \
+PYTHONPATH=. "$PY" scripts/ship_instance_model.py --run "$RUN/nuclei_stain" --out "$SHIP" --tta \
     --zoom --cache "$SHIP/val_probabilities.npz"

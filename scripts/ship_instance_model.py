@@ -55,9 +55,9 @@ from medseg.transforms import resample_to_shape
 ROOT = Path(__file__).resolve().parents[1]
 
 GRID = {
-    "foreground_threshold": [0.4, 0.5, 0.6, 0.7],
+    "foreground_threshold": [0.4, 0.5, 0.6, 0.7, 0.8],
     "seed_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98],
-    "min_seed_size_px": [1, 4, 8, 16],
+    "min_seed_size_px": [1, 4, 8, 16, 24, 32],
 }
 #: second-pass zoom by nucleus size (searched after the settings above, with them fixed)
 ZOOM_GRID = {

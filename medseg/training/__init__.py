@@ -28,6 +28,7 @@ from medseg.training._fit import (
     FitStrategy,
     RunLogger,
     TrainResult,
+    compute_sampling_probabilities,
     fit,
     select_training_cases,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "check_plans_match",
     "compute_instance_targets",
     "compute_poly_factor",
+    "compute_sampling_probabilities",
     "fit",
     "load_instance_items",
     "network_from_plans",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from pydantic import Field
+from pydantic import Field, PositiveFloat
 
 from medseg.core import ConfigError, ConfigModel
 from medseg.io import Split
@@ -92,6 +92,15 @@ class TrainConfig(ConfigModel):
     core_fraction
         The ``instance_core`` target's core: interior pixels at least this fraction of their
         instance's largest inner distance deep.
+    class_weights
+        Loss weight of each output class (background first; Dice and cross-entropy), e.g.
+        ``[1, 1, 2, 2]`` to count boundary and core pixels double for an ``instance_core``
+        model. Empty (the default): every class weighs 1.
+    sampling_weights
+        Relative probability of drawing a training case, by the case's manifest
+        ``modality`` (e.g. ``{microscopy_histo: 3}`` draws each H&E image three times as
+        often as a fluorescence one); modalities not named weigh 1. Empty (the default):
+        every case equally likely.
     init_weights
         A checkpoint whose weights start the training (fine-tuning; the optimiser starts
         afresh). Tensors whose shapes differ (a head with more classes) keep the overlapping
@@ -111,6 +120,8 @@ class TrainConfig(ConfigModel):
     target: TrainingTarget = TrainingTarget.SEMANTIC
     boundary_width_px: int = Field(default=2, ge=1, le=16)
     core_fraction: float = Field(default=0.5, gt=0, le=1)
+    sampling_weights: dict[str, PositiveFloat] = Field(default_factory=dict)
+    class_weights: list[PositiveFloat] = Field(default_factory=list)
     init_weights: str | None = None
     epochs: int = Field(default=50, ge=1)
     iterations_per_epoch: int = Field(default=50, ge=1)

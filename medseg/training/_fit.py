@@ -148,6 +148,34 @@ def select_training_cases(
     return train, validation
 
 
+def compute_sampling_probabilities(
+    cases: Sequence[Case], sampling_weights: dict[str, float], *, default_modality: str
+) -> np.ndarray | None:
+    """Probability of drawing each training case from ``TrainConfig.sampling_weights``.
+
+    A case without its own ``modality`` has ``default_modality`` (the manifest's). Returns
+    None for uniform sampling (no weights), else float64 probabilities summing to 1 in the
+    order of ``cases``.
+
+    Raises
+    ------
+    ConfigError
+        If a weighted modality is not the modality of any training case.
+    """
+    if not sampling_weights:
+        return None
+    case_modalities = [c.modality or default_modality for c in cases]
+    modalities = sorted(set(case_modalities))
+    unknown = sorted(set(sampling_weights) - set(modalities))
+    if unknown:
+        raise ConfigError(
+            f"sampling_weights names modality {unknown[0]!r}, which no training case has; "
+            f"expected one of {', '.join(modalities)}"
+        )
+    weights = np.array([sampling_weights.get(m, 1.0) for m in case_modalities], dtype=np.float64)
+    return weights / weights.sum()
+
+
 def _make_optimizer(config: TrainConfig, params: Any) -> torch.optim.Optimizer:
     lr = config.initial_learning_rate
     if config.optimizer is OptimizerName.SGD:

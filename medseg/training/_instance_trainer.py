@@ -34,7 +34,13 @@ from medseg.io import DatasetManifest, read_image
 from medseg.models import NetworkConfig, detections_to_instances
 from medseg.training._config import TrainConfig
 from medseg.training._config import network_from_plans as _network_from_plans
-from medseg.training._fit import RunLogger, TrainResult, fit, select_training_cases
+from medseg.training._fit import (
+    RunLogger,
+    TrainResult,
+    compute_sampling_probabilities,
+    fit,
+    select_training_cases,
+)
 from medseg.training._instances import compute_instance_targets
 from medseg.transforms import Plans, build_preprocessing, load_case, run_chain
 
@@ -143,9 +149,15 @@ def _sample_batch(
     *,
     batch_size: int,
     device: torch.device,
+    probabilities: np.ndarray | None = None,
 ) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
     images, targets = [], []
-    for index in rng.integers(0, len(items), size=batch_size):
+    indices = (
+        rng.integers(0, len(items), size=batch_size)
+        if probabilities is None
+        else rng.choice(len(items), size=batch_size, p=probabilities)
+    )
+    for index in indices:
         item = items[int(index)]
         out = chain({"image": item["image"], "label": item["label"]})
         out = out[0] if isinstance(out, list) else out
@@ -242,6 +254,9 @@ class InstanceStrategy:
     def prepare(self, *, device: torch.device) -> None:
         # validation_case_ids are held out of training, as for the semantic trainer
         train_cases, validation_cases = select_training_cases(self.config, self.manifest)
+        self.probabilities = compute_sampling_probabilities(
+            train_cases, self.config.sampling_weights, default_modality=self.manifest.modality
+        )
         self.items = load_instance_items(
             self.manifest, train_cases, plans=self.plans, root=self.root
         )
@@ -264,7 +279,12 @@ class InstanceStrategy:
         rng = np.random.default_rng(epoch_seed)
         for _ in range(self.config.iterations_per_epoch):
             yield _sample_batch(
-                self.items, self.chain, rng, batch_size=self.batch_size, device=device
+                self.items,
+                self.chain,
+                rng,
+                batch_size=self.batch_size,
+                device=device,
+                probabilities=self.probabilities,
             )
 
     def forward(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from medseg.training._config import network_from_plans as _network_from_plans
 from medseg.training._fit import (
     RunLogger,
     TrainResult,
+    compute_sampling_probabilities,
     fit,
     select_training_cases,
 )
@@ -96,7 +97,7 @@ def _drop_meta(item: dict[str, Any]) -> dict[str, Any]:
 
 def _build_datasets(
     config: TrainConfig, plans: Plans, manifest: DatasetManifest, root: Path, batch_size: int
-) -> tuple[Any, list[dict[str, Any]], Any]:
+) -> tuple[Any, list[dict[str, Any]], Any, np.ndarray | None]:
     from monai.data import CacheDataset
     from monai.transforms import Compose, EnsureTyped, Identity, Lambda
 
@@ -122,6 +123,9 @@ def _build_datasets(
         else Identity()
     )
     train_cases, validation_cases = select_training_cases(config, manifest)
+    probabilities = compute_sampling_probabilities(
+        train_cases, config.sampling_weights, default_modality=manifest.modality
+    )
     # the chains' transforms are listed one by one: a nested Compose counts as random for
     # CacheDataset, which would then cache nothing after loading (normalisation, padding and
     # the crop's voxel indices are deterministic and cached this way)
@@ -156,19 +160,33 @@ def _build_datasets(
         len(validation),
         batch_size,
     )
-    return dataset, validation, chain
+    return dataset, validation, chain, probabilities
 
 
 def _batches(
-    dataset: Any, *, batch_size: int, iterations: int, seed: int, num_workers: int
+    dataset: Any,
+    *,
+    batch_size: int,
+    iterations: int,
+    seed: int,
+    num_workers: int,
+    probabilities: np.ndarray | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     from monai.data import DataLoader
-    from torch.utils.data import RandomSampler
+    from torch.utils.data import RandomSampler, Sampler, WeightedRandomSampler
 
     generator = torch.Generator().manual_seed(seed)
-    sampler = RandomSampler(
-        dataset, replacement=True, num_samples=batch_size * iterations, generator=generator
-    )
+    samples = batch_size * iterations
+    sampler: Sampler[int]
+    if probabilities is None:
+        sampler = RandomSampler(dataset, replacement=True, num_samples=samples, generator=generator)
+    else:  # TrainConfig.sampling_weights
+        sampler = WeightedRandomSampler(
+            torch.as_tensor(probabilities, dtype=torch.float64),
+            num_samples=samples,
+            replacement=True,
+            generator=generator,
+        )
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -179,10 +197,23 @@ def _batches(
     yield from loader
 
 
-def _make_loss(network: NetworkConfig) -> Callable[[Any, torch.Tensor], torch.Tensor]:
+def _make_loss(
+    network: NetworkConfig, *, class_weights: Sequence[float] = ()
+) -> Callable[[Any, torch.Tensor], torch.Tensor]:
     from monai.losses import DeepSupervisionLoss, DiceCELoss
 
-    base = DiceCELoss(to_onehot_y=True, softmax=True, smooth_nr=1e-5, smooth_dr=1e-5)
+    if class_weights and len(class_weights) != network.out_channels:
+        raise ConfigError(
+            f"class_weights must have one weight per output class ({network.out_channels}, "
+            f"background first), not {len(class_weights)}"
+        )
+    base = DiceCELoss(
+        to_onehot_y=True,
+        softmax=True,
+        smooth_nr=1e-5,
+        smooth_dr=1e-5,
+        weight=torch.tensor(class_weights, dtype=torch.float32) if class_weights else None,
+    )
     if network.model_name is ModelName.DYNUNET and network.deep_supervision:
         supervised = DeepSupervisionLoss(base, weight_mode="exp")
 
@@ -330,10 +361,10 @@ class SemanticStrategy:
         self.batch_size = config.batch_size or plans.batch_size
 
     def prepare(self, *, device: torch.device) -> None:
-        self.dataset, self.validation, self.chain = _build_datasets(
+        self.dataset, self.validation, self.chain, self.probabilities = _build_datasets(
             self.config, self.plans, self.manifest, self.root, self.batch_size
         )
-        self.loss_fn = _make_loss(self.network)
+        self.loss_fn = _make_loss(self.network, class_weights=self.config.class_weights)
 
     def batches(
         self, *, epoch_seed: int, device: torch.device
@@ -345,6 +376,7 @@ class SemanticStrategy:
             iterations=self.config.iterations_per_epoch,
             seed=epoch_seed,
             num_workers=self.config.num_workers,
+            probabilities=self.probabilities,
         ):
             yield batch["image"].to(device).float(), batch["label"].to(device)
 

@@ -81,7 +81,7 @@ def test_batches_hold_three_classes_and_the_cache_is_not_modified(
 ) -> None:
     config = _config()
     plans = training_plans(dsb_plans, config)
-    dataset, validation, _ = _build_datasets(config, plans, dsb_manifest, repo_root, 4)
+    dataset, validation, _, _ = _build_datasets(config, plans, dsb_manifest, repo_root, 4)
     cached = [
         {k: np.asarray(v).copy() for k, v in item.items() if k in ("image", "label")}
         for item in dataset._cache
@@ -123,7 +123,7 @@ def test_core_target_batches_hold_four_classes(
     config = _config(target="instance_core")
     plans = training_plans(dsb_plans, config)
     assert plans.out_channels == 4
-    dataset, validation, _ = _build_datasets(config, plans, dsb_manifest, repo_root, 4)
+    dataset, validation, _, _ = _build_datasets(config, plans, dsb_manifest, repo_root, 4)
     seen: set[int] = set()
     for batch in _batches(dataset, batch_size=4, iterations=3, seed=0, num_workers=0):
         seen |= set(np.unique(batch["label"].numpy()).tolist())

@@ -198,3 +198,25 @@ def test_maskrcnn_holds_out_validation_case_ids(
             root=repo_root,
             out_dir=tmp_path / "run2",
         )
+
+
+def test_instance_batches_follow_sampling_probabilities() -> None:
+    import torch
+
+    from medseg.training._instance_trainer import _sample_batch
+
+    label = np.zeros((1, 16, 16), dtype=np.int32)
+    label[0, 4:10, 4:10] = 1
+    items = [
+        {"image": np.full((3, 16, 16), float(i), dtype=np.float32), "label": label}
+        for i in range(3)
+    ]
+    images, _ = _sample_batch(
+        items,
+        lambda item: item,
+        np.random.default_rng(0),
+        batch_size=6,
+        device=torch.device("cpu"),
+        probabilities=np.array([0.0, 0.0, 1.0]),
+    )
+    assert [float(image[0, 0, 0]) for image in images] == [2.0] * 6

@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from medseg.core import ConfigError, InputError, OutputExistsError
 from medseg.evaluation import compute_dice
-from medseg.io import DatasetManifest, Split
+from medseg.io import Case, DatasetManifest, Split
 from medseg.models import load_checkpoint
 from medseg.training import (
     BEST_CHECKPOINT,
@@ -21,6 +22,7 @@ from medseg.training import (
     ModelSection,
     TrainConfig,
     compute_poly_factor,
+    compute_sampling_probabilities,
     network_from_plans,
     train_model,
 )
@@ -227,11 +229,12 @@ def test_preprocessing_is_cached_and_validation_is_carved_from_training(
         update={"cases": [case, case.model_copy(update={"id": "spleen_copy"})]}
     )
     config = _config(validation_splits=[], validation_case_ids=["spleen_copy"])
-    dataset, validation, _ = _build_datasets(
+    dataset, validation, _, probabilities = _build_datasets(
         config, tiny_spleen_plans, manifest, repo_root, batch_size=2
     )
     assert [item["case_id"] for item in validation] == ["spleen_copy"]
     assert len(dataset) == 1
+    assert probabilities is None  # no sampling_weights: uniform
 
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("normalisation ran again after caching")
@@ -248,3 +251,79 @@ def test_preprocessing_is_cached_and_validation_is_carved_from_training(
             repo_root,
             batch_size=2,
         )
+
+
+def _case(case_id: str, modality: str | None) -> Case:
+    return Case(id=case_id, image=f"{case_id}.png", label=f"{case_id}.tif", modality=modality)
+
+
+def test_sampling_weights_by_modality() -> None:
+    cases = [
+        _case("a", "microscopy_fluo"),
+        _case("b", "microscopy_histo"),
+        _case("c", "microscopy_bright"),
+        _case("d", None),  # the manifest's modality
+    ]
+    weights = {"microscopy_histo": 3.0, "microscopy_bright": 4.0}
+    probabilities = compute_sampling_probabilities(
+        cases, weights, default_modality="microscopy_fluo"
+    )
+    assert probabilities is not None
+    # weights 1, 3, 4, 1 -> sum 9
+    assert probabilities.tolist() == pytest.approx([1 / 9, 3 / 9, 4 / 9, 1 / 9])
+    assert compute_sampling_probabilities(cases, {}, default_modality="x") is None
+    with pytest.raises(ConfigError, match=r"'microscopy_he'.*microscopy_bright, microscopy_fluo"):
+        compute_sampling_probabilities(
+            cases, {"microscopy_he": 2.0}, default_modality="microscopy_fluo"
+        )
+    with pytest.raises(ValueError, match="greater than 0"):
+        _config(sampling_weights={"microscopy_histo": 0})
+
+
+def test_weighted_batches_draw_cases_in_proportion() -> None:
+    from medseg.training._trainer import _batches
+
+    dataset = [{"index": i} for i in range(3)]
+    probabilities = np.array([0.1, 0.2, 0.7])
+    drawn = torch.cat(
+        [
+            batch["index"]
+            for batch in _batches(
+                dataset,
+                batch_size=50,
+                iterations=40,
+                seed=3,
+                num_workers=0,
+                probabilities=probabilities,
+            )
+        ]
+    )
+    counts = np.bincount(drawn.numpy(), minlength=3) / len(drawn)
+    # 2000 draws: binomial standard deviation <= 0.011, so 0.04 is over 3.5 sigma
+    assert np.abs(counts - probabilities).max() < 0.04
+    uniform = torch.cat(
+        [b["index"] for b in _batches(dataset, batch_size=50, iterations=40, seed=3, num_workers=0)]
+    )
+    assert np.abs(np.bincount(uniform.numpy(), minlength=3) / 2000 - 1 / 3).max() < 0.04
+
+
+def test_class_weights_weigh_the_loss_per_class() -> None:
+    from medseg.models import NetworkConfig
+    from medseg.training._trainer import _make_loss
+
+    network = NetworkConfig(name="unet2d", in_channels=1, out_channels=3)
+    label = torch.zeros((1, 1, 4, 4), dtype=torch.long)
+    label[0, 0, :2] = 1
+    label[0, 0, 3, 3] = 2
+    logits = torch.zeros((1, 3, 4, 4))
+    logits[0, 0, 2:] = 5.0  # background right, except the class-2 pixel
+    logits[0, 1, :2] = 5.0  # class 1 right; class 2 never predicted
+    plain = _make_loss(network)(logits, label)
+    assert _make_loss(network, class_weights=[1, 1, 1])(logits, label) == pytest.approx(
+        float(plain)
+    )
+    # the only error is class 2's: weighing it up raises the loss, weighing it down lowers it
+    assert _make_loss(network, class_weights=[1, 1, 4])(logits, label) > plain
+    assert _make_loss(network, class_weights=[1, 1, 0.25])(logits, label) < plain
+    with pytest.raises(ConfigError, match=r"one weight per output class \(3"):
+        _make_loss(network, class_weights=[1, 2])
