@@ -6,13 +6,20 @@ from pathlib import Path
 import pytest
 
 from medseg.core import ConfigError, IntegrityError
-from medseg.io import load_manifest, verify_manifest
+from medseg.io import load_manifest, manifest_root, verify_manifest
 
 MANIFESTS = sorted((Path(__file__).resolve().parents[3] / "data_manifests").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.stem)
 def test_bundled_manifests_verify(path: Path) -> None:
+    root = manifest_root(path)
+    manifest = load_manifest(path)
+    listed = [root / case.image for case in manifest.cases]
+    listed += [root / listed_file.path for listed_file in manifest.files]
+    outside = [file for file in listed if not file.resolve().is_relative_to(path.parents[1])]
+    if outside and not all(file.exists() for file in outside):
+        pytest.skip(f"{path.name} lists files outside the repository (../shared), absent here")
     manifest = verify_manifest(path)
     assert manifest.cases
     assert manifest.licence
