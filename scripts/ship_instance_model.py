@@ -62,7 +62,7 @@ GRID = {
     "seed_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98],
     "min_seed_size_px": [1, 4, 8, 16, 24, 32],
     # split merged seeds (h-maxima of their distance map, pixels; 0 = off), searched last
-    "seed_split_h_px": [0, 2, 3, 4, 5],
+    "seed_split_h_px": [0, 2, 3, 4, 5, 6, 8],
 }
 #: second-pass zoom by nucleus size (searched after the settings above, with them fixed)
 ZOOM_GRID = {
