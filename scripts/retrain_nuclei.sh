@@ -10,9 +10,11 @@
 #    the marker watershed), 20 epochs x 100 steps -> RUN_DIR/nuclei_core;
 # 3. trains that on with the stained images drawn more often (sampling_weights: H&E 3x,
 #    brightfield 4x) at a lower rate -> RUN_DIR/nuclei_stain;
-# 4. chooses the watershed settings and the nucleus-size zoom on the 40 validation images with
-#    mirror TTA (pooled F1@0.5) and writes SHIP_DIR/checkpoint.pt (float16 weights, settings,
-#    TTA on by default).
+# 4. trains that on with the cross-entropy of the contact band between touching nuclei
+#    weighted 5x (contact_weight) -> RUN_DIR/nuclei_contact;
+# 5. chooses the watershed settings (seed split included) and the nucleus-size zoom on the 40
+#    validation images with mirror TTA (pooled F1@0.5) and writes SHIP_DIR/checkpoint.pt
+#    (float16 weights, settings, TTA on by default) and SHIP_DIR/ship_summary.json.
 # The 20 test images are used by no step. Copy SHIP_DIR/checkpoint.pt to
 # medseg/models/shipped/nuclei/ to ship it.
 set -euo pipefail
@@ -25,6 +27,7 @@ PYTHONPATH=. "$PY" -m medseg train configs/training/cells_dsb2018_full_unet2d.ya
     --out "$RUN/nuclei_full"
 CORE_CONFIG=configs/training/cells_dsb2018_full_core_unet2d.yaml
 STAIN_CONFIG=configs/training/cells_dsb2018_full_core_stain_unet2d.yaml
+CONTACT_CONFIG=configs/training/cells_dsb2018_full_core_contact_unet2d.yaml
 if [ "$RUN" != runs ]; then  # each stage starts from this run's previous stage
     CORE_CONFIG="$RUN/cells_dsb2018_full_core_unet2d.yaml"
     sed "s#^init_weights: .*#init_weights: $RUN/nuclei_full/checkpoint_best.pt#" \
@@ -32,9 +35,14 @@ if [ "$RUN" != runs ]; then  # each stage starts from this run's previous stage
     STAIN_CONFIG="$RUN/cells_dsb2018_full_core_stain_unet2d.yaml"
     sed "s#^init_weights: .*#init_weights: $RUN/nuclei_core/checkpoint_best.pt#" \
         configs/training/cells_dsb2018_full_core_stain_unet2d.yaml > "$STAIN_CONFIG"
+    CONTACT_CONFIG="$RUN/cells_dsb2018_full_core_contact_unet2d.yaml"
+    sed "s#^init_weights: .*#init_weights: $RUN/nuclei_stain/checkpoint_best.pt#" \
+        configs/training/cells_dsb2018_full_core_contact_unet2d.yaml > "$CONTACT_CONFIG"
 fi
 PYTHONPATH=. "$PY" -m medseg train "$CORE_CONFIG" --out "$RUN/nuclei_core"
 PYTHONPATH=. "$PY" -m medseg train "$STAIN_CONFIG" --out "$RUN/nuclei_stain"
+PYTHONPATH=. "$PY" -m medseg train "$CONTACT_CONFIG" --out "$RUN/nuclei_contact"
 mkdir -p "$SHIP"
-PYTHONPATH=. "$PY" scripts/ship_instance_model.py --run "$RUN/nuclei_stain" --out "$SHIP" --tta \
-    --zoom --cache "$SHIP/val_probabilities.npz"
+PYTHONPATH=. "$PY" scripts/ship_instance_model.py --run "$RUN/nuclei_contact" --out "$SHIP" --tta \
+    --zoom --cache "$SHIP/val_probabilities.npz" --recipe \
+    configs/training/cells_dsb2018_full_unet2d.yaml "$CORE_CONFIG" "$STAIN_CONFIG" "$CONTACT_CONFIG"

@@ -14,7 +14,9 @@ the validation images, ties broken by the mean DSB2018 score; ``dsb`` — the me
 (mean of TP/(TP+FP+FN) over IoU 0.50:0.95), ties broken by the mean F1@0.5. ``--search grid``
 tries every combination of the grid below; ``--search coordinate`` (default) changes one
 setting at a time from the defaults, keeping the best, for two rounds (some 40 evaluations
-instead of several hundred).
+instead of several hundred). The grid includes ``seed_split_h_px`` (splitting merged seeds;
+0 = off) unless ``--no-seed-split``. ``--recipe`` names the training configs of every stage,
+recorded with their sha256 (and the checkpoint's) in ``OUT/ship_summary.json``.
 
     PYTHONPATH=. python scripts/ship_instance_model.py --run runs/nuclei_full \
         --out medseg/models/shipped/nuclei --tta
@@ -23,6 +25,7 @@ instead of several hundred).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import statistics
@@ -58,6 +61,8 @@ GRID = {
     "foreground_threshold": [0.4, 0.5, 0.6, 0.7, 0.8],
     "seed_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98],
     "min_seed_size_px": [1, 4, 8, 16, 24, 32],
+    # split merged seeds (h-maxima of their distance map, pixels; 0 = off), searched last
+    "seed_split_h_px": [0, 2, 3, 4, 5, 6, 8],
 }
 #: second-pass zoom by nucleus size (searched after the settings above, with them fixed)
 ZOOM_GRID = {
@@ -292,6 +297,17 @@ def main() -> None:
         "--zoom", action="store_true", help="also search the second-pass zoom by nucleus size"
     )
     parser.add_argument("--max-cases", type=int, help="first N validation images (smoke tests)")
+    parser.add_argument(
+        "--no-seed-split", action="store_true", help="leave seed_split_h_px out of the search"
+    )
+    parser.add_argument(
+        "--recipe",
+        nargs="+",
+        type=Path,
+        default=[],
+        help="the training configs of every stage, in order (recorded with their sha256 in "
+        "the summary, OUT/ship_summary.json, for the model card)",
+    )
     args = parser.parse_args()
 
     trained = load_checkpoint(resolve_model_path(args.run))
@@ -315,7 +331,10 @@ def main() -> None:
     items = _validation_probabilities(checkpoint, cases, mirror=args.tta, cache=args.cache)
     default = _score(items, InstanceConfig())
     print(f"defaults {InstanceConfig().model_dump()}: {default}")
-    grid = {**GRID, "min_size_px": _min_size_candidates(config)}
+    grid = {name: v for name, v in GRID.items() if name != "seed_split_h_px"}
+    grid |= {"min_size_px": _min_size_candidates(config)}
+    if not args.no_seed_split:
+        grid["seed_split_h_px"] = GRID["seed_split_h_px"]
     print(f"grid: {grid}")
     results = _search(items, grid, criterion=args.criterion, exhaustive=args.search == "grid")
     print(f"{len(results)} settings scored")
@@ -361,8 +380,14 @@ def main() -> None:
         "validation_with_defaults": {k: round(v, 4) for k, v in default.items()},
         "epoch": checkpoint.epoch,
         "size_bytes": path.stat().st_size,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "recipe": [
+            {"config": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+            for p in args.recipe
+        ],
     }
     print(json.dumps(summary, indent=2))
+    (args.out / "ship_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     references = {i: r for i, _, r in items}
     chosen = {i: _label(i, p, best, zoomed) for i, p, _ in items}
     lines = [TABLE_HEADER, *_kind_table("new", chosen, references, kinds)]

@@ -28,6 +28,7 @@ from medseg.inference._instances import (
     label_instances,
     resolve_instance_config,
     select_instance_config,
+    split_merged_seeds,
 )
 from medseg.inference._postprocess import LabelPostprocess, postprocess_labels
 from medseg.inference._predict import (
@@ -238,6 +239,7 @@ __all__ = [
     "segment_with_prompts",
     "select_instance_config",
     "softmax_",
+    "split_merged_seeds",
     "split_tumour_subregions",
     "to_display_volume",
     "upsample_logits",

@@ -7,7 +7,9 @@ come from a marker watershed, the DSB2018 "3-class U-Net" post-processing:
 1. foreground = pixels whose background probability is below ``1 - foreground_threshold``;
 2. seeds = connected components of ``p(interior) > seed_threshold`` (inside the
    foreground) of at least ``min_seed_size_px`` pixels — touching nuclei have separate
-   interiors because the boundary band lies between them;
+   interiors because the boundary band lies between them; with ``seed_split_h_px`` a seed
+   that is itself two nuclei' seeds joined by a neck is split first
+   (:func:`split_merged_seeds`);
 3. watershed of ``1 - p(interior)`` from the seeds, restricted to the foreground
    (``skimage.segmentation.watershed``), so each nucleus grows back over its boundary band;
 4. foreground components that hold no seed (very small nuclei predicted as all boundary)
@@ -72,6 +74,10 @@ class InstanceConfig(ConfigModel):
         this (0: never).
     zoom_factor
         The zoom of those second passes (sizes and thresholds then apply on the zoomed grid).
+    seed_split_h_px
+        Split seeds whose distance map (pixels from the seed's outline) has two or more
+        maxima standing at least this many pixels above the saddle between them
+        (:func:`split_merged_seeds`); 0 (the default): seeds are not split.
     stained
         Settings used instead for a stained (colour, e.g. H&E) image; unset: these.
     """
@@ -84,6 +90,7 @@ class InstanceConfig(ConfigModel):
     zoom_in_below_area_px: float = Field(default=0.0, ge=0.0)
     zoom_out_above_area_px: float = Field(default=0.0, ge=0.0)
     zoom_factor: float = Field(default=2.0, gt=1.0, le=4.0)
+    seed_split_h_px: float = Field(default=0.0, ge=0.0)
     stained: InstanceConfig | None = None
 
 
@@ -154,6 +161,8 @@ def label_instances(probabilities: np.ndarray, *, config: InstanceConfig) -> np.
         small = sizes < config.min_seed_size_px
         small[0] = False
         seeds[small[seeds]] = 0
+    if config.seed_split_h_px > 0:
+        seeds = split_merged_seeds(seeds, h_px=config.seed_split_h_px)
     instances = watershed(1.0 - interior, markers=seeds, mask=foreground, connectivity=1)
     # foreground components that no seed reached: objects of their own
     orphans, n_orphans = ndimage.label(foreground & (instances == 0), structure)
@@ -166,6 +175,64 @@ def label_instances(probabilities: np.ndarray, *, config: InstanceConfig) -> np.
     n_instances = int(relabelled.max(initial=0))
     dtype = np.uint16 if n_instances < 2**16 else np.int32
     return relabelled.astype(dtype)
+
+
+def split_merged_seeds(seeds: np.ndarray, *, h_px: float) -> np.ndarray:
+    """Split seed components that are several nuclei' seeds joined by a neck.
+
+    The Euclidean distance of each seed pixel to the outside of the seeds has one maximum per
+    round seed; a dumbbell has two, with a saddle at the neck. The regional maxima of the
+    distance reconstructed by dilation from itself lowered by ``h_px`` (the h-maxima
+    transform) are the maxima that stand about ``h_px`` or more above the saddle to any higher
+    one; they become markers, and a watershed of the negated distance from them, inside the
+    seeds, divides each component (the distance-transform watershed, applied to seeds instead
+    of whole nuclei). Components with one such maximum, or none (seeds less than ``h_px``
+    deep), stay whole.
+
+    Parameters
+    ----------
+    seeds
+        Integer map, 0 outside the seeds and one id per seed component (2D or 3D).
+    h_px
+        Least height of a maximum above the saddle to its neighbour, in pixels (> 0).
+
+    Returns
+    -------
+    np.ndarray
+        int64 map of the same shape: the seeds, split, ids 1..M.
+    """
+    from skimage.morphology import local_maxima, reconstruction
+
+    if h_px <= 0:
+        raise ValueError(f"h_px must be positive, not {h_px}")
+    labels = np.asarray(seeds).astype(np.int64)
+    out = np.zeros(labels.shape, dtype=np.int64)
+    next_id = 1
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        mask = labels[box] == index
+        # one pixel of margin so that the seed's outline counts as outside at the crop's border
+        distance = ndimage.distance_transform_edt(np.pad(mask, 1))[(slice(1, -1),) * mask.ndim]
+        pieces, n_pieces = None, 1
+        # a second maximum needs a saddle (>= 1 px deep) and h_px above it
+        if distance.max() > h_px + 1:
+            # the h-maxima transform (skimage's h_maxima keeps both of two equal peaks
+            # whatever the saddle between them)
+            lowered = reconstruction(distance - h_px, distance, method="dilation")
+            peaks = local_maxima(lowered) & mask & (distance >= h_px)
+            full = ndimage.generate_binary_structure(mask.ndim, mask.ndim)
+            markers, n_pieces = ndimage.label(peaks, full)
+            if n_pieces > 1:
+                pieces = watershed(-distance, markers=markers, mask=mask, connectivity=1)
+        target = out[box]
+        if pieces is None:
+            target[mask] = next_id
+            next_id += 1
+        else:
+            target[mask] = pieces[mask] + next_id - 1
+            next_id += n_pieces
+    return out
 
 
 def choose_instance_zoom(instances: np.ndarray, *, config: InstanceConfig) -> float:

@@ -96,6 +96,12 @@ class TrainConfig(ConfigModel):
         Loss weight of each output class (background first; Dice and cross-entropy), e.g.
         ``[1, 1, 2, 2]`` to count boundary and core pixels double for an ``instance_core``
         model. Empty (the default): every class weighs 1.
+    contact_weight
+        Cross-entropy weight of the pixels in the contact band between touching instances
+        (within 2 px of two or more different instances, :func:`medseg.transforms.
+        compute_contact_weights`, made from the instance ids after augmentation), for the
+        ``instance_boundary`` / ``instance_core`` targets; every other pixel weighs 1 and the
+        Dice part is unchanged. 1 (the default): off.
     sampling_weights
         Relative probability of drawing a training case, by the case's manifest
         ``modality`` (e.g. ``{microscopy_histo: 3}`` draws each H&E image three times as
@@ -122,6 +128,7 @@ class TrainConfig(ConfigModel):
     core_fraction: float = Field(default=0.5, gt=0, le=1)
     sampling_weights: dict[str, PositiveFloat] = Field(default_factory=dict)
     class_weights: list[PositiveFloat] = Field(default_factory=list)
+    contact_weight: PositiveFloat = 1.0
     init_weights: str | None = None
     epochs: int = Field(default=50, ge=1)
     iterations_per_epoch: int = Field(default=50, ge=1)

@@ -102,6 +102,11 @@ def _build_datasets(
     from monai.transforms import Compose, EnsureTyped, Identity, Lambda
 
     instances = config.target.is_instance
+    if config.contact_weight != 1.0 and not instances:
+        raise ConfigError(
+            "contact_weight weighs the contact band between touching instances; it needs "
+            f"target instance_boundary or instance_core, not {config.target.value}"
+        )
     load = _LoadCased(
         root=root,
         labels={int(k): v for k, v in manifest.labels.items()},
@@ -118,6 +123,7 @@ def _build_datasets(
             core_fraction=(
                 config.core_fraction if config.target is TrainingTarget.INSTANCE_CORE else None
             ),
+            contact_weight=config.contact_weight,
         )
         if instances
         else Identity()
@@ -136,7 +142,7 @@ def _build_datasets(
             Lambda(_drop_meta),
             *augment.transforms,
             target,
-            EnsureTyped(keys=["image", "label"]),
+            EnsureTyped(keys=["image", "label", "weight"], allow_missing_keys=True),
         ]
     )
     dataset = CacheDataset(
@@ -197,9 +203,31 @@ def _batches(
     yield from loader
 
 
+def compute_weighted_cross_entropy(
+    logits: torch.Tensor,
+    label: torch.Tensor,
+    pixel_weights: torch.Tensor,
+    *,
+    class_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy with a weight per pixel (and optionally per class).
+
+    ``logits`` ``(B, C, *S)``, ``label`` ``(B, 1, *S)`` class indices, ``pixel_weights``
+    ``(B, 1, *S)``. The weighted sum is divided by the summed class weights of the targets
+    (the pixel count without class weights), so all-ones pixel weights give exactly torch's
+    mean-reduced ``cross_entropy`` (MONAI's ``DiceCELoss`` cross-entropy part).
+    """
+    target = label[:, 0].long()
+    losses = torch.nn.functional.cross_entropy(
+        logits, target, weight=class_weights, reduction="none"
+    )
+    norm = class_weights[target].sum() if class_weights is not None else target.numel()
+    return (losses * pixel_weights[:, 0].to(losses.dtype)).sum() / norm
+
+
 def _make_loss(
     network: NetworkConfig, *, class_weights: Sequence[float] = ()
-) -> Callable[[Any, torch.Tensor], torch.Tensor]:
+) -> Callable[..., torch.Tensor]:
     from monai.losses import DeepSupervisionLoss, DiceCELoss
 
     if class_weights and len(class_weights) != network.out_channels:
@@ -217,13 +245,28 @@ def _make_loss(
     if network.model_name is ModelName.DYNUNET and network.deep_supervision:
         supervised = DeepSupervisionLoss(base, weight_mode="exp")
 
-        def deep_loss(output: Any, label: torch.Tensor) -> torch.Tensor:
+        def deep_loss(
+            output: Any, label: torch.Tensor, pixel_weights: torch.Tensor | None = None
+        ) -> torch.Tensor:
+            if pixel_weights is not None:
+                raise ConfigError("contact_weight is not supported with deep supervision")
             if output.ndim == label.ndim + 1:  # (B, heads, C, *S) from DynUNet in train mode
                 return supervised(list(torch.unbind(output, dim=1)), label)
             return base(output, label)
 
         return deep_loss
-    return base
+
+    def loss(
+        output: torch.Tensor, label: torch.Tensor, pixel_weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if pixel_weights is None:
+            return base(output, label)
+        # TrainConfig.contact_weight: Dice as before, the cross-entropy weighted per pixel
+        weights = base.cross_entropy.weight
+        ce = compute_weighted_cross_entropy(output, label, pixel_weights, class_weights=weights)
+        return base.lambda_dice * base.dice(output, label) + base.lambda_ce * ce
+
+    return loss
 
 
 def _validate(
@@ -368,7 +411,9 @@ class SemanticStrategy:
 
     def batches(
         self, *, epoch_seed: int, device: torch.device
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    ) -> Iterator[tuple[torch.Tensor, Any]]:
+        """Patches and their targets: the label, or ``(label, pixel weights)`` with
+        ``contact_weight``."""
         self.chain.set_random_state(seed=epoch_seed)
         for batch in _batches(
             self.dataset,
@@ -378,7 +423,11 @@ class SemanticStrategy:
             num_workers=self.config.num_workers,
             probabilities=self.probabilities,
         ):
-            yield batch["image"].to(device).float(), batch["label"].to(device)
+            label = batch["label"].to(device)
+            if "weight" in batch:
+                yield batch["image"].to(device).float(), (label, batch["weight"].to(device))
+            else:
+                yield batch["image"].to(device).float(), label
 
     def forward(
         self, module: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor
@@ -386,10 +435,12 @@ class SemanticStrategy:
         return module(inputs)
 
     def compute_loss(
-        self, outputs: torch.Tensor, targets: torch.Tensor
+        self, outputs: torch.Tensor, targets: Any
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if outputs.dtype == torch.bfloat16:  # cpu_bf16: the loss in float32 (bf16 sums lose digits)
             outputs = outputs.float()
+        if isinstance(targets, tuple):  # (label, contact weights)
+            return self.loss_fn(outputs, targets[0], targets[1]), {}
         return self.loss_fn(outputs, targets), {}
 
     def can_validate(self) -> bool:

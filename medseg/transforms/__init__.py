@@ -65,6 +65,7 @@ __all__ = [
     "build_augmentation",
     "build_preprocessing",
     "compute_boundary_classes",
+    "compute_contact_weights",
     "compute_fingerprint",
     "compute_layout",
     "compute_resampled_shape",
@@ -95,6 +96,7 @@ _LAZY = {
     "run_chain": "medseg.transforms._chains",
     "InstancesToBoundaryClassesd": "medseg.transforms._instances",
     "compute_boundary_classes": "medseg.transforms._instances",
+    "compute_contact_weights": "medseg.transforms._instances",
 }
 
 

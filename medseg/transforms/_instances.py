@@ -79,6 +79,52 @@ def compute_boundary_classes(
     return classes
 
 
+def compute_contact_weights(
+    instances: np.ndarray, *, contact_weight: float, band_px: int = 2
+) -> np.ndarray:
+    """Per-pixel loss weights that stress the contact band between touching instances.
+
+    A pixel within ``band_px`` (Euclidean, a disc footprint) of two or more different
+    instances — the background gap and the facing boundary pixels where nuclei touch —
+    weighs ``contact_weight``; every other pixel weighs 1 (the U-Net paper's and the DSB2018
+    winners' weighted cross-entropy, as a band instead of a distance decay). Works in 2D and 3D.
+
+    Parameters
+    ----------
+    instances
+        Integer map, 0 background and one id per object (any ids).
+    contact_weight
+        Weight of the contact band (> 0; 1 gives a map of ones).
+    band_px
+        Radius of the neighbourhood in pixels (≥ 1).
+
+    Returns
+    -------
+    np.ndarray
+        float32 map of the same shape.
+    """
+    if contact_weight <= 0:
+        raise ValueError(f"contact_weight must be positive, not {contact_weight}")
+    if band_px < 1:
+        raise ValueError(f"band_px must be at least 1, not {band_px}")
+    labels = np.asarray(instances)
+    if not np.issubdtype(labels.dtype, np.integer) and not np.array_equal(labels, np.round(labels)):
+        raise InputError("instance map must hold integer ids")
+    labels = labels.astype(np.int64)
+    grid = np.indices((2 * band_px + 1,) * labels.ndim) - band_px
+    footprint = (grid**2).sum(axis=0) <= band_px**2
+    largest = int(labels.max(initial=0)) + 1  # stands for background (no id)
+    # the smallest and largest id within reach (background left out of the smallest)
+    lowest = ndimage.minimum_filter(
+        np.where(labels > 0, labels, largest), footprint=footprint, mode="constant", cval=largest
+    )
+    highest = ndimage.maximum_filter(labels, footprint=footprint, mode="constant", cval=0)
+    contact = (lowest != largest) & (highest != lowest)
+    weights = np.ones(labels.shape, dtype=np.float32)
+    weights[contact] = contact_weight
+    return weights
+
+
 def _core_mask(labels: np.ndarray, *, core_fraction: float) -> np.ndarray:
     """Pixels at least ``core_fraction`` of their instance's largest inner distance deep."""
     core = np.zeros(labels.shape, dtype=bool)
@@ -119,12 +165,23 @@ class InstancesToBoundaryClassesd(MapTransform):
 
     Deterministic (a plain MONAI ``MapTransform``), so ``CacheDataset`` caches its output
     with the preprocessing; it runs after resampling so the band width is in network pixels.
+    With ``contact_weight`` other than 1 it also writes ``weight`` ``(1, *spatial)``, the
+    per-pixel loss weights of :func:`compute_contact_weights` (made from the same ids).
     """
 
-    def __init__(self, *, boundary_width_px: int = 2, core_fraction: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        boundary_width_px: int = 2,
+        core_fraction: float | None = None,
+        contact_weight: float = 1.0,
+        contact_band_px: int = 2,
+    ) -> None:
         super().__init__(keys=["label"], allow_missing_keys=True)
         self.boundary_width_px = boundary_width_px
         self.core_fraction = core_fraction
+        self.contact_weight = contact_weight
+        self.contact_band_px = contact_band_px
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """Convert one item's label (a new array; the input is not modified)."""
@@ -142,4 +199,13 @@ class InstancesToBoundaryClassesd(MapTransform):
             ]
         )
         item["label"] = classes
+        if self.contact_weight != 1.0:
+            item["weight"] = np.stack(
+                [
+                    compute_contact_weights(
+                        c, contact_weight=self.contact_weight, band_px=self.contact_band_px
+                    )
+                    for c in array
+                ]
+            )
         return item

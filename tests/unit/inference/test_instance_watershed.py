@@ -18,6 +18,7 @@ from medseg.inference import (
     resolve_infer_config,
     resolve_instance_config,
     select_instance_config,
+    split_merged_seeds,
 )
 from medseg.io import Volume
 from medseg.models import Checkpoint, NetworkConfig, load_checkpoint, save_checkpoint
@@ -71,6 +72,60 @@ def test_core_channel_seeds_split_nuclei_whose_interiors_merge() -> None:
     instances = label_instances(four, config=config)
     assert instances.max() == 3
     assert compute_instance_metrics(instances, labels).at(0.5).f1 == 1.0
+
+
+def _dumbbell() -> np.ndarray:
+    """Two discs of radius 8 joined by a 4-pixel-wide neck: one seed component."""
+    yy, xx = np.mgrid[:30, :50]
+    mask = ((yy - 15) ** 2 + (xx - 14) ** 2 < 64) | ((yy - 15) ** 2 + (xx - 34) ** 2 < 64)
+    mask[13:17, 14:34] = True
+    return mask
+
+
+def test_split_merged_seeds_cuts_a_dumbbell_at_its_neck() -> None:
+    seeds = _dumbbell().astype(np.int32)
+    split = split_merged_seeds(seeds, h_px=3)
+    assert split.max() == 2
+    np.testing.assert_array_equal(split > 0, seeds > 0)  # no pixel gained or lost
+    left, right = split[15, 14], split[15, 34]
+    assert {left, right} == {1, 2}
+    assert abs(int((split == 1).sum()) - int((split == 2).sum())) < 20  # cut near the middle
+    assert (split[:, :22] != right).all()
+    assert (split[:, 27:] != left).all()
+    # the peaks stand about 6 px above the 2-px-deep neck: h = 8 keeps the seed whole
+    np.testing.assert_array_equal(split_merged_seeds(seeds, h_px=8), seeds)
+
+
+def test_split_merged_seeds_keeps_round_and_shallow_seeds() -> None:
+    yy, xx = np.mgrid[:40, :60]
+    seeds = np.zeros((40, 60), dtype=np.int32)
+    seeds[(yy - 20) ** 2 + (xx - 15) ** 2 < 81] = 5  # a disc: one maximum
+    seeds[18:21, 40:56] = 9  # a thin bar, 2 px deep: no maximum 3 px high
+    split = split_merged_seeds(seeds, h_px=3)
+    assert split.max() == 2
+    np.testing.assert_array_equal(split > 0, seeds > 0)
+    assert len(np.unique(split[seeds == 5])) == 1
+    assert len(np.unique(split[seeds == 9])) == 1
+    with pytest.raises(ValueError, match="positive"):
+        split_merged_seeds(seeds, h_px=0)
+
+
+def test_seed_split_separates_touching_nuclei_whose_cores_merged() -> None:
+    mask = _dumbbell()
+    xx = np.mgrid[:30, :50][1]
+    reference = np.zeros((30, 50), dtype=np.int32)
+    reference[mask & (xx < 24)] = 1
+    reference[mask & (xx >= 24)] = 2
+    # the network saw one blob: interior everywhere, its core the whole dumbbell
+    probabilities = np.zeros((4, 30, 50), dtype=np.float32)
+    probabilities[0][~mask] = 1.0
+    probabilities[CORE_CLASS][mask] = 1.0
+    config = InstanceConfig(min_size_px=0)
+    assert label_instances(probabilities, config=config).max() == 1
+    split_config = config.model_copy(update={"seed_split_h_px": 3.0})
+    instances = label_instances(probabilities, config=split_config)
+    assert instances.max() == 2
+    assert compute_instance_metrics(instances, reference).at(0.5).f1 == 1.0
 
 
 def test_small_seeds_are_ignored_and_seedless_objects_kept() -> None:

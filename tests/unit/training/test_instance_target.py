@@ -131,6 +131,42 @@ def test_core_target_batches_hold_four_classes(
     assert set(np.unique(validation[0]["label"])) == {0, 1, 2, 3}
 
 
+def test_contact_weight_batches_carry_the_weight_map(
+    dsb_manifest: DatasetManifest, dsb_plans: Plans, repo_root: Path
+) -> None:
+    config = _config(target="instance_core", contact_weight=5.0)
+    plans = training_plans(dsb_plans, config)
+    dataset, _, _, _ = _build_datasets(config, plans, dsb_manifest, repo_root, 4)
+    contact = 0.0
+    for batch in _batches(dataset, batch_size=4, iterations=3, seed=0, num_workers=0):
+        weight = batch["weight"].numpy()
+        assert weight.shape == tuple(batch["label"].shape)
+        assert set(np.unique(weight)) <= {1.0, 5.0}
+        contact += float((weight == 5.0).mean())
+        # the band is background or boundary (and the few core pixels of tiny nuclei)
+        label = batch["label"].numpy()
+        assert (label[weight == 5.0] != 1).mean() > 0.9
+    assert contact > 0  # these images have touching nuclei
+    with pytest.raises(ConfigError, match="contact_weight"):
+        _build_datasets(_config(target="semantic", contact_weight=5.0), dsb_plans,
+                        dsb_manifest, repo_root, 4)  # fmt: skip
+
+
+def test_training_with_contact_weight_records_it(
+    tmp_path: Path, dsb_manifest: DatasetManifest, dsb_plans: Plans, repo_root: Path
+) -> None:
+    result = train_model(
+        _config(target="instance_core", contact_weight=5.0),
+        plans=dsb_plans,
+        manifest=dsb_manifest,
+        root=repo_root,
+        out_dir=tmp_path,
+    )
+    assert all(np.isfinite(result.step_losses))
+    assert result.step_losses[-1] < result.step_losses[0]
+    assert load_checkpoint(tmp_path / LAST_CHECKPOINT).training_config["contact_weight"] == 5.0
+
+
 def test_init_weights_grow_a_three_class_head_into_four(
     tmp_path: Path, dsb_manifest: DatasetManifest, dsb_plans: Plans
 ) -> None:

@@ -327,3 +327,34 @@ def test_class_weights_weigh_the_loss_per_class() -> None:
     assert _make_loss(network, class_weights=[1, 1, 0.25])(logits, label) < plain
     with pytest.raises(ConfigError, match=r"one weight per output class \(3"):
         _make_loss(network, class_weights=[1, 2])
+
+
+def test_contact_weights_weigh_the_cross_entropy_per_pixel() -> None:
+    from medseg.models import NetworkConfig
+    from medseg.training._trainer import _make_loss, compute_weighted_cross_entropy
+
+    network = NetworkConfig(name="unet2d", in_channels=1, out_channels=3)
+    rng = np.random.default_rng(0)
+    logits = torch.as_tensor(rng.normal(size=(2, 3, 6, 6)), dtype=torch.float32)
+    label = torch.as_tensor(rng.integers(0, 3, size=(2, 1, 6, 6)))
+    ones = torch.ones((2, 1, 6, 6))
+    reference = torch.nn.functional.cross_entropy(logits, label[:, 0])
+    assert float(compute_weighted_cross_entropy(logits, label, ones)) == pytest.approx(
+        float(reference), rel=1e-6
+    )
+    classes = torch.tensor([1.0, 2.0, 3.0])
+    weighted_reference = torch.nn.functional.cross_entropy(logits, label[:, 0], weight=classes)
+    assert float(
+        compute_weighted_cross_entropy(logits, label, ones, class_weights=classes)
+    ) == pytest.approx(float(weighted_reference), rel=1e-6)
+    # by hand: doubling one pixel's weight adds that pixel's loss once more (over the count)
+    pixel = torch.ones((2, 1, 6, 6))
+    pixel[1, 0, 2, 3] = 2.0
+    each = torch.nn.functional.cross_entropy(logits, label[:, 0], reduction="none")
+    assert float(compute_weighted_cross_entropy(logits, label, pixel)) == pytest.approx(
+        float(reference + each[1, 2, 3] / 72), rel=1e-6
+    )
+    # the loss: all-ones weights give the unweighted Dice + cross-entropy; weights raise it
+    loss = _make_loss(network)
+    assert float(loss(logits, label, ones)) == pytest.approx(float(loss(logits, label)), rel=1e-6)
+    assert float(loss(logits, label, 5 * ones)) > float(loss(logits, label))

@@ -17,6 +17,7 @@ from medseg.transforms import (
     InstancesToBoundaryClassesd,
     TrainingTarget,
     compute_boundary_classes,
+    compute_contact_weights,
     load_case,
     target_label_names,
 )
@@ -155,3 +156,51 @@ def test_real_dsb_case_keeps_its_instance_ids(repo_root: Path) -> None:
     assert set(np.unique(classes)) == {0, 1, 2}
     semantic = load_case(case, root=repo_root, labels=manifest.labels)
     np.testing.assert_array_equal(semantic.label > 0, classes > 0)
+
+
+def test_contact_weights_mark_the_band_between_touching_objects_only() -> None:
+    weights = compute_contact_weights(_two_touching_boxes(), contact_weight=5.0)
+    assert weights.dtype == np.float32
+    expected = np.ones((12, 20), dtype=np.float32)
+    # columns 7..10 lie within 2 px of both boxes (object 1 ends at column 8, object 2
+    # starts at 9); rows 1 and 10 only at the two columns next to the seam
+    expected[2:10, 7:11] = 5.0
+    expected[[1, 10], 8:10] = 5.0
+    np.testing.assert_array_equal(weights, expected)
+
+
+def test_contact_weights_of_an_isolated_object_and_a_wide_gap_are_one() -> None:
+    labels = np.zeros((12, 20), dtype=np.int32)
+    labels[2:10, 2:7] = 1
+    labels[2:10, 12:18] = 2  # 5 background columns apart: nobody within 2 px of both
+    np.testing.assert_array_equal(compute_contact_weights(labels, contact_weight=5.0), 1.0)
+    only = np.zeros((8, 8), dtype=np.int32)
+    only[2:6, 2:6] = 7
+    np.testing.assert_array_equal(compute_contact_weights(only, contact_weight=5.0), 1.0)
+
+
+def test_contact_weights_across_a_one_pixel_gap_include_the_gap() -> None:
+    labels = np.zeros((8, 12), dtype=np.int32)
+    labels[2:6, 1:5] = 1
+    labels[2:6, 6:10] = 2  # column 5 is background between them
+    weights = compute_contact_weights(labels, contact_weight=3.0, band_px=1)
+    expected = np.ones((8, 12), dtype=np.float32)
+    expected[2:6, 5] = 3.0  # within 1 px of both: the gap only
+    np.testing.assert_array_equal(weights, expected)
+    weights = compute_contact_weights(labels, contact_weight=3.0, band_px=2)
+    expected[2:6, 4:7] = 3.0  # within 2 px: the gap and the facing column of each object
+    expected[[1, 6], 5] = 3.0  # and the gap's ends (sqrt(2) px from both corners)
+    np.testing.assert_array_equal(weights, expected)
+    with pytest.raises(ValueError, match="positive"):
+        compute_contact_weights(labels, contact_weight=0.0)
+
+
+def test_dict_transform_adds_contact_weights_only_when_asked() -> None:
+    label = _two_touching_boxes()[None].astype(np.float32)
+    plain = InstancesToBoundaryClassesd(boundary_width_px=2)({"label": label})
+    assert "weight" not in plain
+    item = InstancesToBoundaryClassesd(boundary_width_px=2, contact_weight=5.0)({"label": label})
+    assert item["weight"].shape == label.shape
+    np.testing.assert_array_equal(
+        item["weight"][0], compute_contact_weights(_two_touching_boxes(), contact_weight=5.0)
+    )
