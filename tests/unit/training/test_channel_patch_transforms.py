@@ -83,17 +83,15 @@ def test_ranges_validated() -> None:
         SpatialAugmentation(scale_range=(1.2, 0.9))
 
 
-def test_variant_configs_parse(repo_root: Path) -> None:
+def test_recipe_shifts_the_core_and_variant_parses(repo_root: Path) -> None:
     folder = repo_root / "configs" / "channel_training"
     base = parse_config(ChannelTrainConfig, read_yaml(folder / "brain_tumour.yaml"), source="b")
     assert base.spatial_augmentation is None
-    assert base.label_intensity_shift is None
-    core = parse_config(
-        ChannelTrainConfig, read_yaml(folder / "brain_tumour_coreshift.yaml"), source="c"
-    )
-    assert core.label_intensity_shift is not None
-    assert core.label_intensity_shift.classes == [1]
+    assert base.label_intensity_shift is not None
+    assert base.label_intensity_shift.classes == [1]
+    assert base.label_intensity_shift.shift_range["flair"] == (-3.0, 0.0)
     spatial = parse_config(
         ChannelTrainConfig, read_yaml(folder / "brain_tumour_spatial.yaml"), source="s"
     )
     assert spatial.spatial_augmentation is not None
+    assert spatial.label_intensity_shift is None
