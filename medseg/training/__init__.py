@@ -6,6 +6,10 @@ from medseg.training._channel_augmentation import (
     ChannelIntensityAugmenter,
     IntensityAugmentation,
 )
+from medseg.training._channel_patch_transforms import (
+    LabelIntensityShift,
+    SpatialAugmentation,
+)
 from medseg.training._channels_trainer import (
     ChannelCase,
     ChannelTrainConfig,
@@ -60,11 +64,13 @@ __all__ = [
     "InstanceScoreFn",
     "InstanceStrategy",
     "IntensityAugmentation",
+    "LabelIntensityShift",
     "ModelSection",
     "OptimizerName",
     "PreparedCase",
     "RunLogger",
     "SemanticStrategy",
+    "SpatialAugmentation",
     "TrainConfig",
     "TrainResult",
     "build_channel_network",

@@ -38,6 +38,13 @@ from medseg.training._channel_augmentation import (
     ChannelIntensityAugmenter,
     IntensityAugmentation,
 )
+from medseg.training._channel_patch_transforms import (
+    LabelIntensityShift,
+    SpatialAugmentation,
+    draw_spatial_matrix,
+    shift_label_intensities,
+    warp_patch,
+)
 from medseg.transforms import (
     ChannelNormalization,
     NormalizationScheme,
@@ -88,6 +95,12 @@ class ChannelTrainConfig(ConfigModel):
     intensity_augmentation
         nnU-Net-style per-channel intensity transforms of every training patch; absent (old
         configs): each channel scaled by 0.9-1.1 and shifted by -0.1..0.1.
+    label_intensity_shift
+        Random intensity shift of some classes' voxels per channel
+        (:class:`~medseg.training.LabelIntensityShift`); absent: none.
+    spatial_augmentation
+        Random rotation / scaling of patches (:class:`~medseg.training.SpatialAugmentation`);
+        absent: flips only.
     """
 
     channels: list[str] = Field(min_length=1)
@@ -105,6 +118,8 @@ class ChannelTrainConfig(ConfigModel):
     threads: int = Field(default=1, ge=1)
     bf16: bool = True
     intensity_augmentation: IntensityAugmentation | None = None
+    label_intensity_shift: LabelIntensityShift | None = None
+    spatial_augmentation: SpatialAugmentation | None = None
     seed: int = 0
     dataset: str = "channels"
     modality: str = "MR"
@@ -228,8 +243,12 @@ def _sample_patch(
     foreground: bool,
     rng: np.random.Generator,
     augmenter: ChannelIntensityAugmenter | None = None,
+    spatial: SpatialAugmentation | None = None,
+    label_shift: LabelIntensityShift | None = None,
+    channels: Sequence[str] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
-    image = _pad_to(case.image, patch, float(case.image.min()))
+    background = float(case.image.min())
+    image = _pad_to(case.image, patch, background)
     label = _pad_to(case.label, patch, 0)
     shape = label.shape
     if foreground and label.any():
@@ -240,13 +259,24 @@ def _sample_patch(
         ]
     else:
         start = [int(rng.integers(0, s - p + 1)) for p, s in zip(patch, shape, strict=True)]
-    box = tuple(slice(b, b + p) for b, p in zip(start, patch, strict=True))
-    img = image[(slice(None), *box)].copy()
-    lab = label[box].copy()
+    matrix = draw_spatial_matrix(spatial, rng) if spatial is not None else None
+    if matrix is None:
+        box = tuple(slice(b, b + p) for b, p in zip(start, patch, strict=True))
+        img = image[(slice(None), *box)].copy()
+        lab = label[box].copy()
+    else:  # a crop `margin` larger per side, centred on the patch, warped back to the patch
+        margin = spatial.margin_voxels(patch)  # type: ignore[union-attr]
+        pads = [(m, m) for m in margin]
+        image = np.pad(image, [(0, 0), *pads], constant_values=background)
+        label = np.pad(label, pads, constant_values=0)
+        box = tuple(slice(b, b + p + 2 * m) for b, p, m in zip(start, patch, margin, strict=True))
+        img, lab = warp_patch(image[(slice(None), *box)], label[box], matrix=matrix, patch=patch)
     for axis in range(3):
         if rng.random() < 0.5:
             img = np.flip(img, axis + 1)
             lab = np.flip(lab, axis)
+    if label_shift is not None:
+        img = shift_label_intensities(img, lab, config=label_shift, channels=channels, rng=rng)
     if augmenter is not None:
         img = augmenter(img)
     else:
@@ -310,6 +340,9 @@ def train_channel_model(
                 foreground=rng.random() < config.foreground_fraction,
                 rng=rng,
                 augmenter=augmenter,
+                spatial=config.spatial_augmentation,
+                label_shift=config.label_intensity_shift,
+                channels=config.channels,
             )
             images.append(img)
             labels.append(lab)
