@@ -35,7 +35,12 @@ from medseg.core import (
 )
 from medseg.io import Case, DatasetManifest, load_cases, resolve_case_paths
 from medseg.runner._pipeline import PipelineConfig, StageName
-from medseg.runner._provenance import describe_run, log_run_artifacts, write_case_metrics_table
+from medseg.runner._provenance import (
+    describe_run,
+    log_model_record,
+    log_run_artifacts,
+    write_case_metrics_table,
+)
 from medseg.runner._report import REPORT_NAME, write_run_report
 from medseg.runner._stages import CaseContext, run_stages
 from medseg.runner._state import CaseStateStore, CaseStatus
@@ -331,6 +336,7 @@ def run_pipeline(
                         **describe_run(config, root=root),
                     }
                 )
+                log_model_record(tracker, config, root=root, out_dir=out_dir)
             for case in todo:
                 store.mark_running(case.id)
             step = len(store.records(CaseStatus.DONE))

@@ -5,7 +5,9 @@ mode, device, ...), the model's checkpoint file name and SHA-256, the device it 
 here, and the code version (package version and, in a git checkout, the commit with
 ``-dirty``) with the Python and torch versions. Artifacts: per case its ``metrics.json``,
 ``overlay.png`` and, when small, ``mask.nii.gz``; a ``case_metrics.csv`` table; any HTML
-report of the run.
+report of the run. For a trained model: its ``plans.json`` (preprocessing, patch, labels) and,
+for a shipped model, its ``MODEL.yaml`` card under ``model/``, with the card's cross-validation
+figures as ``model_cv.*`` metrics (e.g. the brain-tumour model's per-fold Dice).
 
 No PHI: checkpoint *paths* are never logged (a home folder can name a person), only file
 names and digests; case ids are pseudonymous and checked again before they name artifacts.
@@ -21,7 +23,7 @@ import platform
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from medseg.core import TrackingError, atomic_output, compute_sha256
+from medseg.core import TrackingError, atomic_output, compute_sha256, read_yaml
 from medseg.runner._pipeline import PipelineConfig
 from medseg.tracking import Tracker, check_no_phi, describe_code_version
 
@@ -118,6 +120,55 @@ def describe_run(config: PipelineConfig, *, root: Path) -> dict[str, str]:
             safe[key] = value
         params = safe
     return params
+
+
+def _numeric_leaves(prefix: str, value: object, out: dict[str, float]) -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _numeric_leaves(f"{prefix}.{key}", item, out)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        out[prefix] = float(value)
+
+
+def log_model_record(
+    tracker: Tracker, config: PipelineConfig, *, root: Path, out_dir: Path
+) -> list[str]:
+    """Log the trained model's plans and, if shipped, its card and cross-validation figures.
+
+    Writes ``out_dir/model/plans.json``; returns the artifact names logged. SAM-family
+    segmenters (no plans) and methods without a model log nothing.
+    """
+    from medseg.core import ModelError
+    from medseg.models import SHIPPED_MODELS_DIR, load_checkpoint, resolve_model_path
+
+    settings = config.segment.settings().model_dump(mode="json")
+    reference = settings.get("model")
+    if reference is None or "checkpoint" in settings:
+        return []
+    candidate = root / str(reference)
+    try:
+        path = resolve_model_path(candidate if candidate.exists() else str(reference))
+        checkpoint = load_checkpoint(path)
+    except ModelError:
+        return []  # the segmenter reports an unusable model itself
+    logged: list[str] = []
+    folder = out_dir / "model"
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_output(folder / "plans.json", overwrite=True) as tmp:
+        tmp.write_text(checkpoint.plans.model_dump_json(indent=2), encoding="utf-8")
+    tracker.log_artifact(folder / "plans.json", artifact_path="model")
+    logged.append("model/plans.json")
+    card_path = path.parent / "MODEL.yaml"
+    if path.parent.parent.resolve() == SHIPPED_MODELS_DIR.resolve() and card_path.is_file():
+        tracker.log_artifact(card_path, artifact_path="model")
+        logged.append("model/MODEL.yaml")
+        card = read_yaml(card_path)
+        metrics: dict[str, float] = {}
+        _numeric_leaves("model_cv", card.get("cross_validation", {}), metrics)
+        if metrics:
+            check_no_phi(dict.fromkeys(metrics, ""), what="metric name")
+            tracker.log_metrics(metrics)
+    return logged
 
 
 def write_case_metrics_table(

@@ -76,3 +76,49 @@ def test_run_logs_params_case_artifacts_and_prints_its_page(
     command, page = format_run_view(summary.tracking_uri, summary.experiment_id, summary.run_id)
     assert command.startswith("mlflow ui --backend-store-uri sqlite:///")
     assert page.endswith(f"/#/experiments/{summary.experiment_id}/runs/{summary.run_id}")
+
+
+class _RecordingTracker:
+    """Collects what a pipeline run would send to MLflow."""
+
+    def __init__(self) -> None:
+        self.artifacts: list[tuple[Path, str | None]] = []
+        self.metrics: dict[str, float] = {}
+
+    def log_artifact(self, path: Path, *, artifact_path: str | None = None) -> None:
+        self.artifacts.append((Path(path), artifact_path))
+
+    def log_metrics(self, metrics: dict[str, float], *, step: int | None = None) -> None:
+        self.metrics.update(metrics)
+
+
+def test_shipped_model_run_records_plans_card_and_cross_validation(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    from medseg.models import load_checkpoint
+    from medseg.runner._provenance import log_model_record
+
+    config = load_config(repo_root / "pipelines" / "tumour.yaml", PipelineConfig)
+    tracker = _RecordingTracker()
+    logged = log_model_record(tracker, config, root=repo_root, out_dir=tmp_path)  # type: ignore[arg-type]
+    assert logged == ["model/plans.json", "model/MODEL.yaml"]
+    card = yaml.safe_load((SHIPPED_MODELS_DIR / "brain-tumour" / "MODEL.yaml").read_text())
+    folds = card["cross_validation"]["per_fold_whole_tumour_dice"]
+    for case, dice in folds.items():
+        assert tracker.metrics[f"model_cv.per_fold_whole_tumour_dice.{case}"] == dice
+    mean = card["cross_validation"]["mean_dice_regions_largest_component"]["whole_tumour"]
+    assert tracker.metrics["model_cv.mean_dice_regions_largest_component.whole_tumour"] == mean
+    plans = yaml.safe_load((tmp_path / "model" / "plans.json").read_text())
+    shipped = load_checkpoint(SHIPPED_MODELS_DIR / "brain-tumour" / "checkpoint.pt")
+    assert plans["image_keys"] == list(shipped.plans.image_keys) == ["flair", "t1c"]
+    assert {a for _, a in tracker.artifacts} == {"model"}
+
+
+def test_sam_run_records_no_model_plans(repo_root: Path, tmp_path: Path) -> None:
+    from medseg.runner._provenance import log_model_record
+
+    config = load_config(repo_root / "pipelines" / "demo_ct_liver.yaml", PipelineConfig)
+    tracker = _RecordingTracker()
+    assert log_model_record(tracker, config, root=repo_root, out_dir=tmp_path) == []  # type: ignore[arg-type]
+    assert not tracker.metrics
+    assert not (tmp_path / "model").exists()
