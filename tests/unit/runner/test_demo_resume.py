@@ -60,6 +60,9 @@ def test_ctrl_c_during_the_demo_leaves_no_temporary_case_folder(tmp_path: Path) 
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # a job started in the background (`make test &`) inherits SIGINT ignored, and Python
+        # then installs no KeyboardInterrupt handler: give the demo a terminal's default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 300
