@@ -76,6 +76,9 @@ def test_ctrl_c_during_the_demo_leaves_no_temporary_case_folder(tmp_path: Path) 
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 130, stderr
+    # 130: medseg's own exit after "medseg: interrupted"; -SIGINT: seen once in a background
+    # fresh-clone run, after the same message (the process then ended by the signal)
+    assert process.returncode in (130, -signal.SIGINT), stderr
+    assert "medseg: interrupted" in stderr
     assert "Traceback" not in stderr
     assert list((out / "cases").glob(".tmp-*")) == []
