@@ -49,10 +49,18 @@ def _flatten(prefix: str, value: object, out: dict[str, str]) -> None:
     out[prefix] = text if len(text) <= _MAX_PARAM_CHARS else text[: _MAX_PARAM_CHARS - 1] + "…"
 
 
+def _resolve_model(reference: str, *, root: Path) -> Path:
+    """A segmenter's model reference as a checkpoint file: relative to ``root`` first, then
+    as given (a path or a shipped name); raises ModelError when neither resolves."""
+    from medseg.models import resolve_model_path
+
+    found = next((c for c in (root / reference, Path(reference)) if c.exists()), None)
+    return resolve_model_path(found if found is not None else reference)
+
+
 def _checkpoint_identity(settings: Mapping[str, object], *, root: Path) -> dict[str, str]:
     """The model's checkpoint file name and SHA-256 (16 hex digits), or why it is unknown."""
     from medseg.core import ModelError
-    from medseg.models import resolve_model_path
     from medseg.sam import LITEMEDSAM_SHA256
 
     model = settings.get("model")
@@ -65,10 +73,8 @@ def _checkpoint_identity(settings: Mapping[str, object], *, root: Path) -> dict[
         reference = str(checkpoint)
     else:
         reference = str(model)
-    candidates = [root / reference, Path(reference)]
-    found = next((c for c in candidates if c.exists()), None)
     try:
-        path = resolve_model_path(found if found is not None else reference)
+        path = _resolve_model(reference, root=root)
     except ModelError:
         return {"model_checkpoint": "unresolved"}
     return {"model_checkpoint": path.name, "model_sha256": compute_sha256(path)[:16]}
@@ -139,15 +145,14 @@ def log_model_record(
     segmenters (no plans) and methods without a model log nothing.
     """
     from medseg.core import ModelError
-    from medseg.models import SHIPPED_MODELS_DIR, load_checkpoint, resolve_model_path
+    from medseg.models import SHIPPED_MODELS_DIR, load_checkpoint
 
     settings = config.segment.settings().model_dump(mode="json")
     reference = settings.get("model")
     if reference is None or "checkpoint" in settings:
         return []
-    candidate = root / str(reference)
     try:
-        path = resolve_model_path(candidate if candidate.exists() else str(reference))
+        path = _resolve_model(str(reference), root=root)
         checkpoint = load_checkpoint(path)
     except ModelError:
         return []  # the segmenter reports an unusable model itself
